@@ -1,0 +1,171 @@
+// Package chat is drbot's platform-neutral message model: what commands and the
+// incident lifecycle say, and what a chat adapter (Slack, the local shell) must be
+// able to do with it. Only adapters turn these values into a platform's wire format.
+//
+// It is a leaf package (standard library only) so that both bot and commands can
+// use it without an import cycle; bot re-exports its types.
+package chat
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// User is a chat identity. ID is the only field that may be trusted for
+// authorisation: it comes from a signed platform payload (or the shell's --as).
+type User struct {
+	ID   string
+	Name string
+}
+
+// Style is a button's emphasis.
+type Style string
+
+// Button styles.
+const (
+	StyleDefault Style = ""
+	StylePrimary Style = "primary"
+	StyleDanger  Style = "danger"
+)
+
+// Button is an interactive button. ActionID is one of the constants in actionids.go;
+// Value carries the id of the object the button acts on (a request id, a checklist item).
+type Button struct {
+	ActionID string
+	Label    string
+	Value    string
+	Style    Style
+}
+
+// Block is one part of a message. The concrete types below are the whole set;
+// renderers switch on them.
+type Block interface{ isBlock() }
+
+// Header is a message's title line.
+type Header struct{ Text string }
+
+// Text is a paragraph of plain text. Renderers may apply light markup (*bold*).
+type Text struct{ Text string }
+
+// Field is a label and a value, shown side by side where the platform can.
+type Field struct{ Label, Value string }
+
+// Fields is a group of label/value pairs.
+type Fields struct{ Fields []Field }
+
+// Actions is a row of buttons.
+type Actions struct{ Buttons []Button }
+
+// CheckItem is one item of a checklist; Value identifies it in a click.
+type CheckItem struct {
+	Value string
+	Label string
+	Done  bool
+}
+
+// Checklist is a list of items that can be ticked; ticking one is a Click with
+// ActionID set to the list's ActionID and Value set to the item's Value.
+type Checklist struct {
+	ActionID string
+	Title    string
+	Items    []CheckItem
+}
+
+// Progress shows work done of a total (bytes, objects, replicas, steps).
+type Progress struct {
+	Label string
+	Done  int64
+	Total int64
+	Unit  string // "bytes", "objects", "steps", …
+}
+
+// Context is small print under a message (timestamps, ids).
+type Context struct{ Text string }
+
+func (Header) isBlock()    {}
+func (Text) isBlock()      {}
+func (Fields) isBlock()    {}
+func (Actions) isBlock()   {}
+func (Checklist) isBlock() {}
+func (Progress) isBlock()  {}
+func (Context) isBlock()   {}
+
+// Message is what the bot says. Text is always set: it is the notification text and
+// the fallback for clients that cannot render blocks.
+type Message struct {
+	Text   string
+	Blocks []Block
+	// Ephemeral messages are shown only to the user who caused them.
+	Ephemeral bool
+}
+
+// Plain returns a message of one paragraph.
+func Plain(text string) Message {
+	return Message{Text: text, Blocks: []Block{Text{Text: text}}}
+}
+
+// MessageRef identifies a posted message so that it can be updated in place.
+type MessageRef struct {
+	Channel string
+	TS      string
+}
+
+// Command is a `/dr …` invocation from a user in a channel. Text is what follows
+// `/dr ` (for example `restore-db lstm-pfd --backup x`).
+type Command struct {
+	User       User
+	Channel    string
+	Text       string
+	ReceivedAt time.Time
+}
+
+// Click is a button press or checklist tick.
+type Click struct {
+	User     User
+	Channel  string
+	Message  MessageRef
+	ActionID string
+	Value    string
+}
+
+// Poster is the outbound half of a chat adapter.
+type Poster interface {
+	// Post posts m in channel and returns a reference for later updates.
+	Post(ctx context.Context, channel string, m Message) (MessageRef, error)
+	// Update replaces a posted message.
+	Update(ctx context.Context, ref MessageRef, m Message) error
+	// PostEphemeral shows m to one user in channel.
+	PostEphemeral(ctx context.Context, channel, userID string, m Message) error
+}
+
+// Handler is the inbound half: what an adapter hands to the bot. The returned
+// message is the reply for the user who acted (already user-safe); a zero Message
+// means no reply.
+type Handler interface {
+	HandleCommand(ctx context.Context, c Command) Message
+	HandleClick(ctx context.Context, c Click) Message
+}
+
+// ErrNameTaken is returned by CreateChannel when the name is in use.
+var ErrNameTaken = errors.New("channel name taken")
+
+// ErrUserNotFound is returned by LookupByEmail when no user has the address.
+var ErrUserNotFound = errors.New("user not found")
+
+// Channels is what the incident lifecycle needs from a platform besides posting.
+type Channels interface {
+	// CreateChannel creates a public channel and returns its id; ErrNameTaken when
+	// the name is in use.
+	CreateChannel(ctx context.Context, name string) (string, error)
+	SetTopic(ctx context.Context, channel, topic string) error
+	Invite(ctx context.Context, channel string, userIDs ...string) error
+	// LookupByEmail resolves an e-mail address; ErrUserNotFound when nobody has it.
+	LookupByEmail(ctx context.Context, email string) (User, error)
+}
+
+// Adapter is a whole chat platform binding.
+type Adapter interface {
+	Poster
+	Channels
+}
