@@ -1,0 +1,301 @@
+// Package runbook is drbot's runbook configuration model: the services it
+// handles, their recovery targets (databases, models, failover), checks,
+// escalation and approval policy, loaded from YAML with strict validation.
+//
+// Load and Parse report every problem at once as a *ValidationError whose
+// lines read "file:line: key.path: message". Secrets never live in the
+// config: database URLs are read from the environment variable a database
+// names, only when they are needed (Database.URL).
+//
+// Plain YAML anchors, aliases and merge keys (<<) work; keys starting with
+// "x-" are ignored anywhere, which gives anchors a place to live.
+package runbook
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Defaults applied when the config leaves a value out.
+const (
+	DefaultChannelPrefix     = "incident"
+	DefaultApprovals         = 1
+	DefaultApprovalExpiry    = 15 * time.Minute
+	DefaultFailoverApprovals = 2 // for the failover command unless approvals.commands.failover overrides it
+	DefaultNamespace         = "default"
+)
+
+// CommandFailover is the command name that needs DefaultFailoverApprovals.
+const CommandFailover = "failover"
+
+// EventSecurity is the only event an escalation can be triggered "on": the
+// incident is marked a security incident.
+const EventSecurity = "security"
+
+// Config is a whole runbook config file.
+type Config struct {
+	Slack     Slack
+	Approvals Approvals
+	Services  []Service
+}
+
+// Slack holds chat settings.
+type Slack struct {
+	ChannelPrefix   string   // incident channels are <prefix>-<service>-<yyyymmdd>; default "incident"
+	AnnounceChannel string   // optional channel where new incident channels are announced
+	Approvers       []string // Slack user ids (U…), user group ids (S…) or e-mail addresses
+}
+
+// Approvals is the approval policy for destructive commands.
+type Approvals struct {
+	Required     int                         // approvals from people other than the requester; default 1
+	ExpiresAfter Duration                    // a pending request expires after this; default 15m
+	Commands     map[string]CommandApprovals // per-command overrides, keyed by command name
+}
+
+// CommandApprovals overrides the approval policy for one command. Zero
+// fields inherit from Approvals.
+type CommandApprovals struct {
+	Required     int
+	ExpiresAfter Duration
+}
+
+// Service is one service that drbot handles incidents for.
+type Service struct {
+	Name       string // lowercase letters, digits and hyphens; part of channel names
+	PagerDuty  PagerDuty
+	Objectives Objectives
+	Escalation []Escalation
+	Databases  []Database
+	Models     *Models     // nil when the service has no model files to restore
+	Kubernetes *Kubernetes // nil when not set; see Service.Namespace
+	Failover   *Failover   // nil when the service has no region failover
+	Health     []HealthCheck
+	Drills     Drills
+}
+
+// PagerDuty maps PagerDuty services to this runbook service.
+type PagerDuty struct {
+	ServiceIDs         []string
+	EscalationPolicyID string // whose on-call responders are invited to the channel
+}
+
+// Objectives are the recovery targets. Zero means not set.
+type Objectives struct {
+	RTO Duration // recovery time objective: maximum downtime
+	RPO Duration // recovery point objective: maximum data loss
+}
+
+// Escalation notifies people either After a delay since the incident
+// opened, or On an event (EventSecurity). Exactly one of After and On is set.
+type Escalation struct {
+	After  Duration
+	On     string
+	Role   string
+	Notify []string // Slack user ids, user group ids or e-mail addresses
+}
+
+// Database is a PostgreSQL database that can be restored from backups.
+type Database struct {
+	Name    string
+	URLEnv  string        // the environment variable that holds the database URL
+	Backups *Backups      // nil when no backups are configured
+	Writers []WorkloadRef // scaled to zero while a restored database is swapped in
+	Checks  []Check       // run after a restore
+
+	path string // key path, for messages
+}
+
+// Backups says where a database's backups are and how often they are made.
+type Backups struct {
+	Location Location
+	Every    Duration // expected interval between backups; zero when not set
+}
+
+// Check is a SQL query whose single numeric result must satisfy Expect.
+type Check struct {
+	Name   string
+	SQL    string
+	Expect Expect
+}
+
+// Models describes model files restored by copying Backups to Target.
+type Models struct {
+	Backups Location
+	Target  Location
+	Restart []WorkloadRef // restarted after a restore so they reload the models
+}
+
+// Kubernetes says where the service's workloads run.
+type Kubernetes struct {
+	Namespace string // default "default"
+	Selector  string // label selector of the service's pods, e.g. app=lstm-pfd
+}
+
+// Failover is a region failover: promote an RDS read replica and/or point
+// a DNS record elsewhere, then check Health. At least one of RDS and DNS is set.
+type Failover struct {
+	RDS    *FailoverRDS
+	DNS    *FailoverDNS
+	Health string // optional http(s) URL checked after the failover
+}
+
+// FailoverRDS is the read replica promoted during a failover.
+type FailoverRDS struct {
+	Replica string // DB instance identifier
+	Region  string
+}
+
+// FailoverDNS is the Route53 record changed during a failover.
+type FailoverDNS struct {
+	ZoneID string
+	Record string
+	Type   string // A, AAAA or CNAME
+	Value  string
+	TTL    int // seconds
+}
+
+// HealthCheck is either an HTTP check (HTTP set: a 2xx answer is healthy)
+// or a Prometheus metric check (Metric set).
+type HealthCheck struct {
+	Name   string
+	HTTP   string
+	Metric *MetricCheck
+}
+
+// MetricCheck fetches URL in the Prometheus text format and compares the
+// metric Name against Expect.
+type MetricCheck struct {
+	URL    string
+	Name   string
+	Expect Expect
+}
+
+// Drills is the disaster-recovery drill schedule.
+type Drills struct {
+	Every Duration // zero when no schedule is set
+}
+
+// Service returns the service called name.
+func (c *Config) Service(name string) (*Service, bool) {
+	if c == nil {
+		return nil, false
+	}
+	for i := range c.Services {
+		if c.Services[i].Name == name {
+			return &c.Services[i], true
+		}
+	}
+	return nil, false
+}
+
+// ServiceByPagerDutyID returns the service that PagerDuty service id maps to.
+func (c *Config) ServiceByPagerDutyID(id string) (*Service, bool) {
+	if c == nil || id == "" {
+		return nil, false
+	}
+	for i := range c.Services {
+		for _, sid := range c.Services[i].PagerDuty.ServiceIDs {
+			if sid == id {
+				return &c.Services[i], true
+			}
+		}
+	}
+	return nil, false
+}
+
+// ServiceNames returns the service names in config order.
+func (c *Config) ServiceNames() []string {
+	if c == nil {
+		return nil
+	}
+	names := make([]string, len(c.Services))
+	for i, s := range c.Services {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// ApprovalsFor returns how many approvals a command needs and how long a
+// request for it stays open. A per-command override in approvals.commands
+// wins; otherwise the failover command needs at least
+// DefaultFailoverApprovals and every other command approvals.required.
+// It works on a Config built by hand too (zero values mean the defaults).
+func (c *Config) ApprovalsFor(command string) (required int, expires time.Duration) {
+	required, expires = DefaultApprovals, DefaultApprovalExpiry
+	if c == nil {
+		if command == CommandFailover {
+			required = DefaultFailoverApprovals
+		}
+		return required, expires
+	}
+	if c.Approvals.Required > 0 {
+		required = c.Approvals.Required
+	}
+	if c.Approvals.ExpiresAfter.Duration > 0 {
+		expires = c.Approvals.ExpiresAfter.Duration
+	}
+	if command == CommandFailover {
+		required = max(required, DefaultFailoverApprovals)
+	}
+	if o, ok := c.Approvals.Commands[command]; ok {
+		if o.Required > 0 {
+			required = o.Required
+		}
+		if o.ExpiresAfter.Duration > 0 {
+			expires = o.ExpiresAfter.Duration
+		}
+	}
+	return required, expires
+}
+
+// Database returns the service's database called name.
+func (s Service) Database(name string) (*Database, bool) {
+	for i := range s.Databases {
+		if s.Databases[i].Name == name {
+			return &s.Databases[i], true
+		}
+	}
+	return nil, false
+}
+
+// HealthCheck returns the service's health check called name.
+func (s Service) HealthCheck(name string) (*HealthCheck, bool) {
+	for i := range s.Health {
+		if s.Health[i].Name == name {
+			return &s.Health[i], true
+		}
+	}
+	return nil, false
+}
+
+// Namespace returns the Kubernetes namespace of the service's workloads
+// (DefaultNamespace when the config names none).
+func (s Service) Namespace() string {
+	if s.Kubernetes != nil && s.Kubernetes.Namespace != "" {
+		return s.Kubernetes.Namespace
+	}
+	return DefaultNamespace
+}
+
+// URL reads the database URL from the environment variable named by
+// url_env. The error names the variable and the config key, never the value.
+func (d Database) URL() (string, error) {
+	where := d.path
+	if where == "" {
+		where = "databases[" + d.Name + "]"
+	}
+	where += ".url_env"
+	if d.URLEnv == "" {
+		return "", fmt.Errorf("database %q names no environment variable (%s)", d.Name, where)
+	}
+	v, ok := os.LookupEnv(d.URLEnv)
+	if !ok {
+		return "", fmt.Errorf("%s is not set (%s)", d.URLEnv, where)
+	}
+	if v == "" {
+		return "", fmt.Errorf("%s is empty (%s)", d.URLEnv, where)
+	}
+	return v, nil
+}
