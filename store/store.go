@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -39,7 +41,8 @@ type Incident struct {
 
 // Action request states. A request moves forward only along
 // pending → approved → running → verifying → succeeded|failed, or ends
-// denied|expired|cancelled from pending.
+// denied|expired|cancelled from pending (cancelled|expired also from approved);
+// see CanTransition for the exact moves.
 const (
 	RequestPending   = "pending"
 	RequestApproved  = "approved"
@@ -109,3 +112,198 @@ type ChainReport struct {
 
 // OK reports whether the chain verified.
 func (r ChainReport) OK() bool { return r.FirstBroken == 0 }
+
+// ErrStateConflict is returned (wrapped in a *StateConflictError) when a state
+// change is refused because the record is not in a state the change may start from.
+var ErrStateConflict = errors.New("state conflict")
+
+// ErrDuplicate is returned when a record that must be unique already exists,
+// for example a second approval by the same person for the same plan.
+var ErrDuplicate = errors.New("duplicate")
+
+// ErrTargetBusy is returned (wrapped in a *TargetBusyError) when a request is
+// created for a target that already has a request in flight.
+var ErrTargetBusy = errors.New("target busy")
+
+// StateConflictError says why a state change was refused and what the state is now.
+// It matches ErrStateConflict with errors.Is.
+type StateConflictError struct {
+	What    string // "request 42", "incident 7"
+	Current string // the state the record is in now
+	To      string // the state that was asked for
+}
+
+func (e *StateConflictError) Error() string {
+	return fmt.Sprintf("%s is %s and cannot move to %s", e.What, e.Current, e.To)
+}
+
+// Is makes errors.Is(err, ErrStateConflict) true.
+func (e *StateConflictError) Is(target error) bool { return target == ErrStateConflict }
+
+// TargetBusyError names the in-flight request that holds a target.
+// It matches ErrTargetBusy with errors.Is.
+type TargetBusyError struct {
+	Target    string
+	RequestID int64  // the request that holds the target
+	State     string // its state
+	Kind      string
+	By        string // who requested it
+}
+
+func (e *TargetBusyError) Error() string {
+	return fmt.Sprintf("%s already has request %d (%s, %s by %s) in flight", e.Target, e.RequestID, e.Kind, e.State, e.By)
+}
+
+// Is makes errors.Is(err, ErrTargetBusy) true.
+func (e *TargetBusyError) Is(target error) bool { return target == ErrTargetBusy }
+
+// requestMoves is the request state machine: the states each state may move to.
+var requestMoves = map[string][]string{
+	RequestPending:   {RequestApproved, RequestDenied, RequestExpired, RequestCancelled},
+	RequestApproved:  {RequestRunning, RequestCancelled, RequestExpired, RequestFailed},
+	RequestRunning:   {RequestVerifying, RequestFailed},
+	RequestVerifying: {RequestSucceeded, RequestFailed},
+}
+
+// CanTransition reports whether a request may move from state from to state to.
+// Moves go forward only:
+//
+//	pending   → approved | denied | expired | cancelled
+//	approved  → running | cancelled | expired | failed
+//	running   → verifying | failed
+//	verifying → succeeded | failed
+//
+// succeeded, failed, denied, expired and cancelled are final.
+func CanTransition(from, to string) bool {
+	return slices.Contains(requestMoves[from], to)
+}
+
+// InFlight reports whether a request in state s holds its target
+// (pending, approved, running or verifying).
+func InFlight(s string) bool {
+	switch s {
+	case RequestPending, RequestApproved, RequestRunning, RequestVerifying:
+		return true
+	}
+	return false
+}
+
+// Final reports whether s is a final request state.
+func Final(s string) bool {
+	switch s {
+	case RequestSucceeded, RequestFailed, RequestDenied, RequestExpired, RequestCancelled:
+		return true
+	}
+	return false
+}
+
+// Approval decisions.
+const (
+	DecisionApprove = "approve"
+	DecisionDeny    = "deny"
+)
+
+// JobArgs describes a durable job's arguments. It must encode to JSON, and
+// Kind names the worker that runs it. Domain code builds jobs with these
+// without importing the job queue.
+type JobArgs interface {
+	Kind() string
+}
+
+// Job is a neutral description of a durable job. Store methods that take jobs
+// insert them in the same transaction as their state change, so either both
+// happen or neither does.
+type Job struct {
+	Args         JobArgs
+	RunAt        time.Time // zero: as soon as possible
+	Queue        string    // empty: the default queue
+	UniqueByArgs bool      // skip the insert when an unfinished job with the same kind and args exists
+}
+
+// AuditFilter selects audit events. Nil pointers and zero values select all.
+type AuditFilter struct {
+	IncidentID *int64
+	RequestID  *int64
+	AfterSeq   int64 // only events with Seq > AfterSeq
+	Limit      int   // 0: a default of 1000
+}
+
+// Incidents keeps incidents.
+type Incidents interface {
+	// OpenIncident records inc (keyed by PagerDutyID) with an incident.opened
+	// audit row and jobs, all in one transaction. It is idempotent: when the
+	// PagerDuty id is known it returns the existing incident and created=false,
+	// and inserts neither audit row nor jobs.
+	OpenIncident(ctx context.Context, inc Incident, jobs ...Job) (Incident, bool, error)
+	// Incident returns the incident with id, or an error wrapping ErrNotFound.
+	Incident(ctx context.Context, id int64) (Incident, error)
+	// IncidentByPagerDutyID returns the incident with PagerDuty id pdID, or ErrNotFound.
+	IncidentByPagerDutyID(ctx context.Context, pdID string) (Incident, error)
+	// IncidentByChannel returns the incident whose chat channel is channel, or ErrNotFound.
+	IncidentByChannel(ctx context.Context, channel string) (Incident, error)
+	// SetIncidentChannel links a chat channel to the incident (once; setting the
+	// same channel again is a no-op). It fails with ErrDuplicate when another
+	// incident has the channel and with ErrStateConflict when the incident
+	// already has a different one.
+	SetIncidentChannel(ctx context.Context, id int64, channel string) error
+	// UpdateIncident locks the incident, applies fn, writes the result, appends
+	// ev and inserts jobs in one transaction. An error from fn aborts it and is
+	// returned unchanged.
+	UpdateIncident(ctx context.Context, id int64, fn func(*Incident) error, ev AuditEvent, jobs ...Job) (Incident, error)
+	// ListIncidents returns incidents, newest first; openOnly leaves out resolved ones.
+	ListIncidents(ctx context.Context, openOnly bool) ([]Incident, error)
+}
+
+// Requests keeps action requests and their approvals.
+type Requests interface {
+	// CreateRequest records r in state pending with ev and jobs in one
+	// transaction. It fails with a *TargetBusyError when r.Target has a request
+	// in flight, and returns the existing request with an error wrapping
+	// ErrDuplicate when r.IdempotencyKey was used before.
+	CreateRequest(ctx context.Context, r ActionRequest, ev AuditEvent, jobs ...Job) (ActionRequest, error)
+	// Request returns the request with id, or an error wrapping ErrNotFound.
+	Request(ctx context.Context, id int64) (ActionRequest, error)
+	// TransitionRequest moves request id to state to if its current state is
+	// one of from and the move is allowed by CanTransition; ev and jobs are
+	// written in the same transaction. Otherwise it returns a *StateConflictError.
+	TransitionRequest(ctx context.Context, id int64, from []string, to string, ev AuditEvent, jobs ...Job) (ActionRequest, error)
+	// AddApproval records a decision with ev. A second decision by the same
+	// approver for the same request and plan hash fails with ErrDuplicate.
+	AddApproval(ctx context.Context, a Approval, ev AuditEvent) (Approval, error)
+	// Approvals returns the decisions on a request, oldest first.
+	Approvals(ctx context.Context, requestID int64) ([]Approval, error)
+}
+
+// Audit keeps the append-only, hash-chained audit log.
+type Audit interface {
+	// AppendAudit appends ev to the chain and returns it with Seq, At and hashes set.
+	AppendAudit(ctx context.Context, ev AuditEvent) (AuditEvent, error)
+	// AuditEvents returns events matching f in Seq order.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// VerifyAudit recomputes the whole chain and reports the first broken row.
+	VerifyAudit(ctx context.Context) (ChainReport, error)
+}
+
+// Deliveries deduplicates inbound webhook deliveries.
+type Deliveries interface {
+	// RecordDelivery records a delivery id and reports whether it is new.
+	RecordDelivery(ctx context.Context, id string) (bool, error)
+}
+
+// JobQueue inserts durable jobs outside a state change.
+type JobQueue interface {
+	InsertJobs(ctx context.Context, jobs ...Job) error
+}
+
+// Store is everything the bot keeps.
+type Store interface {
+	Incidents
+	Requests
+	Audit
+	Deliveries
+	JobQueue
+	// Ping checks the database answers and its schema is at the latest version.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close()
+}

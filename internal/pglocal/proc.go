@@ -1,0 +1,196 @@
+package pglocal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// account is the OS user the server programs run as when drbot runs as root
+// (PostgreSQL refuses to run as root).
+type account struct {
+	name string
+	uid  uint32
+	gid  uint32
+	gids []uint32
+}
+
+// credential returns the process credential for programs run as a.
+func (a *account) credential() *syscall.Credential {
+	return &syscall.Credential{Uid: a.uid, Gid: a.gid, Groups: a.gids}
+}
+
+// lookupAccount resolves an OS user by name or numeric id.
+func lookupAccount(nameOrID string, byID bool) (*account, error) {
+	var u *user.User
+	var err error
+	if byID {
+		u, err = user.LookupId(nameOrID)
+	} else {
+		u, err = user.Lookup(nameOrID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: uid %q: %w", u.Username, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: gid %q: %w", u.Username, u.Gid, err)
+	}
+	a := &account{name: u.Username, uid: uint32(uid), gid: uint32(gid)}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, s := range ids {
+			if g, err := strconv.ParseUint(s, 10, 32); err == nil {
+				a.gids = append(a.gids, uint32(g))
+			}
+		}
+	}
+	return a, nil
+}
+
+// serverAccount picks who runs the server when we are root: the owner of an
+// existing data directory when that is not root, otherwise the "postgres" user.
+func serverAccount(pgdata string) (*account, error) {
+	if fi, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			if a, err := lookupAccount(strconv.FormatUint(uint64(st.Uid), 10), true); err == nil {
+				return a, nil
+			}
+		}
+	}
+	a, err := lookupAccount("postgres", false)
+	if err != nil {
+		return nil, fmt.Errorf("drbot runs as root and PostgreSQL refuses to run as root, but there is no \"postgres\" OS user to run it as (%v): create one (e.g. useradd --system postgres, or install the postgresql package) or set DATABASE_URL", err)
+	}
+	return a, nil
+}
+
+// canTraverse reports whether a may enter directory fi (search permission).
+func (a *account) canTraverse(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	mode := fi.Mode().Perm()
+	if st.Uid == a.uid {
+		return mode&0o100 != 0
+	}
+	if st.Gid == a.gid || contains(a.gids, st.Gid) {
+		return mode&0o010 != 0
+	}
+	return mode&0o001 != 0
+}
+
+func contains(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAncestors makes sure a can reach dir: every parent directory must be
+// searchable by a. It never changes the permissions of a parent; the error names
+// the first directory that blocks the way.
+func (a *account) checkAncestors(dir string) error {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", p, err)
+		}
+		if !a.canTraverse(fi) {
+			return fmt.Errorf("PostgreSQL must run as the %q user (it refuses to run as root), but %s cannot enter %s (mode %04o, owner uid %d), which lies above the data directory %s: use a data directory outside %s (e.g. /var/lib/drbot or /srv/drbot) or set DATABASE_URL",
+				a.name, a.name, p, fi.Mode().Perm(), ownerUID(fi), dir, p)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+func ownerUID(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Uid
+	}
+	return 0
+}
+
+// ensureOwnedDir creates dir (mode 0700) if needed and, when a is set, makes a its owner.
+func ensureOwnedDir(dir string, a *account) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", dir, err)
+	}
+	if a != nil {
+		if err := os.Chown(dir, int(a.uid), int(a.gid)); err != nil {
+			return fmt.Errorf("give %s to user %s: %w", dir, a.name, err)
+		}
+	}
+	return nil
+}
+
+// writeOwnedFile writes a file readable by the server account.
+func writeOwnedFile(path string, data []byte, a *account) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if a != nil {
+		if err := os.Chown(path, int(a.uid), int(a.gid)); err != nil {
+			return fmt.Errorf("give %s to user %s: %w", path, a.name, err)
+		}
+	}
+	return nil
+}
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// isPostgresProcess reports whether pid is alive and runs the postgres program.
+// On systems without /proc it trusts the liveness check alone.
+func isPostgresProcess(pid int) bool {
+	if !processRunning(pid) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return true
+	}
+	return strings.TrimSpace(string(b)) == "postgres"
+}
+
+// cleanEnv is the environment for the server programs: ours minus the PG*
+// variables (which could redirect pg_ctl) with messages forced to English so
+// errors can be recognized.
+func cleanEnv(a *account) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PG") || k == "LC_ALL" || k == "LC_MESSAGES" || k == "LANG" || (a != nil && (k == "HOME" || k == "USER" || k == "LOGNAME")) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "LC_ALL=C", "LANG=C")
+	if a != nil {
+		env = append(env, "USER="+a.name, "LOGNAME="+a.name, "HOME=/")
+	}
+	return env
+}

@@ -1,0 +1,392 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drbot-dev/drbot/store"
+)
+
+const requestColumns = `id, incident_id, service, kind, target, params::text, plan::text, plan_hash, requested_by,
+	state, reason, idempotency_key, channel, message_ts, created_at, expires_at, updated_at`
+
+func scanRequest(row pgx.Row) (store.ActionRequest, error) {
+	var (
+		r            store.ActionRequest
+		params, plan *string
+		expires      *time.Time
+	)
+	err := row.Scan(&r.ID, &r.IncidentID, &r.Service, &r.Kind, &r.Target, &params, &plan, &r.PlanHash, &r.RequestedBy,
+		&r.State, &r.Reason, &r.IdempotencyKey, &r.Channel, &r.MessageTS, &r.CreatedAt, &expires, &r.UpdatedAt)
+	if err != nil {
+		return store.ActionRequest{}, err
+	}
+	if params != nil {
+		r.Params = json.RawMessage(*params)
+	}
+	if plan != nil {
+		r.Plan = json.RawMessage(*plan)
+	}
+	if expires != nil {
+		r.ExpiresAt = expires.UTC()
+	}
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	return r, nil
+}
+
+// PlanHash returns the sha256 hex digest of plan, the value ActionRequest.PlanHash holds.
+func PlanHash(plan []byte) string {
+	sum := sha256.Sum256(plan)
+	return hex.EncodeToString(sum[:])
+}
+
+// jsonText returns raw as text for a json column, or nil for SQL NULL when raw is empty.
+func jsonText(raw json.RawMessage) *string {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	s := string(raw)
+	return &s
+}
+
+// CreateRequest records r in state pending, appends ev (defaults: kind
+// request.created, actor r.RequestedBy, RequestID and IncidentID from the
+// request, data with kind, target and plan hash) and inserts jobs, in one
+// transaction. PlanHash is computed from Plan when empty and must match it
+// otherwise. Params and Plan are kept byte for byte.
+//
+// When r.Target has a request in flight it returns a *store.TargetBusyError
+// naming it. When r.IdempotencyKey was used before it returns the earlier
+// request together with an error wrapping store.ErrDuplicate.
+func (db *DB) CreateRequest(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobs ...store.Job) (store.ActionRequest, error) {
+	if err := checkNewRequest(&r); err != nil {
+		return store.ActionRequest{}, fmt.Errorf("create request: %w", err)
+	}
+	var expires *time.Time
+	if !r.ExpiresAt.IsZero() {
+		expires = &r.ExpiresAt
+	}
+	params := jsonText(r.Params)
+	if params == nil {
+		params = new("{}")
+	}
+	for attempt := 0; ; attempt++ {
+		var out store.ActionRequest
+		err := db.inTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			out, err = scanRequest(tx.QueryRow(ctx, `
+				INSERT INTO action_requests (incident_id, service, kind, target, params, plan, plan_hash, requested_by,
+				                             state, reason, idempotency_key, channel, message_ts, expires_at)
+				VALUES ($1, $2, $3, $4, $5::json, $6::json, $7, $8, 'pending', $9, $10, $11, $12, $13)
+				RETURNING `+requestColumns,
+				r.IncidentID, r.Service, r.Kind, r.Target, params, jsonText(r.Plan), r.PlanHash, r.RequestedBy,
+				r.Reason, r.IdempotencyKey, r.Channel, r.MessageTS, expires))
+			if err != nil {
+				return err
+			}
+			if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
+				return err
+			}
+			ev := ev
+			ev.RequestID = &out.ID
+			if ev.IncidentID == nil {
+				ev.IncidentID = out.IncidentID
+			}
+			if ev.Kind == "" {
+				ev.Kind = "request.created"
+			}
+			if ev.Actor == "" {
+				ev.Actor = out.RequestedBy
+			}
+			if len(ev.Data) == 0 {
+				ev.Data, err = json.Marshal(map[string]any{"kind": out.Kind, "target": out.Target, "plan_hash": out.PlanHash, "service": out.Service})
+				if err != nil {
+					return err
+				}
+			}
+			_, err = appendAuditTx(ctx, tx, ev)
+			return err
+		})
+		if err == nil {
+			return out, nil
+		}
+		code, cons := pgErr(err)
+		switch {
+		case code == codeForeignKeyViolation:
+			return store.ActionRequest{}, fmt.Errorf("create request: incident %d: %w", derefOr(r.IncidentID), store.ErrNotFound)
+		case code != codeUniqueViolation:
+			return store.ActionRequest{}, fmt.Errorf("create %s request for %s: %w", r.Kind, r.Target, err)
+		}
+		// A unique index refused the row. The transaction is gone; look at
+		// what holds the key now (the holder may have finished meanwhile, so
+		// try again a few times).
+		if r.IdempotencyKey != "" {
+			prev, err := scanRequest(db.pool.QueryRow(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE idempotency_key = $1", r.IdempotencyKey))
+			if err == nil {
+				return prev, fmt.Errorf("request with idempotency key %s exists as request %d: %w", r.IdempotencyKey, prev.ID, store.ErrDuplicate)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return store.ActionRequest{}, fmt.Errorf("create request: read existing request: %w", err)
+			}
+		}
+		if cons == "action_requests_in_flight_key" {
+			busy := &store.TargetBusyError{Target: r.Target}
+			err := db.pool.QueryRow(ctx, `
+				SELECT id, state, kind, requested_by FROM action_requests
+				WHERE target = $1 AND state IN ('pending', 'approved', 'running', 'verifying')`, r.Target).
+				Scan(&busy.RequestID, &busy.State, &busy.Kind, &busy.By)
+			if err == nil {
+				return store.ActionRequest{}, busy
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return store.ActionRequest{}, fmt.Errorf("create request: read request holding %s: %w", r.Target, err)
+			}
+		}
+		if attempt >= 2 {
+			return store.ActionRequest{}, fmt.Errorf("create %s request for %s: conflicting requests kept changing: %w", r.Kind, r.Target, err)
+		}
+	}
+}
+
+func derefOr(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func checkNewRequest(r *store.ActionRequest) error {
+	if strings.TrimSpace(r.Kind) == "" {
+		return errors.New("request has no kind")
+	}
+	if strings.TrimSpace(r.Target) == "" {
+		return errors.New("request has no target")
+	}
+	if r.State != "" && r.State != store.RequestPending {
+		return fmt.Errorf("a new request starts pending, not %s", r.State)
+	}
+	if len(r.Params) > 0 && !json.Valid(r.Params) {
+		return errors.New("request params are not valid JSON")
+	}
+	if len(r.Plan) > 0 {
+		if !json.Valid(r.Plan) {
+			return errors.New("request plan is not valid JSON")
+		}
+		h := PlanHash(r.Plan)
+		if r.PlanHash == "" {
+			r.PlanHash = h
+		} else if r.PlanHash != h {
+			return fmt.Errorf("plan hash %s does not match the plan (sha256 %s)", r.PlanHash, h)
+		}
+	}
+	return nil
+}
+
+// Request returns the request with id.
+func (db *DB) Request(ctx context.Context, id int64) (store.ActionRequest, error) {
+	r, err := scanRequest(db.pool.QueryRow(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE id = $1", id))
+	if err != nil {
+		return store.ActionRequest{}, notFound(fmt.Sprintf("request %d", id), err)
+	}
+	return r, nil
+}
+
+// RequestsForIncident returns the requests made during an incident, oldest first.
+func (db *DB) RequestsForIncident(ctx context.Context, incidentID int64) ([]store.ActionRequest, error) {
+	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE incident_id = $1 ORDER BY id", incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("list requests of incident %d: %w", incidentID, err)
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ActionRequest, error) { return scanRequest(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list requests of incident %d: %w", incidentID, err)
+	}
+	return rs, nil
+}
+
+// TransitionRequest moves request id to state to when its current state is one
+// of from and store.CanTransition allows the move; otherwise it returns a
+// *store.StateConflictError holding the current state. The row is locked, so
+// of concurrent transitions from the same state exactly one wins. ev (defaults:
+// kind request.<to>, actor drbot, data {from, to}) and jobs are written in the
+// same transaction.
+func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to string, ev store.AuditEvent, jobs ...store.Job) (store.ActionRequest, error) {
+	var out store.ActionRequest
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := scanRequest(tx.QueryRow(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE id = $1 FOR UPDATE", id))
+		if err != nil {
+			return notFound(fmt.Sprintf("request %d", id), err)
+		}
+		if !slices.Contains(from, cur.State) || !store.CanTransition(cur.State, to) {
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", id), Current: cur.State, To: to}
+		}
+		out, err = scanRequest(tx.QueryRow(ctx,
+			"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
+		if err != nil {
+			return fmt.Errorf("update state: %w", err)
+		}
+		if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
+			return err
+		}
+		ev.RequestID = &id
+		if ev.IncidentID == nil {
+			ev.IncidentID = out.IncidentID
+		}
+		if ev.Kind == "" {
+			ev.Kind = "request." + to
+		}
+		if ev.Actor == "" {
+			ev.Actor = "drbot"
+		}
+		if len(ev.Data) == 0 {
+			ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
+			if err != nil {
+				return err
+			}
+		}
+		_, err = appendAuditTx(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		var sc *store.StateConflictError
+		if errors.As(err, &sc) {
+			return store.ActionRequest{}, err
+		}
+		return store.ActionRequest{}, fmt.Errorf("move request %d to %s: %w", id, to, err)
+	}
+	return out, nil
+}
+
+// SetRequestMessage records where the request's approval card was posted, so
+// it can be updated in place, with a request.card_posted audit row.
+func (db *DB) SetRequestMessage(ctx context.Context, id int64, channel, ts string) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var incidentID *int64
+		err := tx.QueryRow(ctx, "UPDATE action_requests SET channel = $2, message_ts = $3, updated_at = now() WHERE id = $1 RETURNING incident_id",
+			id, channel, ts).Scan(&incidentID)
+		if err != nil {
+			return notFound(fmt.Sprintf("request %d", id), err)
+		}
+		data, err := json.Marshal(map[string]string{"channel": channel, "message_ts": ts})
+		if err != nil {
+			return err
+		}
+		_, err = appendAuditTx(ctx, tx, store.AuditEvent{IncidentID: incidentID, RequestID: &id, Actor: "drbot", Kind: "request.card_posted", Data: data})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set message of request %d: %w", id, err)
+	}
+	return nil
+}
+
+const approvalColumns = `id, request_id, plan_hash, approver, decision, reason, at`
+
+func scanApproval(row pgx.Row) (store.Approval, error) {
+	var a store.Approval
+	if err := row.Scan(&a.ID, &a.RequestID, &a.PlanHash, &a.Approver, &a.Decision, &a.Reason, &a.At); err != nil {
+		return store.Approval{}, err
+	}
+	a.At = a.At.UTC()
+	return a, nil
+}
+
+// AddApproval records a decision on a pending request with ev (defaults: kind
+// approval.approved or approval.denied, actor the approver, data with decision
+// and plan hash), in one transaction. The request is share-locked, so a
+// decision and a state change never interleave. It fails with ErrNotFound for
+// an unknown request, a *store.StateConflictError when the request is no longer
+// pending, and ErrDuplicate when the approver already decided on this plan hash.
+// At defaults to the database clock.
+func (db *DB) AddApproval(ctx context.Context, a store.Approval, ev store.AuditEvent) (store.Approval, error) {
+	if a.Decision != store.DecisionApprove && a.Decision != store.DecisionDeny {
+		return store.Approval{}, fmt.Errorf("add approval to request %d: decision must be %q or %q, not %q", a.RequestID, store.DecisionApprove, store.DecisionDeny, a.Decision)
+	}
+	if strings.TrimSpace(a.Approver) == "" {
+		return store.Approval{}, fmt.Errorf("add approval to request %d: approver is empty", a.RequestID)
+	}
+	if a.PlanHash == "" {
+		return store.Approval{}, fmt.Errorf("add approval to request %d: plan hash is empty", a.RequestID)
+	}
+	var at *time.Time
+	if !a.At.IsZero() {
+		at = &a.At
+	}
+	var out store.Approval
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var (
+			incidentID *int64
+			state      string
+		)
+		err := tx.QueryRow(ctx, "SELECT incident_id, state FROM action_requests WHERE id = $1 FOR SHARE", a.RequestID).Scan(&incidentID, &state)
+		if err != nil {
+			return notFound(fmt.Sprintf("request %d", a.RequestID), err)
+		}
+		if state != store.RequestPending {
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: state, To: "take a decision"}
+		}
+		out, err = scanApproval(tx.QueryRow(ctx, `
+			INSERT INTO approvals (request_id, plan_hash, approver, decision, reason, at)
+			VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))
+			ON CONFLICT ON CONSTRAINT approvals_once_key DO NOTHING
+			RETURNING `+approvalColumns, a.RequestID, a.PlanHash, a.Approver, a.Decision, a.Reason, at))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%s already decided on this plan of request %d: %w", a.Approver, a.RequestID, store.ErrDuplicate)
+		}
+		if err != nil {
+			return err
+		}
+		ev.RequestID = &a.RequestID
+		if ev.IncidentID == nil {
+			ev.IncidentID = incidentID
+		}
+		if ev.Kind == "" {
+			ev.Kind = "approval.approved"
+			if a.Decision == store.DecisionDeny {
+				ev.Kind = "approval.denied"
+			}
+		}
+		if ev.Actor == "" {
+			ev.Actor = a.Approver
+		}
+		if len(ev.Data) == 0 {
+			ev.Data, err = json.Marshal(map[string]string{"decision": a.Decision, "plan_hash": a.PlanHash, "reason": a.Reason})
+			if err != nil {
+				return err
+			}
+		}
+		_, err = appendAuditTx(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		var sc *store.StateConflictError
+		if errors.As(err, &sc) {
+			return store.Approval{}, err
+		}
+		return store.Approval{}, fmt.Errorf("add approval to request %d: %w", a.RequestID, err)
+	}
+	return out, nil
+}
+
+// Approvals returns the decisions on request requestID, oldest first.
+func (db *DB) Approvals(ctx context.Context, requestID int64) ([]store.Approval, error) {
+	rows, err := db.pool.Query(ctx, "SELECT "+approvalColumns+" FROM approvals WHERE request_id = $1 ORDER BY at, id", requestID)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals of request %d: %w", requestID, err)
+	}
+	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Approval, error) { return scanApproval(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list approvals of request %d: %w", requestID, err)
+	}
+	return as, nil
+}
