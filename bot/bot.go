@@ -1,0 +1,306 @@
+// Package bot is drbot's platform-neutral core: it turns chat commands, button
+// clicks and PagerDuty incident events into the incident lifecycle (an incident
+// record, its channel, status updates) and renders user-safe replies. Chat
+// platforms plug in through chat.Adapter (bot/slack, bot/shell); PagerDuty
+// through IncidentEvent (bot/pagerduty).
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// The chat model, re-exported so that most code needs only package bot.
+type (
+	Message    = chat.Message
+	Block      = chat.Block
+	Header     = chat.Header
+	Text       = chat.Text
+	Field      = chat.Field
+	Fields     = chat.Fields
+	Button     = chat.Button
+	Actions    = chat.Actions
+	CheckItem  = chat.CheckItem
+	Checklist  = chat.Checklist
+	Progress   = chat.Progress
+	Context    = chat.Context
+	MessageRef = chat.MessageRef
+	User       = chat.User
+	Command    = chat.Command
+	Click      = chat.Click
+	Handler    = chat.Handler
+	Adapter    = chat.Adapter
+)
+
+// Plain returns a message of one paragraph.
+func Plain(text string) Message { return chat.Plain(text) }
+
+// Store is what the bot keeps: incidents and the audit log.
+// *postgres.DB implements it.
+type Store interface {
+	store.Incidents
+	store.Audit
+}
+
+// ClickFunc handles a button press or checklist tick. Its error is rendered
+// like a command's: a *commands.Refusal is shown, anything else is logged.
+type ClickFunc func(ctx context.Context, c chat.Click) (chat.Message, error)
+
+// OpenedFunc runs after a new incident's channel is set up and its header posted.
+type OpenedFunc func(ctx context.Context, inc store.Incident, svc *runbook.Service) error
+
+// Options configures a Bot.
+type Options struct {
+	Config   *runbook.Config
+	Store    Store
+	Commands *commands.Registry
+	Chat     chat.Adapter
+	// Logger receives internal failures; nil = slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+	// Metrics registers the bot's collectors; nil = not registered.
+	Metrics prometheus.Registerer
+	// OpenJobs returns durable jobs to schedule in the same transaction that
+	// records a new incident (escalation timers, RTO warnings). Optional.
+	OpenJobs func(svc *runbook.Service, inc store.Incident) []store.Job
+}
+
+// Bot is the incident lifecycle core. It implements chat.Handler.
+type Bot struct {
+	cfg      *runbook.Config
+	store    Store
+	commands *commands.Registry
+	chat     chat.Adapter
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	openJobs func(svc *runbook.Service, inc store.Incident) []store.Job
+
+	mu     sync.RWMutex
+	clicks map[string]ClickFunc
+	opened []OpenedFunc
+
+	locks keyedMutex
+}
+
+var _ chat.Handler = (*Bot)(nil)
+
+// New returns a Bot. It panics when a required option is missing or the metrics
+// cannot be registered: both are wiring bugs.
+func New(opts Options) *Bot {
+	if opts.Config == nil || opts.Store == nil || opts.Commands == nil || opts.Chat == nil {
+		panic("bot.New: Config, Store, Commands and Chat are required")
+	}
+	b := &Bot{
+		cfg:      opts.Config,
+		store:    opts.Store,
+		commands: opts.Commands,
+		chat:     opts.Chat,
+		log:      opts.Logger,
+		now:      opts.Now,
+		metrics:  newMetrics(),
+		openJobs: opts.OpenJobs,
+		clicks:   map[string]ClickFunc{},
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if opts.Metrics != nil {
+		if err := b.metrics.register(opts.Metrics); err != nil {
+			panic(fmt.Sprintf("bot.New: %v", err))
+		}
+	}
+	return b
+}
+
+// OnClick registers the handler for buttons with actionID (one of the chat.Action…
+// constants). It panics when actionID already has a handler.
+func (b *Bot) OnClick(actionID string, fn ClickFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, dup := b.clicks[actionID]; dup {
+		panic(fmt.Sprintf("bot: click handler for %q registered twice", actionID))
+	}
+	b.clicks[actionID] = fn
+}
+
+// OnIncidentOpened registers fn to run after each new incident's channel is
+// created and its header posted. Errors are logged; they do not undo the incident.
+func (b *Bot) OnIncidentOpened(fn OpenedFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opened = append(b.opened, fn)
+}
+
+// Outcomes of commands and clicks, as metric labels.
+const (
+	outcomeOK      = "ok"
+	outcomeRefused = "refused"
+	outcomeFailed  = "failed"
+)
+
+// HandleCommand runs a /dr command and returns the user's reply. It never
+// panics and never shows internal details: a refusal is shown as is, anything
+// else as a reference id that points into the log.
+func (b *Bot) HandleCommand(ctx context.Context, c chat.Command) (reply chat.Message) {
+	name := b.commandLabel(c.Text)
+	outcome := outcomeOK
+	defer func() {
+		if p := recover(); p != nil {
+			reply = b.failure(ctx, "command", fmt.Errorf("panic: %v", p),
+				"command", name, "user", c.User.ID, "channel", c.Channel, "stack", string(debug.Stack()))
+			outcome = outcomeFailed
+		}
+		b.metrics.commands.WithLabelValues(name, outcome).Inc()
+	}()
+	msg, err := b.commands.Dispatch(ctx, c)
+	if err != nil {
+		if r, ok := commands.AsRefusal(err); ok {
+			outcome = outcomeRefused
+			return refusal(r)
+		}
+		outcome = outcomeFailed
+		return b.failure(ctx, "command", err, "command", name, "user", c.User.ID, "channel", c.Channel)
+	}
+	return msg
+}
+
+// commandLabel is the registered command name in text, for logs and metrics;
+// never user text, which may hold secrets and would explode label cardinality.
+func (b *Bot) commandLabel(text string) string {
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return "help"
+	}
+	name := strings.ToLower(words[0])
+	if name == "--help" || name == "-h" {
+		return "help"
+	}
+	if b.commands.Lookup(name) != nil {
+		return name
+	}
+	return "unknown"
+}
+
+// HandleClick runs the handler registered for the click's action id.
+func (b *Bot) HandleClick(ctx context.Context, c chat.Click) (reply chat.Message) {
+	b.mu.RLock()
+	fn, ok := b.clicks[c.ActionID]
+	b.mu.RUnlock()
+	if !ok {
+		b.metrics.clicks.WithLabelValues("unknown", outcomeRefused).Inc()
+		b.log.InfoContext(ctx, "click on an inactive button", "action", c.ActionID, "user", c.User.ID, "channel", c.Channel)
+		return chat.Message{
+			Text:      "This button is no longer active. Run the command again to get a fresh one (/dr help lists commands).",
+			Blocks:    []chat.Block{chat.Text{Text: "This button is no longer active. Run the command again to get a fresh one (/dr help lists commands)."}},
+			Ephemeral: true,
+		}
+	}
+	outcome := outcomeOK
+	defer func() {
+		if p := recover(); p != nil {
+			reply = b.failure(ctx, "click", fmt.Errorf("panic: %v", p),
+				"action", c.ActionID, "user", c.User.ID, "channel", c.Channel, "stack", string(debug.Stack()))
+			outcome = outcomeFailed
+		}
+		b.metrics.clicks.WithLabelValues(c.ActionID, outcome).Inc()
+	}()
+	msg, err := fn(ctx, c)
+	if err != nil {
+		if r, ok := commands.AsRefusal(err); ok {
+			outcome = outcomeRefused
+			return refusal(r)
+		}
+		outcome = outcomeFailed
+		return b.failure(ctx, "click", err, "action", c.ActionID, "user", c.User.ID, "channel", c.Channel)
+	}
+	return msg
+}
+
+func refusal(r *commands.Refusal) chat.Message {
+	return chat.Message{Text: r.Msg, Blocks: []chat.Block{chat.Text{Text: r.Msg}}, Ephemeral: true}
+}
+
+// failure logs an internal error under a fresh reference id and returns the
+// user-safe reply that quotes it.
+func (b *Bot) failure(ctx context.Context, what string, err error, attrs ...any) chat.Message {
+	ref := newRef()
+	b.log.ErrorContext(ctx, what+" failed", append([]any{"ref", ref, "err", err}, attrs...)...)
+	text := fmt.Sprintf("Something went wrong on drbot's side (ref %s). The details are in drbot's log.", ref)
+	return chat.Message{Text: text, Blocks: []chat.Block{chat.Text{Text: text}}, Ephemeral: true}
+}
+
+// newRef returns a short random reference id such as 3f9a1c.
+func newRef() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// ServiceForChannel returns the commands.Deps.ServiceForChannel function for st:
+// the service of the incident whose channel this is.
+func ServiceForChannel(st store.Incidents) func(ctx context.Context, channel string) (string, bool, error) {
+	return func(ctx context.Context, channel string) (string, bool, error) {
+		inc, err := st.IncidentByChannel(ctx, channel)
+		if err != nil {
+			if isNotFound(err) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("incident for channel %s: %w", channel, err)
+		}
+		return inc.Service, true, nil
+	}
+}
+
+// keyedMutex serialises work per key (a PagerDuty incident id) in this process.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedEntry{}
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,391 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// maxChannelAttempts bounds the -2, -3, … suffixes tried on name collisions.
+const maxChannelAttempts = 50
+
+// errNoChange aborts an UpdateIncident whose event changes nothing (a repeated
+// acknowledgement or resolution), so that no audit row or channel line is written.
+var errNoChange = errors.New("no change")
+
+// HandleIncidentEvent applies one incident event. Events for PagerDuty services
+// that no runbook service claims are logged, counted and ignored. A triggered
+// event opens the incident (idempotently: one incident and one channel per
+// PagerDuty id); other kinds update its status with an audit row and post a line
+// in its channel.
+func (b *Bot) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
+	svc, ok := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
+	if !ok {
+		b.metrics.incidentsIgnore.Inc()
+		b.log.WarnContext(ctx, "ignoring incident event for a PagerDuty service that is not in the runbook config",
+			"pagerduty_service", ev.ServiceID, "incident", ev.PagerDutyID, "kind", ev.Kind)
+		return nil
+	}
+	if ev.PagerDutyID == "" {
+		return fmt.Errorf("incident event %s for service %s has no incident id", ev.Kind, svc.Name)
+	}
+	if ev.At.IsZero() {
+		ev.At = b.now()
+	}
+	unlock := b.locks.lock(ev.PagerDutyID)
+	defer unlock()
+
+	var err error
+	if ev.Kind == EventTriggered {
+		err = b.open(ctx, svc, ev)
+	} else {
+		err = b.update(ctx, svc, ev)
+	}
+	outcome := outcomeOK
+	if err != nil {
+		outcome = outcomeFailed
+	}
+	b.metrics.incidentEvents.WithLabelValues(eventLabel(ev.Kind), outcome).Inc()
+	return err
+}
+
+func eventLabel(kind string) string {
+	switch kind {
+	case EventTriggered, EventAcknowledged, EventUnacknowledged, EventEscalated, EventReassigned,
+		EventAnnotated, EventPriorityUpdated, EventResolved, EventReopened:
+		return kind
+	}
+	return "other"
+}
+
+// open records the incident and, the first time, creates and announces its channel.
+func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) error {
+	inc := store.Incident{
+		PagerDutyID: ev.PagerDutyID,
+		Service:     svc.Name,
+		Title:       ev.Title,
+		Urgency:     ev.Urgency,
+		URL:         ev.URL,
+		Status:      store.IncidentTriggered,
+		OpenedAt:    ev.At,
+		RTO:         svc.Objectives.RTO.Duration,
+		RPO:         svc.Objectives.RPO.Duration,
+	}
+	if inc.Title == "" {
+		inc.Title = "PagerDuty incident " + ev.PagerDutyID
+	}
+	var jobs []store.Job
+	if b.openJobs != nil {
+		jobs = b.openJobs(svc, inc)
+	}
+	inc, created, err := b.store.OpenIncident(ctx, inc, jobs...)
+	if err != nil {
+		return fmt.Errorf("open incident %s for %s: %w", ev.PagerDutyID, svc.Name, err)
+	}
+	if created {
+		b.metrics.incidentsOpened.WithLabelValues(svc.Name).Inc()
+		b.log.InfoContext(ctx, "incident opened", "incident", inc.ID, "pagerduty_id", inc.PagerDutyID, "service", svc.Name)
+	}
+	// A redelivery finds the channel already set up. When an earlier attempt
+	// recorded the incident but failed before its channel existed, finish the job.
+	if inc.Channel != "" {
+		return nil
+	}
+	channelID, name, err := b.createChannel(ctx, svc.Name, inc.OpenedAt)
+	if err != nil {
+		return fmt.Errorf("incident %d: %w", inc.ID, err)
+	}
+	// The store writes the incident.channel_set audit row with the link.
+	if err := b.store.SetIncidentChannel(ctx, inc.ID, channelID); err != nil {
+		return fmt.Errorf("incident %d: link channel #%s: %w", inc.ID, name, err)
+	}
+	inc.Channel = channelID
+	if err := b.chat.SetTopic(ctx, channelID, topic(inc)); err != nil {
+		b.log.WarnContext(ctx, "could not set the incident channel's topic", "incident", inc.ID, "channel", channelID, "err", err)
+	}
+	if _, err := b.chat.Post(ctx, channelID, IncidentHeader(inc)); err != nil {
+		return fmt.Errorf("incident %d: post header in #%s: %w", inc.ID, name, err)
+	}
+	b.mu.RLock()
+	hooks := append([]OpenedFunc(nil), b.opened...)
+	b.mu.RUnlock()
+	for _, fn := range hooks {
+		if err := fn(ctx, inc, svc); err != nil {
+			b.log.ErrorContext(ctx, "incident opened hook failed", "incident", inc.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// createChannel creates the incident channel, adding -2, -3, … while names are taken.
+func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time) (id, name string, err error) {
+	for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
+		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
+		id, err = b.chat.CreateChannel(ctx, name)
+		if err == nil {
+			return id, name, nil
+		}
+		if !errors.Is(err, chat.ErrNameTaken) {
+			return "", "", fmt.Errorf("create channel #%s: %w", name, err)
+		}
+	}
+	return "", "", fmt.Errorf("create channel: %s and %d numbered variants are all taken", ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, 1), maxChannelAttempts-1)
+}
+
+// update applies a non-trigger event to a known incident.
+func (b *Bot) update(ctx context.Context, svc *runbook.Service, ev IncidentEvent) error {
+	inc, err := b.store.IncidentByPagerDutyID(ctx, ev.PagerDutyID)
+	if err != nil {
+		if isNotFound(err) {
+			// drbot never saw the trigger (it started later, or the service was
+			// added to the config since): nothing to update.
+			b.log.InfoContext(ctx, "ignoring incident event for an incident drbot did not open",
+				"incident", ev.PagerDutyID, "kind", ev.Kind, "service", svc.Name)
+			return nil
+		}
+		return fmt.Errorf("incident %s: %w", ev.PagerDutyID, err)
+	}
+	actor := ev.Actor
+	if actor == "" {
+		actor = "pagerduty"
+	}
+	payload := map[string]any{"pagerduty_id": ev.PagerDutyID, "delivery_id": ev.DeliveryID}
+	for k, v := range map[string]string{"actor": ev.Actor, "status": ev.Status, "priority": ev.Priority, "urgency": ev.Urgency, "note": ev.Note} {
+		if v != "" {
+			payload[k] = v
+		}
+	}
+	if len(ev.Assignees) > 0 {
+		payload["assignees"] = ev.Assignees
+	}
+	if len(ev.Raw) > 0 && json.Valid(ev.Raw) {
+		payload["payload"] = ev.Raw
+	}
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("incident %d: encode audit data: %w", inc.ID, err)
+	}
+	audit := store.AuditEvent{IncidentID: &inc.ID, Actor: actor, Kind: "incident." + ev.Kind, Data: data, At: ev.At}
+
+	var before store.Incident
+	updated, err := b.store.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
+		before = *i
+		return applyEvent(i, ev)
+	}, audit)
+	if errors.Is(err, errNoChange) {
+		b.log.DebugContext(ctx, "incident event changes nothing", "incident", inc.ID, "kind", ev.Kind)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("incident %d: apply %s: %w", inc.ID, ev.Kind, err)
+	}
+	if updated.Channel == "" {
+		return nil
+	}
+	line := eventLine(before, updated, ev, b.now())
+	if _, err := b.chat.Post(ctx, updated.Channel, chat.Plain(line)); err != nil {
+		return fmt.Errorf("incident %d: post %s line: %w", inc.ID, ev.Kind, err)
+	}
+	if ev.Kind == EventResolved || ev.Kind == EventReopened {
+		if err := b.chat.SetTopic(ctx, updated.Channel, topic(updated)); err != nil {
+			b.log.WarnContext(ctx, "could not update the incident channel's topic", "incident", inc.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// applyEvent changes i as ev says; errNoChange when ev repeats the current state.
+func applyEvent(i *store.Incident, ev IncidentEvent) error {
+	at := ev.At
+	switch ev.Kind {
+	case EventAcknowledged:
+		if i.Status != store.IncidentTriggered {
+			return errNoChange
+		}
+		i.Status = store.IncidentAcknowledged
+		if i.AckedAt == nil {
+			i.AckedAt = &at
+		}
+	case EventUnacknowledged:
+		if i.Status != store.IncidentAcknowledged {
+			return errNoChange
+		}
+		i.Status = store.IncidentTriggered
+	case EventResolved:
+		if i.Status == store.IncidentResolved {
+			return errNoChange
+		}
+		i.Status = store.IncidentResolved
+		i.ResolvedAt = &at
+	case EventReopened:
+		if i.Status != store.IncidentResolved {
+			return errNoChange
+		}
+		i.Status = store.IncidentTriggered
+		i.ResolvedAt = nil
+	case EventPriorityUpdated, EventEscalated, EventReassigned, EventAnnotated:
+		// Recorded in the audit log and announced; the incident row does not change.
+	default:
+		// Unknown kinds from newer PagerDuty versions are audited as they come.
+	}
+	return nil
+}
+
+// eventLine is the line posted in the incident channel for ev.
+func eventLine(before, after store.Incident, ev IncidentEvent, now time.Time) string {
+	by := ""
+	if ev.Actor != "" {
+		by = " by " + ev.Actor
+	}
+	switch ev.Kind {
+	case EventAcknowledged:
+		return fmt.Sprintf("Acknowledged in PagerDuty%s.", by)
+	case EventUnacknowledged:
+		return "PagerDuty un-acknowledged the incident; it is waiting for a responder again."
+	case EventEscalated:
+		if len(ev.Assignees) > 0 {
+			return fmt.Sprintf("Escalated in PagerDuty to %s.", strings.Join(ev.Assignees, ", "))
+		}
+		return "Escalated in PagerDuty."
+	case EventReassigned:
+		if len(ev.Assignees) > 0 {
+			return fmt.Sprintf("Reassigned in PagerDuty to %s%s.", strings.Join(ev.Assignees, ", "), by)
+		}
+		return fmt.Sprintf("Reassigned in PagerDuty%s.", by)
+	case EventAnnotated:
+		if ev.Note != "" {
+			return fmt.Sprintf("PagerDuty note%s: %s", by, ev.Note)
+		}
+		return fmt.Sprintf("A note was added in PagerDuty%s.", by)
+	case EventPriorityUpdated:
+		if ev.Priority != "" {
+			return fmt.Sprintf("Priority changed to %s%s.", ev.Priority, by)
+		}
+		return fmt.Sprintf("Priority changed in PagerDuty%s.", by)
+	case EventResolved:
+		took := ev.At.Sub(before.OpenedAt).Round(time.Minute)
+		line := fmt.Sprintf("Resolved in PagerDuty%s, %s after it opened.", by, formatDuration(took))
+		if after.RTO > 0 {
+			if took <= after.RTO {
+				line += fmt.Sprintf(" RTO of %s met.", formatDuration(after.RTO))
+			} else {
+				line += fmt.Sprintf(" RTO of %s missed by %s.", formatDuration(after.RTO), formatDuration(took-after.RTO))
+			}
+		}
+		return line
+	case EventReopened:
+		return fmt.Sprintf("Reopened in PagerDuty%s.", by)
+	}
+	return fmt.Sprintf("PagerDuty reported %q%s.", ev.Kind, by)
+}
+
+// IncidentHeader is the first message in an incident channel: title, service,
+// urgency, PagerDuty link, and the RTO/RPO targets with the RTO deadline.
+func IncidentHeader(inc store.Incident) chat.Message {
+	fields := []chat.Field{
+		{Label: "Service", Value: inc.Service},
+		{Label: "Urgency", Value: orDash(inc.Urgency)},
+		{Label: "PagerDuty", Value: orDash(inc.URL)},
+		{Label: "Opened", Value: inc.OpenedAt.UTC().Format("2006-01-02 15:04 UTC")},
+	}
+	if inc.RTO > 0 {
+		fields = append(fields, chat.Field{Label: "RTO target", Value: fmt.Sprintf("%s: restore service by %s", formatDuration(inc.RTO), deadline(inc))})
+	} else {
+		fields = append(fields, chat.Field{Label: "RTO target", Value: "not set in the runbook"})
+	}
+	if inc.RPO > 0 {
+		fields = append(fields, chat.Field{Label: "RPO target", Value: fmt.Sprintf("%s: restore from data at most %s old", formatDuration(inc.RPO), formatDuration(inc.RPO))})
+	} else {
+		fields = append(fields, chat.Field{Label: "RPO target", Value: "not set in the runbook"})
+	}
+	text := fmt.Sprintf("Incident: %s (%s)", inc.Title, inc.Service)
+	return chat.Message{
+		Text: text,
+		Blocks: []chat.Block{
+			chat.Header{Text: "Incident: " + inc.Title},
+			chat.Fields{Fields: fields},
+			chat.Context{Text: fmt.Sprintf("drbot incident %d · PagerDuty %s · /dr help lists recovery commands", inc.ID, inc.PagerDutyID)},
+		},
+	}
+}
+
+// deadline is the RTO deadline as a clock time in UTC, with the date when it
+// falls on a later day than the incident opened.
+func deadline(inc store.Incident) string {
+	opened := inc.OpenedAt.UTC()
+	d := opened.Add(inc.RTO)
+	if d.YearDay() == opened.YearDay() && d.Year() == opened.Year() {
+		return d.Format("15:04 UTC")
+	}
+	return d.Format("15:04 UTC on Mon 2 Jan")
+}
+
+func topic(inc store.Incident) string {
+	if inc.Status == store.IncidentResolved {
+		return fmt.Sprintf("RESOLVED · %s · %s", inc.Service, inc.Title)
+	}
+	if inc.RTO > 0 {
+		return fmt.Sprintf("%s · RTO deadline %s · %s", inc.Service, deadline(inc), inc.Title)
+	}
+	return fmt.Sprintf("%s · %s", inc.Service, inc.Title)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatDuration prints durations the way runbooks write them: 1h, 1h30m, 45m, 90s.
+func formatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0m"
+	}
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	d = d.Round(time.Minute)
+	h, m := d/time.Hour, (d%time.Hour)/time.Minute
+	switch {
+	case h == 0:
+		return fmt.Sprintf("%dm", m)
+	case m == 0:
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dh%dm", h, m)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// SimulateTrigger opens an incident for the runbook service called service as
+// if PagerDuty had triggered one (the shell's /trigger, drills). Each call is a
+// new incident.
+func (b *Bot) SimulateTrigger(ctx context.Context, service, title string) error {
+	svc, ok := b.cfg.Service(strings.ToLower(strings.TrimSpace(service)))
+	if !ok {
+		return fmt.Errorf("no service %q in the runbook config (services: %s)", service, strings.Join(b.cfg.ServiceNames(), ", "))
+	}
+	if len(svc.PagerDuty.ServiceIDs) == 0 {
+		return fmt.Errorf("service %s has no PagerDuty service id in the runbook config", svc.Name)
+	}
+	id := "local-" + newRef() + newRef()
+	return b.HandleIncidentEvent(ctx, IncidentEvent{
+		DeliveryID:  id,
+		Kind:        EventTriggered,
+		PagerDutyID: id,
+		ServiceID:   svc.PagerDuty.ServiceIDs[0],
+		Title:       title,
+		Urgency:     "high",
+		Status:      "triggered",
+		Actor:       "drbot shell",
+		At:          b.now(),
+	})
+}
