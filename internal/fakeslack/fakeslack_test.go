@@ -1,0 +1,125 @@
+package fakeslack
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// call posts a form to method with a Bearer token and decodes the answer.
+func call(t *testing.T, s *Server, token, method string, form url.Values) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.APIURL()+method, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func TestAuthAndErrors(t *testing.T) {
+	s := New()
+	defer s.Close()
+	if _, out, _ := call(t, s, "", "auth.test", nil); out["error"] != "not_authed" {
+		t.Errorf("no token: %v", out)
+	}
+	if _, out, _ := call(t, s, "xoxb-wrong", "auth.test", nil); out["error"] != "invalid_auth" {
+		t.Errorf("wrong token: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "apps.connections.open", nil); out["error"] != "invalid_auth" {
+		t.Errorf("bot token on apps.connections.open: %v", out)
+	}
+	// The token may also come as a form field, as slack-go sends it.
+	if _, out, _ := call(t, s, "", "auth.test", url.Values{"token": {s.BotToken()}}); out["ok"] != true || out["user_id"] != BotUserID {
+		t.Errorf("form token: %v", out)
+	}
+	for name, want := range map[string]string{"": "invalid_name_required", "Has Space": "invalid_name_specials", strings.Repeat("a", 81): "name_too_long"} {
+		if _, out, _ := call(t, s, s.BotToken(), "conversations.create", url.Values{"name": {name}}); out["error"] != want {
+			t.Errorf("create %q: %v, want %s", name, out, want)
+		}
+	}
+	s.FailNext("auth.test", "account_inactive")
+	if _, out, _ := call(t, s, s.BotToken(), "auth.test", nil); out["error"] != "account_inactive" {
+		t.Errorf("FailNext: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "auth.test", nil); out["ok"] != true {
+		t.Errorf("FailNext is one-shot: %v", out)
+	}
+	s.RateLimitNext("auth.test", 1500*time.Millisecond)
+	if code, _, h := call(t, s, s.BotToken(), "auth.test", nil); code != http.StatusTooManyRequests || h.Get("Retry-After") != "2" {
+		t.Errorf("rate limit: %d %q", code, h.Get("Retry-After"))
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "chat.postMessage", url.Values{"channel": {"CNONE"}, "text": {"x"}}); out["error"] != "channel_not_found" {
+		t.Errorf("post to missing channel: %v", out)
+	}
+	if calls := s.Calls("auth.test"); len(calls) != 6 || calls[5].Error != "ratelimited" {
+		t.Errorf("calls = %+v", calls)
+	}
+}
+
+func TestMessagesAndTimestamps(t *testing.T) {
+	s := New()
+	defer s.Close()
+	ch := s.AddChannel("c", BotUserID)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			call(t, s, s.BotToken(), "chat.postMessage", url.Values{"channel": {ch}, "text": {"hi"}, "blocks": {`[{"type":"section","text":{"type":"mrkdwn","text":"hi"}}]`}})
+		})
+	}
+	wg.Wait()
+	msgs := s.Messages(ch)
+	if len(msgs) != 50 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].TS <= msgs[i-1].TS {
+			t.Fatalf("ts %s after %s", msgs[i].TS, msgs[i-1].TS)
+		}
+	}
+	ts := msgs[0].TS
+	_, out, _ := call(t, s, s.BotToken(), "chat.update", url.Values{"channel": {ch}, "ts": {ts}, "text": {"edited"}})
+	if out["ok"] != true {
+		t.Fatal(out)
+	}
+	m, _ := s.Message(ch, ts)
+	if m.Text != "edited" || m.Updates != 1 || !strings.Contains(string(m.Blocks), `"block_id"`) {
+		t.Fatalf("updated = %+v", m)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "chat.update", url.Values{"channel": {ch}, "ts": {"1.1"}, "text": {"x"}}); out["error"] != "message_not_found" {
+		t.Fatal(out)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	s := New()
+	defer s.Close()
+	s.SetLatency(150 * time.Millisecond)
+	start := time.Now()
+	call(t, s, s.BotToken(), "auth.test", nil)
+	if time.Since(start) < 150*time.Millisecond {
+		t.Fatal("latency not applied")
+	}
+}
+
+func TestSignMatchesSlackExample(t *testing.T) {
+	// The example from Slack's "Verifying requests from Slack" documentation.
+	body := []byte("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+	ts, sig := Sign("8f742231b10e8888abcd99yyyzzz85a5", time.Unix(1531420618, 0), body)
+	if ts != "1531420618" || sig != "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503" {
+		t.Fatalf("Sign = %s %s", ts, sig)
+	}
+}
