@@ -202,6 +202,28 @@ type ChannelInfo struct {
 	Members         []string
 }
 
+// channelIDPrefix starts the id of every channel the bot creates. The id embeds
+// the name, which is unique, so ids stay stable across restarts of the shell and
+// Restore can rebuild the channel list from the ids kept in the store.
+const channelIDPrefix = "C-"
+
+// Restore re-creates, silently, channels a previous run created, from their ids
+// (the store keeps each incident's channel id). Ids the shell did not hand out
+// are ignored. It makes a restarted shell number the next channel of the day
+// -2 instead of handing out a name, and an id, that an incident already owns.
+func (s *Shell) Restore(channelIDs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range channelIDs {
+		name, ok := strings.CutPrefix(id, channelIDPrefix)
+		if !ok || !channelNameRE.MatchString(name) || s.channels[id] != nil {
+			continue
+		}
+		s.channels[id] = &channel{id: id, name: name}
+		s.order = append(s.order, id)
+	}
+}
+
 // Channels returns every channel in creation order.
 func (s *Shell) Channels() []ChannelInfo {
 	s.mu.Lock()
@@ -334,7 +356,7 @@ func (s *Shell) CreateChannel(_ context.Context, name string) (string, error) {
 	if s.byNameLocked(name) != nil {
 		return "", fmt.Errorf("shell: create channel %q: %w", name, chat.ErrNameTaken)
 	}
-	id := fmt.Sprintf("C%04d", len(s.order))
+	id := channelIDPrefix + name
 	s.channels[id] = &channel{id: id, name: name}
 	s.order = append(s.order, id)
 	s.created++

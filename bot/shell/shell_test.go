@@ -189,7 +189,7 @@ func TestChannels(t *testing.T) {
 	s := newShell("", nil, out)
 	ctx := context.Background()
 	id, err := s.CreateChannel(ctx, "incident-lstm-pfd-20261123")
-	if err != nil || id != "C0001" {
+	if err != nil || id != "C-incident-lstm-pfd-20261123" {
 		t.Fatalf("CreateChannel = %q, %v", id, err)
 	}
 	if _, err := s.CreateChannel(ctx, "incident-lstm-pfd-20261123"); !errors.Is(err, chat.ErrNameTaken) {
@@ -228,7 +228,7 @@ func TestChannels(t *testing.T) {
 	run(t, s)
 	got = out2.String()
 	for _, want := range []string{
-		"* #general (C0000)\n  #incident-lstm-pfd-20261123 (C0001) — RTO 15:03\n",
+		"* #general (C0000)\n  #incident-lstm-pfd-20261123 (C-incident-lstm-pfd-20261123) — RTO 15:03\n",
 		"* you are now in #incident-lstm-pfd-20261123",
 		"[#incident-lstm-pfd-20261123 14:03] alice: hi",
 		"! there is no channel #nowhere; /channels lists them",
@@ -278,7 +278,7 @@ func TestTriggerSwitchesChannel(t *testing.T) {
 		"! usage: /trigger SERVICE TITLE",
 		"! trigger failed: no service broken in the runbook",
 		"* you are now in #incident-lstm-pfd-20261123",
-		`drbot: alice in C0001 ran "where"`,
+		`drbot: alice in C-incident-lstm-pfd-20261123 ran "where"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
@@ -380,5 +380,26 @@ func TestPromptOnTerminal(t *testing.T) {
 	}
 	if got := out.String(); !strings.HasSuffix(got, "bob@#general> \n[#general 14:03] drbot: backup finished\nbob@#general> ") {
 		t.Errorf("async post rendering:\n%q", got[max(0, len(got)-120):])
+	}
+}
+
+func TestRestoreKeepsNamesTakenAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	first := newShell("", nil, &syncBuffer{})
+	id, err := first.CreateChannel(ctx, "incident-demo-shop-20261123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new process: the store gives back the ids of the incidents' channels.
+	second := newShell("", nil, &syncBuffer{})
+	second.Restore(id, "C0000", "not-ours", "C-Bad Name")
+	if _, err := second.CreateChannel(ctx, "incident-demo-shop-20261123"); !errors.Is(err, chat.ErrNameTaken) {
+		t.Fatalf("restored name handed out again: %v", err)
+	}
+	if got := len(second.Channels()); got != 2 {
+		t.Fatalf("channels after restore = %d, want general + 1 (foreign and invalid ids ignored)", got)
+	}
+	if err := second.SetTopic(ctx, id, "still there"); err != nil {
+		t.Fatalf("restored channel not addressable by its id: %v", err)
 	}
 }
