@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/deploy/examples"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store/postgres"
+)
+
+// ConfigFlags says which runbook config to load.
+type ConfigFlags struct {
+	Config string `help:"Runbook config file (YAML)." env:"DRBOT_CONFIG" type:"path" placeholder:"FILE"`
+}
+
+func (f ConfigFlags) load(demoFallback bool) (*runbook.Config, string, error) {
+	if f.Config == "" {
+		if !demoFallback {
+			return nil, "", fmt.Errorf("no runbook config: pass --config FILE or set DRBOT_CONFIG (see deploy/examples/drbot.yaml)")
+		}
+		cfg, err := runbook.Parse(examples.DemoName, examples.Demo)
+		if err != nil {
+			return nil, "", fmt.Errorf("embedded demo runbook: %w", err)
+		}
+		return cfg, "embedded " + examples.DemoName, nil
+	}
+	cfg, err := runbook.Load(f.Config)
+	if err != nil {
+		return nil, "", err
+	}
+	return cfg, f.Config, nil
+}
+
+// runtime is what serve and shell share: the store, the command registry and the
+// bot core, wired to one chat adapter.
+type runtime struct {
+	cfg     *runbook.Config
+	db      *postgres.DB
+	metrics *prometheus.Registry
+	bot     *bot.Bot
+}
+
+func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter) *runtime {
+	metrics := prometheus.NewRegistry()
+	reg := commands.NewRegistry(commands.Deps{
+		Services:          cfg.ServiceNames,
+		ServiceForChannel: bot.ServiceForChannel(db),
+	})
+	b := bot.New(bot.Options{
+		Config:   cfg,
+		Store:    db,
+		Commands: reg,
+		Chat:     adapter,
+		Logger:   logger,
+		Metrics:  metrics,
+		Now:      time.Now,
+	})
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b}
+}
+
+// startJobs starts River with every worker the bot has; jobs and timers are
+// durable in PostgreSQL, so whichever process runs them, each runs once.
+func (rt *runtime) startJobs(ctx context.Context) error {
+	workers := river.NewWorkers()
+	rt.db.RegisterWorkers(workers)
+	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0)}); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	return nil
+}
+
+// stopJobs lets running jobs finish (bounded), so a restart does not re-run them.
+func (rt *runtime) stopJobs(logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.db.StopJobs(ctx); err != nil {
+		logger.Error("stop jobs", "err", err)
+	}
+}

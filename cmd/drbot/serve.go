@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/drbot-dev/drbot/bot/httpapi"
+	"github.com/drbot-dev/drbot/bot/pagerduty"
+	"github.com/drbot-dev/drbot/bot/slack"
+)
+
+// ServeCmd runs the bot against Slack and PagerDuty.
+type ServeCmd struct {
+	ConfigFlags
+	StoreFlags
+	Listen        string        `help:"HTTP listen address (Slack, PagerDuty webhooks, health, metrics)." default:":8080" env:"DRBOT_LISTEN"`
+	PagerDutyPoll time.Duration `name:"pagerduty-poll" help:"Poll PagerDuty for incidents this often instead of (or as well as) taking webhooks; needs PAGERDUTY_API_TOKEN. 0 = off." default:"0s"`
+}
+
+// serveEnv is the environment serve reads, gathered in one place so that a
+// missing setting is reported before anything starts.
+type serveEnv struct {
+	slackToken, slackSecret, slackAppToken, slackAPIURL string
+	pdSecrets                                           []string
+	pdToken, pdAPIURL, pdFrom                           string
+}
+
+func readServeEnv() serveEnv {
+	return serveEnv{
+		slackToken:    os.Getenv("SLACK_BOT_TOKEN"),
+		slackSecret:   os.Getenv("SLACK_SIGNING_SECRET"),
+		slackAppToken: os.Getenv("SLACK_APP_TOKEN"),
+		slackAPIURL:   os.Getenv("SLACK_API_URL"),
+		pdSecrets:     pagerduty.ParseSecrets(os.Getenv("PAGERDUTY_WEBHOOK_SECRET")),
+		pdToken:       os.Getenv("PAGERDUTY_API_TOKEN"),
+		pdAPIURL:      os.Getenv("PAGERDUTY_API_URL"),
+		pdFrom:        os.Getenv("PAGERDUTY_FROM_EMAIL"),
+	}
+}
+
+// check reports every missing or contradictory setting at once.
+func (e serveEnv) check(poll time.Duration) error {
+	var errs []error
+	if e.slackToken == "" {
+		errs = append(errs, errors.New("SLACK_BOT_TOKEN is unset: the bot cannot post to Slack (for a local chat use `drbot shell`)"))
+	}
+	if e.slackAppToken == "" && e.slackSecret == "" {
+		errs = append(errs, errors.New("set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode): without one no Slack request can be verified"))
+	}
+	if poll < 0 {
+		errs = append(errs, fmt.Errorf("--pagerduty-poll %s: must be positive or 0 (off)", poll))
+	}
+	if poll > 0 && e.pdToken == "" {
+		errs = append(errs, errors.New("--pagerduty-poll needs PAGERDUTY_API_TOKEN"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until SIGTERM/SIGINT, then stops taking requests, lets in-flight
+// ones finish, stops the job runner and the store, in that order.
+func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
+	cfg, source, err := c.load(false)
+	if err != nil {
+		return err
+	}
+	env := readServeEnv()
+	if err := env.check(c.PagerDutyPoll); err != nil {
+		return err
+	}
+	// Listen before starting anything heavy: a taken port is the commonest
+	// start-up failure and should not cost a PostgreSQL start.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (DRBOT_LISTEN): %w", c.Listen, err)
+	}
+	defer ln.Close()
+
+	client, err := slack.NewClient(slack.Options{Token: env.slackToken, APIURL: env.slackAPIURL, Logger: logger})
+	if err != nil {
+		return err
+	}
+	db, closeStore, err := openStore(ctx, logger, c.StoreFlags)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	rt := newRuntime(ctx, logger, cfg, db, client)
+	if err := rt.startJobs(ctx); err != nil {
+		return err
+	}
+	defer rt.stopJobs(logger)
+
+	srv := httpapi.New(httpapi.Options{Ready: db.Ping, Logger: logger, Metrics: rt.metrics})
+	ingest := rt.bot.HandleIncidentEvent
+	if len(env.pdSecrets) > 0 {
+		srv.Handle("POST /webhooks/pagerduty", pagerduty.WebhookHandler(pagerduty.WebhookOptions{
+			Secrets: env.pdSecrets, Ingest: ingest, Logger: logger,
+		}))
+	} else {
+		logger.Warn("PAGERDUTY_WEBHOOK_SECRET is unset: /webhooks/pagerduty is not served (unsigned webhooks are never accepted)")
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	var handlers *slack.HTTPHandlers
+	if env.slackAppToken != "" {
+		g.Go(func() error {
+			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger})
+		})
+	}
+	if env.slackSecret != "" {
+		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger})
+		if err != nil {
+			return err
+		}
+		srv.Handle("POST /slack/commands", handlers.Commands())
+		srv.Handle("POST /slack/interactions", handlers.Interactions())
+		srv.Handle("POST /slack/events", handlers.Events())
+	}
+	if c.PagerDutyPoll > 0 {
+		api, err := pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger})
+		if err != nil {
+			return err
+		}
+		var serviceIDs []string
+		for _, name := range cfg.ServiceNames() {
+			svc, _ := cfg.Service(name)
+			serviceIDs = append(serviceIDs, svc.PagerDuty.ServiceIDs...)
+		}
+		g.Go(func() error { return pagerduty.Poll(gctx, api, serviceIDs, c.PagerDutyPoll, ingest, logger) })
+	}
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+
+	logger.Info("drbot serving", "config", source, "listen", ln.Addr().String(),
+		"slack_mode", slackMode(env), "pagerduty_poll", c.PagerDutyPoll.String())
+	err = g.Wait()
+	if handlers != nil {
+		handlers.Wait() // replies to commands already acked still go out
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	logger.Info("drbot stopped")
+	return nil
+}
+
+func slackMode(e serveEnv) string {
+	switch {
+	case e.slackAppToken != "" && e.slackSecret != "":
+		return "socket+http"
+	case e.slackAppToken != "":
+		return "socket"
+	default:
+		return "http"
+	}
+}
