@@ -17,7 +17,7 @@ import (
 // CLI is the whole command line. Each subcommand lives in its own file.
 type CLI struct {
 	LogLevel  string `help:"Log level: debug, info, warn or error (default info; warn in the shell, so logs do not drown the chat)." enum:",debug,info,warn,error" default:"" env:"DRBOT_LOG_LEVEL"`
-	LogFormat string     `help:"Log format: text or json." enum:"text,json" default:"text" env:"DRBOT_LOG_FORMAT"`
+	LogFormat string `help:"Log format: text or json." enum:"text,json" default:"text" env:"DRBOT_LOG_FORMAT"`
 
 	Serve   ServeCmd   `cmd:"" help:"Run the bot: HTTP endpoints for Slack and PagerDuty, jobs and timers."`
 	Shell   ShellCmd   `cmd:"" help:"Chat with the bot in this terminal (no Slack workspace needed)."`
