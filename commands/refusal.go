@@ -21,11 +21,20 @@ func Refusef(format string, a ...any) error {
 	return &Refusal{Msg: fmt.Sprintf(format, a...)}
 }
 
-// AsRefusal reports whether err is, or wraps, a *Refusal, and returns it.
+// userSafe is implemented by lower layers' refusals (actions.Refusal,
+// approvals' policy refusals), which cannot import this package.
+type userSafe interface{ UserMessage() string }
+
+// AsRefusal reports whether err is, or wraps, a *Refusal or another user-safe
+// refusal (an error with a UserMessage method), and returns it as a *Refusal.
 func AsRefusal(err error) (*Refusal, bool) {
 	var r *Refusal
 	if errors.As(err, &r) && r != nil {
 		return r, true
+	}
+	var u userSafe
+	if errors.As(err, &u) && u != nil {
+		return &Refusal{Msg: u.UserMessage()}, true
 	}
 	return nil, false
 }
