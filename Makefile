@@ -27,7 +27,8 @@ build: ## Build bin/drbot (static).
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drbot
 
 .PHONY: demo
-demo: deps build ## Run the bot in this terminal on the embedded demo runbook and a private PostgreSQL.
+demo: build ## Run the bot in this terminal on the embedded demo runbook and a private PostgreSQL.
+	@DRBOT_DEPS_SKIP_MOTO=1 scripts/deps
 	$(BIN) shell --demo
 
 .PHONY: test

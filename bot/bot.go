@@ -24,7 +24,8 @@ import (
 	"github.com/drbot-dev/drbot/store"
 )
 
-// The chat model, re-exported so that most code needs only package bot.
+// Message, Button and the rest of the chat model are re-exported so that most
+// code needs only package bot.
 type (
 	Message    = chat.Message
 	Block      = chat.Block

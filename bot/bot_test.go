@@ -97,7 +97,7 @@ func newHarness(t *testing.T) *harness {
 		Summary: "Panic (test).",
 		Run: func(ctx context.Context, c *commands.Call) (chat.Message, error) {
 			var m map[string]int
-			m["boom"]++ // nil map write: a real runtime panic
+			m["boom"]++ //nolint:staticcheck // nil map write: a real runtime panic
 			return chat.Message{}, nil
 		},
 	})

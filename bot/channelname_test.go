@@ -53,7 +53,7 @@ func TestChannelNameAlwaysValid(t *testing.T) {
 					t.Errorf("ChannelName(%q, %q, %d) = %q lost the date", prefix, service, attempt, got)
 				}
 				for _, r := range got {
-					if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+					if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' {
 						t.Errorf("ChannelName(%q, %q, %d) = %q has %q", prefix, service, attempt, got, r)
 					}
 				}

@@ -151,13 +151,13 @@ func withNotes(help string, notes []string) string {
 	return help + " " + n
 }
 
-// chunkLines joins lines with newlines into texts of at most max bytes each
+// chunkLines joins lines with newlines into texts of at most limit bytes each
 // (a single longer line stays whole).
-func chunkLines(lines []string, max int) []string {
+func chunkLines(lines []string, limit int) []string {
 	var out []string
 	var b strings.Builder
 	for _, l := range lines {
-		if b.Len() > 0 && b.Len()+1+len(l) > max {
+		if b.Len() > 0 && b.Len()+1+len(l) > limit {
 			out = append(out, b.String())
 			b.Reset()
 		}

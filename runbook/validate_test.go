@@ -189,11 +189,11 @@ func TestValidationErrors(t *testing.T) {
 		},
 		{
 			name: "per-command approvals",
-			yaml: "approvals:\n  commands:\n    failover: {required: 0}\n    Restore DB: {required: 2}\n    restore-db: {requried: 2}\nservices: [{name: a}]\n",
+			yaml: "approvals:\n  commands:\n    failover: {required: 0}\n    Restore DB: {required: 2}\n    restore-db: {requried: 2}\nservices: [{name: a}]\n", //nolint:misspell // the typo is the test
 			want: []string{
 				`drbot.yaml:3: approvals.commands.failover.required: must be at least 1, got 0`,
 				`drbot.yaml:4: approvals.commands.Restore DB: "Restore DB" is not a command name (want e.g. failover or restore-db)`,
-				`drbot.yaml:5: approvals.commands.restore-db.requried: unknown key "requried" (did you mean "required"?)`,
+				`drbot.yaml:5: approvals.commands.restore-db.requried: unknown key "requried" (did you mean "required"?)`, //nolint:misspell // the typo is the test
 			},
 		},
 		{

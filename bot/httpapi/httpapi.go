@@ -281,7 +281,7 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 				code = http.StatusOK
 			}
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
 				s.log.Error("http handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(p))

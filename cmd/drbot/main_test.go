@@ -42,7 +42,7 @@ func drbotBinary(t *testing.T) string {
 		binPath = filepath.Join(dir, "drbot")
 		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/drbot-dev/drbot/internal/pglocal"
@@ -16,6 +20,33 @@ type StoreFlags struct {
 	DataDir string `help:"Data directory; holds the private PostgreSQL cluster when DATABASE_URL is unset." default:".drbot" env:"DRBOT_DATA_DIR" type:"path"`
 }
 
+// defaultDataDir is StoreFlags.DataDir's default, relative to the working directory.
+const defaultDataDir = ".drbot"
+
+// rootFallbackDir holds private clusters when drbot runs as root from a
+// directory the postgres user cannot reach (a checkout under /root).
+const rootFallbackDir = "/var/lib/drbot"
+
+// clusterDir is where the private cluster lives: the data directory, unless it
+// is the default and, as root, the postgres user could not reach it; then a
+// directory under /var/lib/drbot named after it, so that `make demo` works from
+// any checkout. An explicit --data-dir is never second-guessed: Start reports
+// exactly which directory blocks the way.
+func (f StoreFlags) clusterDir(logger *slog.Logger) string {
+	def, err := filepath.Abs(defaultDataDir)
+	if err != nil || f.DataDir != def {
+		return f.DataDir
+	}
+	if err := pglocal.Reachable(f.DataDir); !errors.Is(err, pglocal.ErrUnreachable) {
+		return f.DataDir
+	}
+	sum := sha256.Sum256([]byte(f.DataDir))
+	dir := filepath.Join(rootFallbackDir, "cluster-"+hex.EncodeToString(sum[:6]))
+	logger.Info("the postgres user cannot reach the default data directory; keeping the private PostgreSQL elsewhere",
+		"data_dir", f.DataDir, "cluster_dir", dir)
+	return dir
+}
+
 // openStore connects to DATABASE_URL, or starts (or reuses) the private PostgreSQL
 // cluster under the data directory, and applies migrations. The returned close
 // function stops what openStore started.
@@ -23,9 +54,10 @@ func openStore(ctx context.Context, logger *slog.Logger, f StoreFlags) (*postgre
 	url := os.Getenv("DATABASE_URL")
 	var cluster *pglocal.Cluster
 	if url == "" {
-		logger.Info("DATABASE_URL is unset: using a private PostgreSQL", "data_dir", f.DataDir)
+		dataDir := f.clusterDir(logger)
+		logger.Info("DATABASE_URL is unset: using a private PostgreSQL", "data_dir", dataDir)
 		var err error
-		cluster, err = pglocal.Start(ctx, pglocal.Options{DataDir: f.DataDir, Logger: logger, Fsync: true})
+		cluster, err = pglocal.Start(ctx, pglocal.Options{DataDir: dataDir, Logger: logger, Fsync: true})
 		if err != nil {
 			return nil, nil, fmt.Errorf("start private PostgreSQL: %w", err)
 		}

@@ -1,6 +1,7 @@
 package pglocal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -30,8 +31,8 @@ func FindBinaries() (dir string, err error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		// Prefer the real directory when PATH holds symlinks (e.g. /usr/local/bin).
 		var candidates []string
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			candidates = append(candidates, filepath.Dir(real))
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			candidates = append(candidates, filepath.Dir(resolved))
 		}
 		candidates = append(candidates, filepath.Dir(p))
 		for _, d := range candidates {
@@ -101,7 +102,7 @@ var versionRE = regexp.MustCompile(`\(PostgreSQL\)\s+(\d+)`)
 
 // serverMajor runs `postgres --version` from binDir and returns the major version.
 func serverMajor(binDir string) (int, error) {
-	out, err := exec.Command(filepath.Join(binDir, "postgres"), "--version").Output()
+	out, err := exec.CommandContext(context.Background(), filepath.Join(binDir, "postgres"), "--version").Output()
 	if err != nil {
 		return 0, fmt.Errorf("run %s --version: %w", filepath.Join(binDir, "postgres"), err)
 	}

@@ -416,7 +416,7 @@ func (c *Cluster) chooseSocketDir(port int) error {
 	if err != nil {
 		return err
 	}
-	want := uint32(os.Geteuid())
+	want := uint32(os.Geteuid()) //nolint:gosec // a uid is never negative
 	if c.acct != nil {
 		want = c.acct.uid
 	}
@@ -479,7 +479,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("PostgreSQL on 127.0.0.1:%d did not accept connections within %s (%v)\nlast lines of %s:\n%s", c.port, readyTimeout, lastErr, c.logPath, c.logTail())
+			return fmt.Errorf("PostgreSQL on 127.0.0.1:%d did not accept connections within %s (%w)\nlast lines of %s:\n%s", c.port, readyTimeout, lastErr, c.logPath, c.logTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -688,7 +688,8 @@ func readInt(path string) int {
 
 // portFree reports whether 127.0.0.1:port can be bound now.
 func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return false
 	}
@@ -698,7 +699,8 @@ func portFree(port int) bool {
 
 // freePort asks the kernel for a free loopback port.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
 	}

@@ -360,3 +360,42 @@ func TestRejectsForeignNonEmptyDir(t *testing.T) {
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestReachable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if err := Reachable(filepath.Join(t.TempDir(), "data")); err != nil {
+			t.Fatalf("as a normal user Reachable = %v, want nil", err)
+		}
+		return
+	}
+	base := t.TempDir()
+	closed := filepath.Join(base, "closed")
+	open := filepath.Join(base, "open")
+	for _, d := range []string{closed, open} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{filepath.Dir(base), base, open} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reachable(filepath.Join(closed, "sub", ".drbot")); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("under a 0700 root-owned dir: Reachable = %v, want ErrUnreachable", err)
+	}
+	if err := Reachable(filepath.Join(open, ".drbot")); err != nil {
+		t.Errorf("under an open dir: Reachable = %v, want nil", err)
+	}
+	// An existing 0700 data directory is fine: Start opens it up itself.
+	own := filepath.Join(open, "own")
+	if err := os.Mkdir(own, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reachable(own); err != nil {
+		t.Errorf("existing 0700 data dir: Reachable = %v, want nil", err)
+	}
+}

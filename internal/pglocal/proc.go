@@ -69,7 +69,7 @@ func serverAccount(pgdata string) (*account, error) {
 	}
 	a, err := lookupAccount("postgres", false)
 	if err != nil {
-		return nil, fmt.Errorf("drbot runs as root and PostgreSQL refuses to run as root, but there is no \"postgres\" OS user to run it as (%v): create one (e.g. useradd --system postgres, or install the postgresql package) or set DATABASE_URL", err)
+		return nil, fmt.Errorf("drbot runs as root and PostgreSQL refuses to run as root, but there is no \"postgres\" OS user to run it as (%w): create one (e.g. useradd --system postgres, or install the postgresql package) or set DATABASE_URL", err)
 	}
 	return a, nil
 }
@@ -130,7 +130,7 @@ func ensureOwnedDir(dir string, a *account) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { //nolint:gosec // a directory needs x
 		return fmt.Errorf("chmod %s: %w", dir, err)
 	}
 	if a != nil {
@@ -193,4 +193,43 @@ func cleanEnv(a *account) []string {
 		env = append(env, "USER="+a.name, "LOGNAME="+a.name, "HOME=/")
 	}
 	return env
+}
+
+// ErrUnreachable is returned (wrapped) by Reachable when, as root, the user the
+// server would run as cannot enter a directory above the data directory.
+var ErrUnreachable = errors.New("data directory unreachable by the PostgreSQL user")
+
+// Reachable reports whether a cluster under dataDir could be started: when
+// drbot runs as root the server runs as another user, who must be able to pass
+// through every directory above dataDir (a checkout under /root is the usual
+// trap). It changes nothing. As a non-root user it always returns nil.
+func Reachable(dataDir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	acct, err := serverAccount(filepath.Join(abs, pgdataName))
+	if err != nil {
+		return err
+	}
+	// The data directory itself may not exist yet; check from its nearest
+	// existing ancestor up.
+	p := abs
+	for {
+		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		p = filepath.Dir(p)
+	}
+	probe := abs // setupRoot opens up the data directory itself, not its parents
+	if p != abs {
+		probe = filepath.Join(p, "x")
+	}
+	if err := acct.checkAncestors(probe); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	return nil
 }

@@ -93,7 +93,7 @@ func tryStartMoto(path, base string) (*motoServer, error) {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.CommandContext(context.Background(), path, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = motoSysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -105,7 +105,8 @@ func tryStartMoto(path, base string) (*motoServer, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		resp, err := client.Get(m.url + "/moto-api/")
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, m.url+"/moto-api/", nil)
+		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()

@@ -115,7 +115,7 @@ func NewCluster(t testing.TB) *pglocal.Cluster {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	if err := os.Chmod(dir, 0o711); err != nil {
+	if err := os.Chmod(dir, 0o711); err != nil { //nolint:gosec // postgres must traverse, not list
 		t.Fatalf("testenv: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -105,7 +105,7 @@ func workDir() (string, error) {
 	}
 	// The PostgreSQL server may run as another user (as root: postgres); it must
 	// be able to pass through (not list) this directory.
-	if err := os.Chmod(dir, 0o711); err != nil {
+	if err := os.Chmod(dir, 0o711); err != nil { //nolint:gosec // postgres must traverse, not list
 		return "", fmt.Errorf("testenv: %w", err)
 	}
 	baseDir = dir

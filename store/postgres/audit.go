@@ -42,7 +42,7 @@ func auditHash(prev []byte, seq int64, incidentID, requestID *int64, actor, kind
 	h := sha256.New()
 	var buf [8]byte
 	putInt := func(v int64) {
-		binary.BigEndian.PutUint64(buf[:], uint64(v))
+		binary.BigEndian.PutUint64(buf[:], uint64(v)) //nolint:gosec // two's-complement bytes are the canonical form
 		h.Write(buf[:])
 	}
 	putOpt := func(v *int64) {

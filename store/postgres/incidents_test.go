@@ -110,7 +110,7 @@ func TestIncidentLifecycle(t *testing.T) {
 	if _, err := db.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
 		i.Status = store.IncidentResolved
 		return refuse
-	}, store.AuditEvent{Actor: "U1", Kind: "incident.resolved"}); err != refuse {
+	}, store.AuditEvent{Actor: "U1", Kind: "incident.resolved"}); err != refuse { //nolint:errorlint // must be returned unchanged, not wrapped
 		t.Errorf("UpdateIncident with refusing callback = %v, want it unchanged", err)
 	}
 	ackAt := time.Now().UTC().Truncate(time.Microsecond)
