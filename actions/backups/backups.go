@@ -1,0 +1,220 @@
+// Package backups answers /dr backups: it lists a service's database or
+// model backups from their configured locations, newest first, with size and
+// age, and says whether the newest backup is within the service's RPO
+// ("RPO 4h: newest backup 3h12m old, OK").
+//
+// Use List for the data and Message for the chat rendering.
+package backups
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
+)
+
+// What the listing is about.
+const (
+	WhatDB     = "db"
+	WhatModels = "models"
+)
+
+// MaxRows is how many rows a listing shows (the newest).
+const MaxRows = 15
+
+// Opener opens a backup location's store.
+type Opener func(ctx context.Context, loc runbook.Location) (storage.Store, error)
+
+// DefaultOpener opens stores with an S3 client from the environment.
+func DefaultOpener(ctx context.Context, loc runbook.Location) (storage.Store, error) {
+	return storage.New(ctx, loc, storage.Options{})
+}
+
+// Row is one backup: a database backup object, or a model backup (all
+// objects under one top-level prefix, or one object at the top level).
+type Row struct {
+	Name    string
+	Size    int64
+	Objects int // 1 for a database backup
+	Newest  time.Time
+	Age     time.Duration
+}
+
+// Listing is the backups of one location.
+type Listing struct {
+	Title    string // e.g. "lstm_pfd (database)"
+	Location string
+	Rows     []Row // newest first, all of them
+	// Verdict is the RPO line; OK reports whether the newest backup is within
+	// the RPO (true when no RPO is set and a backup exists).
+	Verdict string
+	OK      bool
+}
+
+// List returns the listings of what ("db", "models", or "" for the
+// databases, or the models when the service has no databases) of service.
+func List(ctx context.Context, cfg *runbook.Config, service, what string, open Opener, now time.Time) ([]Listing, error) {
+	if open == nil {
+		open = DefaultOpener
+	}
+	svc, ok := cfg.Service(service)
+	if !ok {
+		return nil, actions.Refusef("unknown service %q", service)
+	}
+	switch strings.ToLower(what) {
+	case "":
+		if len(svc.Databases) == 0 && svc.Models != nil {
+			what = WhatModels
+		} else {
+			what = WhatDB
+		}
+	case WhatDB, "database", "databases":
+		what = WhatDB
+	case WhatModels, "model":
+		what = WhatModels
+	default:
+		return nil, actions.Refusef("%q: list db or models backups (/dr backups %s db|models)", what, svc.Name)
+	}
+	rpo := svc.Objectives.RPO
+	var out []Listing
+	if what == WhatModels {
+		if svc.Models == nil || svc.Models.Backups.IsZero() {
+			return nil, actions.Refusef("%s has no model backups in the runbook config", svc.Name)
+		}
+		l, err := list(ctx, open, svc.Models.Backups, "models", true, rpo, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, l), nil
+	}
+	n := 0
+	for _, db := range svc.Databases {
+		if db.Backups == nil || db.Backups.Location.IsZero() {
+			continue
+		}
+		n++
+		l, err := list(ctx, open, db.Backups.Location, db.Name+" (database)", false, rpo, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if n == 0 {
+		return nil, actions.Refusef("%s has no database backups in the runbook config", svc.Name)
+	}
+	return out, nil
+}
+
+func list(ctx context.Context, open Opener, loc runbook.Location, title string, group bool, rpo runbook.Duration, now time.Time) (Listing, error) {
+	l := Listing{Title: title, Location: loc.String()}
+	st, err := open(ctx, loc)
+	if err != nil {
+		return Listing{}, fmt.Errorf("backups of %s: %w", title, err)
+	}
+	objs, err := st.List(ctx)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return Listing{}, fmt.Errorf("backups of %s: %w", title, err)
+	}
+	if group {
+		l.Rows = groupRows(objs, now)
+	} else {
+		for _, o := range objs {
+			l.Rows = append(l.Rows, Row{Name: o.Name, Size: o.Size, Objects: 1, Newest: o.LastModified, Age: age(now, o.LastModified)})
+		}
+	}
+	l.Verdict, l.OK = verdict(l.Rows, rpo, loc)
+	return l, nil
+}
+
+// groupRows makes one row per top-level prefix (models-20260115-020000/…),
+// newest first.
+func groupRows(objs []storage.Object, now time.Time) []Row {
+	idx := map[string]int{}
+	var rows []Row
+	for _, o := range objs { // newest first already, so rows come out newest first
+		name := o.Name
+		if first, _, ok := strings.Cut(o.Name, "/"); ok {
+			name = first + "/"
+		}
+		i, ok := idx[name]
+		if !ok {
+			i = len(rows)
+			idx[name] = i
+			rows = append(rows, Row{Name: name, Newest: o.LastModified, Age: age(now, o.LastModified)})
+		}
+		rows[i].Size += o.Size
+		rows[i].Objects++
+	}
+	return rows
+}
+
+func age(now, t time.Time) time.Duration {
+	if d := now.Sub(t); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// verdict is the RPO line: "RPO 4h: newest backup 3h12m old, OK".
+func verdict(rows []Row, rpo runbook.Duration, loc runbook.Location) (string, bool) {
+	head := "RPO " + rpo.String()
+	if rpo.Duration == 0 {
+		head = "No RPO set"
+	}
+	if len(rows) == 0 {
+		return fmt.Sprintf("%s: no backups in %s, NOT OK", head, loc.String()), false
+	}
+	newest := rows[0].Age
+	if rpo.Duration == 0 {
+		return fmt.Sprintf("%s: newest backup %s old", head, storage.HumanAge(newest)), true
+	}
+	if newest > rpo.Duration {
+		return fmt.Sprintf("%s: newest backup %s old, NOT OK (older than the RPO)", head, storage.HumanAge(newest)), false
+	}
+	return fmt.Sprintf("%s: newest backup %s old, OK", head, storage.HumanAge(newest)), true
+}
+
+// Message lists the backups as a chat message (the /dr backups answer).
+func Message(ctx context.Context, cfg *runbook.Config, service, what string, open Opener, now time.Time) (chat.Message, error) {
+	ls, err := List(ctx, cfg, service, what, open, now)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	return Render(service, ls), nil
+}
+
+// Render renders listings: a header, then per listing its location, its
+// newest MaxRows rows (name, size, age) and the RPO verdict.
+func Render(service string, ls []Listing) chat.Message {
+	head := "Backups of " + service
+	blocks := []chat.Block{chat.Header{Text: head}}
+	var text []string
+	for _, l := range ls {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%s* — %s", l.Title, l.Location)
+		for i, r := range l.Rows {
+			if i == MaxRows {
+				fmt.Fprintf(&b, "\n… and %d older", len(l.Rows)-MaxRows)
+				break
+			}
+			extra := ""
+			if r.Objects > 1 {
+				extra = fmt.Sprintf(", %d objects", r.Objects)
+			}
+			fmt.Fprintf(&b, "\n`%s` — %s%s — %s old", r.Name, storage.HumanSize(r.Size), extra, storage.HumanAge(r.Age))
+		}
+		mark := "✅ "
+		if !l.OK {
+			mark = "⚠ "
+		}
+		blocks = append(blocks, chat.Text{Text: b.String()}, chat.Text{Text: mark + l.Verdict})
+		text = append(text, l.Title+": "+l.Verdict)
+	}
+	return chat.Message{Text: head + ": " + strings.Join(text, "; "), Blocks: blocks}
+}

@@ -1,0 +1,86 @@
+package restoredb
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestMetaFilter(t *testing.T) {
+	ok := []string{
+		"\\restrict abc123\nSET x = 1;\nCOPY t (a, b) FROM stdin;\n\\N\t1\n\\\\x\t2\n\\tline\t3\n\\.\n\\unrestrict abc123\n",
+		"SELECT 1; -- \\connect in a comment is not at a line start\n",
+		"COPY t FROM stdin;\n\\001\t1\n\\.\n",
+		"",
+	}
+	bad := map[string]string{
+		"\\connect other\n":          "\\connect",
+		"SELECT 1;\n\\c other\n":     "\\c",
+		"\\! touch /tmp/x\n":         "\\!",
+		"\\o /tmp/out\n":             "\\o",
+		"\\copy t to '/tmp/x'\n":     "\\copy",
+		"SELECT 1;\n\\ir other.sql":  "\\ir",
+		"\\gexec\n":                  "\\gexec",
+		"\\setenv PGPASSWORD x\n":    "\\setenv",
+		"\\lo_export 1 /tmp/x\n":     "\\lo",
+		"\\unrestrictive_nonsense\n": "\\unrestrictive",
+	}
+	for _, in := range ok {
+		for name, r := range map[string]io.Reader{"whole": strings.NewReader(in), "bytewise": iotest.OneByteReader(strings.NewReader(in))} {
+			got, err := io.ReadAll(newMetaFilter(r))
+			if err != nil || string(got) != in {
+				t.Errorf("%s %q: got %q, %v; want it passed through", name, in, got, err)
+			}
+		}
+	}
+	for in, word := range bad {
+		for name, r := range map[string]io.Reader{"whole": strings.NewReader(in), "bytewise": iotest.OneByteReader(strings.NewReader(in))} {
+			_, err := io.ReadAll(newMetaFilter(r))
+			if !errors.Is(err, errMetaCommand) || !strings.Contains(err.Error(), word) {
+				t.Errorf("%s %q: err %v, want errMetaCommand naming %s", name, in, err, word)
+			}
+		}
+	}
+}
+
+func TestLibpqEnvCarriesCredentialsOutsideArgv(t *testing.T) {
+	tg, err := parseTarget("postgres://app:s3cr%40t@db.internal:6543/shop?sslmode=require&connect_timeout=5&application_name=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Server != "db.internal:6543" || tg.Live != "shop" {
+		t.Errorf("target %s/%s", tg.Server, tg.Live)
+	}
+	env := strings.Join(tg.libpqEnv(), "\n")
+	for _, want := range []string{"PGHOST=db.internal", "PGPORT=6543", "PGUSER=app", "PGPASSWORD=s3cr@t", "PGSSLMODE=require", "PGCONNECT_TIMEOUT=5"} {
+		if !strings.Contains(env, want+"\n") && !strings.HasSuffix(env, want) {
+			t.Errorf("env lacks %s", want)
+		}
+	}
+	for _, f := range []string{FormatCustom, FormatSQL, FormatSQLGz} {
+		prog, args := restoreCommand(f, "shop_restore_1")
+		if joined := prog + " " + strings.Join(args, " "); strings.Contains(joined, "s3cr") || strings.Contains(joined, "db.internal") {
+			t.Errorf("argv carries connection details: %s", joined)
+		}
+	}
+	if _, err := parseTarget("postgres://app:s3cret@[bad"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("parse error %v must not repeat the URL", err)
+	}
+}
+
+func TestDerivedNamesFitIdentifiers(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	for _, suffix := range []string{"_restore_20261123161500", "_pre_restore_20261123161500", "_rolled_back_20261123161500"} {
+		if n := derivedName(long, suffix); len(n) != 63 || !strings.HasSuffix(n, suffix) {
+			t.Errorf("derivedName(63 chars, %s) = %s (%d)", suffix, n, len(n))
+		}
+	}
+	if got := preRestorePrefix(long); got != derivedName(long, "_pre_restore_20261123161500")[:63-14] {
+		t.Errorf("preRestorePrefix = %s", got)
+	}
+	if got := derivedName("shop", "_restore_1"); got != "shop_restore_1" {
+		t.Errorf("derivedName(shop) = %s", got)
+	}
+}
