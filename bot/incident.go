@@ -25,7 +25,13 @@ var errNoChange = errors.New("no change")
 // event opens the incident (idempotently: one incident and one channel per
 // PagerDuty id); other kinds update its status with an audit row and post a line
 // in its channel.
+//
+// With the durable lifecycle enabled (EnableLifecycle) it only records the
+// event, in one transaction, and returns; jobs do the rest (see ingest).
 func (b *Bot) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
+	if b.lc != nil {
+		return b.handleDurably(ctx, ev)
+	}
 	svc, ok := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
 	if !ok {
 		b.metrics.incidentsIgnore.Inc()
@@ -54,6 +60,45 @@ func (b *Bot) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
 	}
 	b.metrics.incidentEvents.WithLabelValues(eventLabel(ev.Kind), outcome).Inc()
 	return err
+}
+
+func (b *Bot) handleDurably(ctx context.Context, ev IncidentEvent) error {
+	if ev.PagerDutyID == "" {
+		return fmt.Errorf("incident event %s has no incident id", ev.Kind)
+	}
+	if ev.At.IsZero() {
+		ev.At = b.now()
+	}
+	outcome, err := b.record(ctx, ev)
+	if err == nil && outcome == outcomeOK {
+		// Applied later by the incident.event job; counted there.
+		return nil
+	}
+	return b.countEvent(ctx, ev, outcome, err)
+}
+
+// countEvent logs and counts an event's outcome.
+func (b *Bot) countEvent(ctx context.Context, ev IncidentEvent, outcome string, err error) error {
+	svc, _ := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
+	switch {
+	case err != nil:
+		outcome = outcomeFailed
+	case outcome == "ignored":
+		b.metrics.incidentsIgnore.Inc()
+		b.log.WarnContext(ctx, "ignoring incident event for a PagerDuty service that is not in the runbook config",
+			"pagerduty_service", ev.ServiceID, "incident", ev.PagerDutyID, "kind", ev.Kind)
+	case outcome == "opened" && svc != nil:
+		b.metrics.incidentsOpened.WithLabelValues(svc.Name).Inc()
+		b.log.InfoContext(ctx, "incident opened", "pagerduty_id", ev.PagerDutyID, "service", svc.Name, "kind", ev.Kind)
+		outcome = outcomeOK
+	case outcome == "duplicate":
+		b.log.DebugContext(ctx, "duplicate delivery ignored", "delivery_id", ev.DeliveryID, "incident", ev.PagerDutyID)
+	}
+	b.metrics.incidentEvents.WithLabelValues(eventLabel(ev.Kind), outcome).Inc()
+	if err != nil {
+		return fmt.Errorf("record %s event of incident %s: %w", ev.Kind, ev.PagerDutyID, err)
+	}
+	return nil
 }
 
 func eventLabel(kind string) string {

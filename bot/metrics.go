@@ -27,7 +27,7 @@ func newMetrics() *metrics {
 		}, []string{"action", "outcome"}),
 		incidentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drbot_incident_events_total",
-			Help: "Incident events handled for configured services, by kind and outcome (ok, failed).",
+			Help: "Incident events handled, by kind and outcome (ok, duplicate, unchanged, stale, ignored, failed).",
 		}, []string{"kind", "outcome"}),
 		incidentsIgnore: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drbot_incidents_ignored_total",

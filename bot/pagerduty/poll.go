@@ -102,5 +102,5 @@ func backoff(every time.Duration, failures int) time.Duration {
 		d *= 2
 	}
 	d = min(d, limit)
-	return d + rand.N(d/10+1)
+	return d + rand.N(d/10+1) //nolint:gosec // jitter, not a secret
 }

@@ -60,6 +60,9 @@ type Options struct {
 	HandlerTimeout time.Duration
 	// Command is the slash command handled in Socket Mode; default "/dr".
 	Command string
+	// Deliver, when set, delivers handler replies instead of Client (user
+	// set = ephemeral); bot.(*Bot).Deliver hands a failed post to a retrying job.
+	Deliver func(ctx context.Context, channel, user string, m chat.Message) error
 }
 
 func (o Options) logger() *slog.Logger {
@@ -100,7 +103,11 @@ func NewClient(opts Options) (*Client, error) {
 		opts.APIURL += "/"
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		// All calls go to one host: keep enough idle connections for the
+		// concurrent replies and incident jobs (the default keeps 2).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if opts.ChannelLimit == 0 {
 		opts.ChannelLimit = 1

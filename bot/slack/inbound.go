@@ -70,6 +70,7 @@ type dispatcher struct {
 	timeout time.Duration
 	seen    *dedupe
 	wg      sync.WaitGroup
+	deliver func(ctx context.Context, channel, user string, m chat.Message) error
 }
 
 func newDispatcher(opts Options) (*dispatcher, error) {
@@ -86,6 +87,7 @@ func newDispatcher(opts Options) (*dispatcher, error) {
 		now:     opts.Now,
 		timeout: opts.HandlerTimeout,
 		seen:    newDedupe(dedupeSize),
+		deliver: opts.Deliver,
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -283,13 +285,19 @@ func (d *dispatcher) run(channel, user string, fn func(ctx context.Context) chat
 		if isZero(reply) {
 			return
 		}
-		if err := d.deliver(ctx, channel, user, reply); err != nil {
+		if err := d.reply(ctx, channel, user, reply); err != nil {
 			d.log.Error("slack: deliver reply", "user", user, "channel", channel, "err", err)
 		}
 	})
 }
 
-func (d *dispatcher) deliver(ctx context.Context, channel, user string, m chat.Message) error {
+func (d *dispatcher) reply(ctx context.Context, channel, user string, m chat.Message) error {
+	if d.deliver != nil {
+		if !m.Ephemeral {
+			user = ""
+		}
+		return d.deliver(ctx, channel, user, m)
+	}
 	if m.Ephemeral {
 		return d.client.PostEphemeral(ctx, channel, user, m)
 	}

@@ -5,6 +5,7 @@ package slack
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -57,10 +58,26 @@ func ParseCheckboxValue(v string) (item string, checked bool, ok bool) {
 	return v, false, false
 }
 
-// escape makes text safe for mrkdwn: no user text can form a mention or link.
+// escape makes text safe for mrkdwn: no text can form a link or a special
+// mention (@here, @channel). Exactly two forms pass through: a user mention
+// <@U…> and a channel reference <#C…>, which the bot writes to notify
+// escalation contacts and point at incident channels.
 func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	var b strings.Builder
+	last := 0
+	for _, m := range allowedRef.FindAllStringIndex(s, -1) {
+		b.WriteString(escaper.Replace(s[last:m[0]]))
+		b.WriteString(s[m[0]:m[1]])
+		last = m[1]
+	}
+	b.WriteString(escaper.Replace(s[last:]))
+	return b.String()
 }
+
+var (
+	escaper    = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	allowedRef = regexp.MustCompile(`<(?:@[UW]|#[CG])[A-Z0-9]{2,20}>`)
+)
 
 // truncate cuts s to at most n runes, ending in "…" when cut.
 func truncate(s string, n int) string {

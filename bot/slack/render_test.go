@@ -128,7 +128,8 @@ func TestDedupeIsBounded(t *testing.T) {
 	if !d.firstTime("event", "b") {
 		t.Fatal("LRU entry was not evicted")
 	}
-	if !d.firstTime("event", "") || !d.firstTime("event", "") {
+	first, second := d.firstTime("event", ""), d.firstTime("event", "")
+	if !first || !second {
 		t.Fatal("empty ids must never be deduplicated")
 	}
 }

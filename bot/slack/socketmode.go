@@ -92,11 +92,8 @@ func RunSocketMode(ctx context.Context, opts Options) error {
 
 	err = h.RunEventLoopContext(ctx)
 	d.wait()
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil
 	}
-	if err != nil {
-		return &apiError{op: "socket mode", err: err, token: []string{opts.Client.opts.Token, opts.AppToken}}
-	}
-	return nil
+	return &apiError{op: "socket mode", err: err, token: []string{opts.Client.opts.Token, opts.AppToken}}
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// SoftStopTimeout is how long StopJobs and Close let running jobs finish
 	// before cancelling them; 0 means 10 seconds.
 	SoftStopTimeout time.Duration
+	// RescueStuckJobsAfter is how long a job may stay running before River
+	// runs it again, assuming its process died (kill -9); 0 means
+	// DefaultRescueStuckJobsAfter. It must exceed every worker's Timeout.
+	RescueStuckJobsAfter time.Duration
 }
 
 // DB is the PostgreSQL store. It implements store.Store.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/riverqueue/river"
 )
 
 // RecordDelivery records a webhook delivery id and reports whether it is new;
@@ -28,4 +30,38 @@ func (db *DB) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, err
 		return 0, fmt.Errorf("prune webhook deliveries: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// DeliveryRetention is how long webhook delivery ids are kept for
+// deduplication; PagerDuty retries for far less.
+const DeliveryRetention = 7 * 24 * time.Hour
+
+// PruneDeliveriesKind is the kind of the job that forgets old deliveries.
+const PruneDeliveriesKind = "deliveries.prune"
+
+// PruneDeliveriesArgs is the job that forgets deliveries older than DeliveryRetention.
+type PruneDeliveriesArgs struct{}
+
+// Kind implements river.JobArgs and store.JobArgs.
+func (PruneDeliveriesArgs) Kind() string { return PruneDeliveriesKind }
+
+type pruneDeliveriesWorker struct {
+	river.WorkerDefaults[PruneDeliveriesArgs]
+	db *DB
+}
+
+func (w *pruneDeliveriesWorker) Work(ctx context.Context, _ *river.Job[PruneDeliveriesArgs]) error {
+	n, err := w.db.PruneDeliveries(ctx, time.Now().Add(-DeliveryRetention))
+	if err != nil {
+		return err
+	}
+	w.db.log.InfoContext(ctx, "pruned webhook deliveries", "removed", n)
+	return nil
+}
+
+// PruneDeliveriesPeriodicJob forgets old webhook deliveries every day (and at start).
+func PruneDeliveriesPeriodicJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour),
+		func() (river.JobArgs, *river.InsertOpts) { return PruneDeliveriesArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
 }

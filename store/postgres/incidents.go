@@ -278,3 +278,233 @@ func (db *DB) ListIncidents(ctx context.Context, openOnly bool) ([]store.Inciden
 	}
 	return incs, nil
 }
+
+// incidentTx implements store.IncidentTx on one pgx transaction.
+type incidentTx struct {
+	db     *DB
+	tx     pgx.Tx
+	audits []store.AuditEvent
+}
+
+var _ store.Lifecycle = (*DB)(nil)
+
+// InIncidentTx runs fn in one transaction: queued audit rows are appended last,
+// then it commits. Any error rolls everything back.
+func (db *DB) InIncidentTx(ctx context.Context, fn func(tx store.IncidentTx) error) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		itx := &incidentTx{db: db, tx: tx}
+		if err := fn(itx); err != nil {
+			return err
+		}
+		for _, ev := range itx.audits {
+			if _, err := appendAuditTx(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (t *incidentTx) RecordDelivery(ctx context.Context, id string) (bool, error) {
+	if id == "" {
+		return false, errors.New("record delivery: delivery id is empty")
+	}
+	tag, err := t.tx.Exec(ctx, "INSERT INTO webhook_deliveries (delivery_id) VALUES ($1) ON CONFLICT DO NOTHING", id)
+	if err != nil {
+		return false, fmt.Errorf("record delivery %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (t *incidentTx) OpenIncident(ctx context.Context, inc store.Incident) (store.Incident, bool, error) {
+	if strings.TrimSpace(inc.PagerDutyID) == "" {
+		return store.Incident{}, false, errors.New("open incident: PagerDuty id is empty")
+	}
+	if inc.Status == "" {
+		inc.Status = store.IncidentTriggered
+	}
+	if !validIncidentStatus(inc.Status) {
+		return store.Incident{}, false, fmt.Errorf("open incident %s: unknown status %q", inc.PagerDutyID, inc.Status)
+	}
+	var openedAt *time.Time
+	if !inc.OpenedAt.IsZero() {
+		openedAt = &inc.OpenedAt
+	}
+	out, err := scanIncident(t.tx.QueryRow(ctx, `
+		INSERT INTO incidents (pagerduty_id, service, title, urgency, url, status, channel, security,
+		                       opened_at, acked_at, resolved_at, rto, rpo)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()), $10, $11, $12, $13)
+		ON CONFLICT (pagerduty_id) DO NOTHING
+		RETURNING `+incidentColumns,
+		inc.PagerDutyID, inc.Service, inc.Title, inc.Urgency, inc.URL, inc.Status, nullString(inc.Channel),
+		inc.Security, openedAt, inc.AckedAt, inc.ResolvedAt, toInterval(inc.RTO), toInterval(inc.RPO)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// ON CONFLICT waited for the other transaction to commit: lock its row.
+		out, err = t.LockIncidentByPagerDutyID(ctx, inc.PagerDutyID)
+		if err != nil {
+			return store.Incident{}, false, fmt.Errorf("open incident %s: %w", inc.PagerDutyID, err)
+		}
+		return out, false, nil
+	}
+	if err != nil {
+		return store.Incident{}, false, fmt.Errorf("open incident %s: %w", inc.PagerDutyID, err)
+	}
+	data, err := json.Marshal(map[string]any{
+		"pagerduty_id": out.PagerDutyID, "service": out.Service, "title": out.Title,
+		"urgency": out.Urgency, "url": out.URL, "status": out.Status, "security": out.Security,
+		"opened_at": out.OpenedAt,
+	})
+	if err != nil {
+		return store.Incident{}, false, err
+	}
+	t.audits = append(t.audits, store.AuditEvent{IncidentID: &out.ID, Actor: "pagerduty", Kind: "incident.opened", Data: data})
+	return out, true, nil
+}
+
+func (t *incidentTx) LockIncident(ctx context.Context, id int64) (store.Incident, error) {
+	inc, err := scanIncident(t.tx.QueryRow(ctx, "SELECT "+incidentColumns+" FROM incidents WHERE id = $1 FOR UPDATE", id))
+	if err != nil {
+		return store.Incident{}, notFound(fmt.Sprintf("incident %d", id), err)
+	}
+	return inc, nil
+}
+
+func (t *incidentTx) LockIncidentByPagerDutyID(ctx context.Context, pdID string) (store.Incident, error) {
+	inc, err := scanIncident(t.tx.QueryRow(ctx, "SELECT "+incidentColumns+" FROM incidents WHERE pagerduty_id = $1 FOR UPDATE", pdID))
+	if err != nil {
+		return store.Incident{}, notFound("incident with PagerDuty id "+pdID, err)
+	}
+	return inc, nil
+}
+
+func (t *incidentTx) SaveIncident(ctx context.Context, inc store.Incident) (store.Incident, error) {
+	if !validIncidentStatus(inc.Status) {
+		return store.Incident{}, fmt.Errorf("save incident %d: unknown status %q", inc.ID, inc.Status)
+	}
+	out, err := scanIncident(t.tx.QueryRow(ctx, `
+		UPDATE incidents SET service = $2, title = $3, urgency = $4, url = $5, status = $6,
+		       channel = $7, security = $8, opened_at = $9, acked_at = $10, resolved_at = $11, rto = $12, rpo = $13
+		WHERE id = $1 RETURNING `+incidentColumns,
+		inc.ID, inc.Service, inc.Title, inc.Urgency, inc.URL, inc.Status, nullString(inc.Channel),
+		inc.Security, inc.OpenedAt, inc.AckedAt, inc.ResolvedAt, toInterval(inc.RTO), toInterval(inc.RPO)))
+	if err != nil {
+		if code, _ := pgErr(err); code == codeUniqueViolation {
+			return store.Incident{}, fmt.Errorf("save incident %d: channel %s belongs to another incident: %w", inc.ID, inc.Channel, store.ErrDuplicate)
+		}
+		return store.Incident{}, notFound(fmt.Sprintf("incident %d", inc.ID), err)
+	}
+	return out, nil
+}
+
+func (t *incidentTx) Marks(ctx context.Context, incidentID int64) (map[string]string, error) {
+	m, err := readMarks(ctx, t.tx, incidentID)
+	if err != nil {
+		return nil, err
+	}
+	// Marks queued in this transaction count too.
+	for _, ev := range t.audits {
+		if ev.IncidentID != nil && *ev.IncidentID == incidentID {
+			addMark(m, ev.Data)
+		}
+	}
+	return m, nil
+}
+
+func (t *incidentTx) AppendAudit(_ context.Context, ev store.AuditEvent) error {
+	if strings.TrimSpace(ev.Actor) == "" || strings.TrimSpace(ev.Kind) == "" {
+		return errors.New("audit event needs an actor and a kind")
+	}
+	t.audits = append(t.audits, ev)
+	return nil
+}
+
+func (t *incidentTx) InsertJobs(ctx context.Context, jobs ...store.Job) error {
+	return t.db.insertJobsTx(ctx, t.tx, jobs)
+}
+
+// cancellableStates are the job states CancelJobs cancels: not started yet.
+var cancellableStates = []string{"scheduled", "available", "retryable", "pending"}
+
+func (t *incidentTx) CancelJobs(ctx context.Context, incidentID int64, kinds ...string) (int, error) {
+	if len(kinds) == 0 {
+		return 0, nil
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT id FROM river_job
+		WHERE kind = ANY($1) AND state::text = ANY($2) AND args->>'incident_id' = $3`,
+		kinds, cancellableStates, fmt.Sprint(incidentID))
+	if err != nil {
+		return 0, fmt.Errorf("find jobs of incident %d: %w", incidentID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("find jobs of incident %d: %w", incidentID, err)
+	}
+	for _, id := range ids {
+		if _, err := t.db.inserter.JobCancelTx(ctx, t.tx, id); err != nil {
+			return 0, fmt.Errorf("cancel job %d of incident %d: %w", id, incidentID, err)
+		}
+	}
+	return len(ids), nil
+}
+
+// IncidentMarks returns the incident's marks: for each mark key, the value of
+// its latest audit row.
+func (db *DB) IncidentMarks(ctx context.Context, incidentID int64) (map[string]string, error) {
+	return readMarks(ctx, db.pool, incidentID)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func readMarks(ctx context.Context, q querier, incidentID int64) (map[string]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT data FROM audit_events
+		WHERE incident_id = $1 AND (data ? 'mark' OR data ? 'marks') ORDER BY seq`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("read marks of incident %d: %w", incidentID, err)
+	}
+	datas, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("read marks of incident %d: %w", incidentID, err)
+	}
+	m := make(map[string]string, len(datas))
+	for _, d := range datas {
+		addMark(m, d)
+	}
+	return m, nil
+}
+
+func addMark(m map[string]string, data []byte) {
+	var v map[string]any
+	if json.Unmarshal(data, &v) != nil {
+		return
+	}
+	if key, ok := v[store.MarkKey].(string); ok && key != "" {
+		val, _ := v[store.MarkValue].(string)
+		m[key] = val
+	}
+	if more, ok := v[store.MarksKey].(map[string]any); ok {
+		for k, x := range more {
+			if s, ok := x.(string); ok && k != "" {
+				m[k] = s
+			}
+		}
+	}
+}
+
+// IncidentOrdinal returns the position of incident id among the incidents of
+// its service opened on the same UTC day (1 for the first): where the search
+// for a free channel name (-2, -3, …) can start.
+func (db *DB) IncidentOrdinal(ctx context.Context, id int64) (int, error) {
+	var n int
+	err := db.pool.QueryRow(ctx, `
+		SELECT count(*) FROM incidents o, incidents i
+		WHERE i.id = $1 AND o.service = i.service AND o.id <= i.id
+		  AND (o.opened_at AT TIME ZONE 'UTC')::date = (i.opened_at AT TIME ZONE 'UTC')::date`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("ordinal of incident %d: %w", id, err)
+	}
+	return n, nil
+}

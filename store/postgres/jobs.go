@@ -48,6 +48,14 @@ func (db *DB) InsertJobs(ctx context.Context, jobs ...store.Job) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error { return db.insertJobsTx(ctx, tx, jobs) })
 }
 
+// QueueIncidentEvents is the queue of recorded webhook events waiting to be
+// applied: one worker per process, so events apply in arrival order.
+const QueueIncidentEvents = "incident_events"
+
+// DefaultRescueStuckJobsAfter is how long a job may run before River assumes
+// its process died and runs it again (Options.RescueStuckJobsAfter).
+const DefaultRescueStuckJobsAfter = 5 * time.Minute
+
 // StartJobs starts working jobs with workers on Options.Queues and schedules
 // periodic (River elects one leader among processes to insert those). With
 // nil workers the store stays insert-only and StartJobs does nothing. ctx only
@@ -64,6 +72,10 @@ func (db *DB) StartJobs(ctx context.Context, workers *river.Workers, periodic []
 	if db.worker != nil {
 		return errors.New("start jobs: already started")
 	}
+	rescue := db.opts.RescueStuckJobsAfter
+	if rescue <= 0 {
+		rescue = DefaultRescueStuckJobsAfter
+	}
 	queues := map[string]river.QueueConfig{}
 	for name, n := range db.opts.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
@@ -71,12 +83,22 @@ func (db *DB) StartJobs(ctx context.Context, workers *river.Workers, periodic []
 	if len(queues) == 0 {
 		queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 10}
 	}
+	if _, ok := queues[QueueIncidentEvents]; !ok {
+		queues[QueueIncidentEvents] = river.QueueConfig{MaxWorkers: 1}
+	}
 	client, err := river.NewClient(riverpgxv5.New(db.pool), &river.Config{
 		Logger:          db.log,
 		Queues:          queues,
 		Workers:         workers,
 		PeriodicJobs:    periodic,
 		SoftStopTimeout: db.opts.SoftStopTimeout,
+		// River's default (1 h) would leave a timer interrupted by kill -9
+		// silent for an hour.
+		RescueStuckJobsAfter: rescue,
+		// An incident's channel setup is a job: pick new jobs up quickly
+		// (River's default cooldown is 100 ms).
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
@@ -153,9 +175,11 @@ func (db *DB) AuditVerifyWorker() river.Worker[AuditVerifyArgs] {
 	return &AuditVerifyWorker{db: db}
 }
 
-// RegisterWorkers adds this package's workers (audit.verify) to w.
+// RegisterWorkers adds this package's workers (audit.verify,
+// deliveries.prune) to w.
 func (db *DB) RegisterWorkers(w *river.Workers) {
 	river.AddWorker(w, db.AuditVerifyWorker())
+	river.AddWorker(w, &pruneDeliveriesWorker{db: db})
 }
 
 // AuditVerifyPeriodicJob schedules an audit.verify job every interval (0 means

@@ -1,0 +1,116 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// Marks kept current by PagerDuty events and commands, shown in the header.
+const (
+	markAckedBy   = "acked_by"
+	markAssignees = "assignees"
+	markSetupDone = "setup.done"
+)
+
+// IncidentHeaderAt is the header kept current in an incident channel: the
+// static facts of IncidentHeader plus status, who acknowledged, assignees,
+// and the RTO clock (elapsed, remaining) as of now.
+func IncidentHeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.Message {
+	base := IncidentHeader(inc)
+	status := "Triggered: waiting for a responder"
+	switch inc.Status {
+	case store.IncidentAcknowledged:
+		status = "Acknowledged"
+		if by := marks[markAckedBy]; by != "" {
+			status += " by " + by
+		}
+		if inc.AckedAt != nil {
+			status += fmt.Sprintf(" after %s", formatDuration(inc.AckedAt.Sub(inc.OpenedAt)))
+		}
+	case store.IncidentResolved:
+		status = "Resolved"
+		if inc.ResolvedAt != nil {
+			status += fmt.Sprintf(" at %s, %s after it opened", inc.ResolvedAt.UTC().Format("15:04 UTC"), formatDuration(inc.ResolvedAt.Sub(inc.OpenedAt)))
+		}
+	}
+	fields := []chat.Field{{Label: "Status", Value: status}}
+	if by := marks[markAckedBy]; by != "" && inc.Status != store.IncidentAcknowledged {
+		fields = append(fields, chat.Field{Label: "Acknowledged by", Value: by})
+	}
+	if a := marks[markAssignees]; a != "" {
+		fields = append(fields, chat.Field{Label: "Assigned to", Value: a})
+	}
+	if inc.Security {
+		fields = append(fields, chat.Field{Label: "Security", Value: "security incident: the security escalation was notified"})
+	}
+	fields = append(fields, chat.Field{Label: "RTO clock", Value: rtoClock(inc, now)})
+	var blocks []chat.Block
+	for _, bl := range base.Blocks {
+		if f, ok := bl.(chat.Fields); ok {
+			bl = chat.Fields{Fields: append(fields, f.Fields...)}
+		}
+		if c, ok := bl.(chat.Context); ok {
+			bl = chat.Context{Text: c.Text + " · updated " + now.UTC().Format("15:04 UTC")}
+		}
+		blocks = append(blocks, bl)
+	}
+	text := base.Text
+	if inc.Status == store.IncidentResolved {
+		text = "[RESOLVED] " + text
+	}
+	return chat.Message{Text: text, Blocks: blocks}
+}
+
+// rtoClock is the elapsed and remaining time against the RTO.
+func rtoClock(inc store.Incident, now time.Time) string {
+	end := now
+	if inc.Status == store.IncidentResolved && inc.ResolvedAt != nil {
+		end = *inc.ResolvedAt
+	}
+	elapsed := end.Sub(inc.OpenedAt)
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	if inc.RTO <= 0 {
+		return formatDuration(elapsed) + " elapsed (no RTO set)"
+	}
+	left := inc.RTO - elapsed
+	switch {
+	case inc.Status == store.IncidentResolved && left >= 0:
+		return fmt.Sprintf("recovered in %s: RTO of %s met", formatDuration(elapsed), formatDuration(inc.RTO))
+	case inc.Status == store.IncidentResolved:
+		return fmt.Sprintf("recovered in %s: RTO of %s missed by %s", formatDuration(elapsed), formatDuration(inc.RTO), formatDuration(-left))
+	case left >= 0:
+		return fmt.Sprintf("%s elapsed, %s left (%d%% of %s)", formatDuration(elapsed), formatDuration(left), int(100*elapsed/inc.RTO), formatDuration(inc.RTO))
+	}
+	return fmt.Sprintf("%s elapsed: RTO of %s passed %s ago", formatDuration(elapsed), formatDuration(inc.RTO), formatDuration(-left))
+}
+
+// refreshHeader is the incident.header worker: chat.update of the header with
+// the incident's current state.
+func (b *Bot) refreshHeader(ctx context.Context, id int64) error {
+	inc, err := b.store.Incident(ctx, id)
+	if err != nil {
+		return err
+	}
+	marks, err := b.lc.st.IncidentMarks(ctx, id)
+	if err != nil {
+		return err
+	}
+	ts := marks[markHeaderTS]
+	if ts == "" || inc.Channel == "" {
+		if _, done := marks[markSetupDone]; done {
+			return nil // the header could not be posted; nothing to update
+		}
+		// The setup job posts the current header when it gets there; wait so
+		// that a change made meanwhile is not lost.
+		return river.JobSnooze(channelNotReadySnooze)
+	}
+	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, IncidentHeaderAt(inc, marks, b.now()))
+}
