@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +70,13 @@ func jsonText(raw json.RawMessage) *string {
 // naming it. When r.IdempotencyKey was used before it returns the earlier
 // request together with an error wrapping store.ErrDuplicate.
 func (db *DB) CreateRequest(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobs ...store.Job) (store.ActionRequest, error) {
+	return db.CreateRequestWith(ctx, r, ev, func(store.ActionRequest) []store.Job { return jobs })
+}
+
+// CreateRequestWith is CreateRequest for jobs that need the new request (its
+// id, its expiry): jobsFor is called inside the transaction with the inserted
+// row, and the jobs it returns are inserted in that transaction.
+func (db *DB) CreateRequestWith(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job) (store.ActionRequest, error) {
 	if err := checkNewRequest(&r); err != nil {
 		return store.ActionRequest{}, fmt.Errorf("create request: %w", err)
 	}
@@ -94,8 +102,10 @@ func (db *DB) CreateRequest(ctx context.Context, r store.ActionRequest, ev store
 			if err != nil {
 				return err
 			}
-			if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
-				return err
+			if jobsFor != nil {
+				if err := db.insertJobsTx(ctx, tx, jobsFor(out)); err != nil {
+					return err
+				}
 			}
 			ev := ev
 			ev.RequestID = &out.ID
@@ -389,4 +399,71 @@ func (db *DB) Approvals(ctx context.Context, requestID int64) ([]store.Approval,
 		return nil, fmt.Errorf("list approvals of request %d: %w", requestID, err)
 	}
 	return as, nil
+}
+
+// RequestsInState returns the requests in any of states, oldest first.
+func (db *DB) RequestsInState(ctx context.Context, states ...string) ([]store.ActionRequest, error) {
+	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE state = ANY($1) ORDER BY id", states)
+	if err != nil {
+		return nil, fmt.Errorf("list requests in states %v: %w", states, err)
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ActionRequest, error) { return scanRequest(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list requests in states %v: %w", states, err)
+	}
+	return rs, nil
+}
+
+// RecentRequests returns up to limit requests for service (all services when
+// service is empty), newest first.
+func (db *DB) RecentRequests(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
+	if limit <= 0 {
+		limit = 10
+	}
+	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+` FROM action_requests
+		WHERE $1 = '' OR service = $1 ORDER BY id DESC LIMIT $2`, service, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list recent requests of %q: %w", service, err)
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ActionRequest, error) { return scanRequest(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list recent requests of %q: %w", service, err)
+	}
+	return rs, nil
+}
+
+// requestLockClass is the first key of the session advisory locks that
+// serialise the execution of one request across processes ("dr").
+const requestLockClass = int32(0x6472)
+
+// LockRequest takes the execution lock of request id without waiting: a
+// PostgreSQL session advisory lock held on a connection of its own, so it is
+// released when the holder calls release or when its process dies (kill -9
+// closes the connection). ok is false when another holder has it.
+func (db *DB) LockRequest(ctx context.Context, id int64) (release func(), ok bool, err error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
+	}
+	key := int32(id) //nolint:gosec // wraps after 2^31 requests; a collision only serialises two requests
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", requestLockClass, key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", requestLockClass, key); err != nil {
+				// The lock dies with the connection: do not give it back to the pool.
+				_ = conn.Conn().Close(ctx)
+			}
+			conn.Release()
+		})
+	}, true, nil
 }

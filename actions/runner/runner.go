@@ -1,0 +1,421 @@
+// Package runner executes approved action requests: exactly once across
+// processes (a per-request PostgreSQL advisory lock and forward-only state
+// moves), resumably (every step is journaled in the audit log, so an execution
+// interrupted by a crash resumes where it stopped), with live progress on the
+// request's card, then verifies the result and reports it.
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// Store is what the runner needs; *postgres.DB implements it.
+type Store interface {
+	store.Requests
+	store.Audit
+	store.JobQueue
+	// LockRequest takes request id's execution lock without waiting; ok is
+	// false when another process holds it. The lock dies with its holder.
+	LockRequest(ctx context.Context, id int64) (release func(), ok bool, err error)
+	// RequestsInState lists requests in any of states.
+	RequestsInState(ctx context.Context, states ...string) ([]store.ActionRequest, error)
+}
+
+// Status is what a request's card shows besides the request and its approvals.
+type Status struct {
+	Step      string // the current step's name
+	StepIndex int    // 1-based index of the step in the plan; 0 when unknown
+	Steps     int    // number of steps in the plan
+	Progress  *actions.Progress
+	Report    *actions.Report // the verification report, once verified
+	Reason    string          // why the request failed (user-safe)
+}
+
+// Cards shows a request's state in its chat channel. The bot implements it.
+type Cards interface {
+	// Show updates the request's card in place to req's state and st.
+	Show(ctx context.Context, req store.ActionRequest, st Status)
+	// Note posts a line about req in its channel.
+	Note(ctx context.Context, req store.ActionRequest, text string)
+}
+
+// DefaultProgressEvery is the minimum interval between progress updates of one card.
+const DefaultProgressEvery = time.Second
+
+// Options configure New.
+type Options struct {
+	Store   Store
+	Actions actions.Registry
+	Cards   Cards
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// ProgressEvery throttles progress updates (0: DefaultProgressEvery).
+	ProgressEvery time.Duration
+}
+
+// Runner executes approved requests.
+type Runner struct {
+	store   Store
+	actions actions.Registry
+	cards   Cards
+	log     *slog.Logger
+	now     func() time.Time
+	every   time.Duration
+}
+
+// New returns a Runner; Store, Actions and Cards are required.
+func New(o Options) *Runner {
+	if o.Store == nil || o.Actions == nil || o.Cards == nil {
+		panic("runner.New: Store, Actions and Cards are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = DefaultProgressEvery
+	}
+	return &Runner{store: o.Store, actions: o.Actions, cards: o.Cards, log: o.Logger, now: o.Now, every: o.ProgressEvery}
+}
+
+// Resume enqueues an execution job for every request left running or
+// verifying, typically by a process that was killed. Each job takes the
+// request's lock first, so a request still running in a live process is left
+// to it. Call it after the job workers started.
+func (r *Runner) Resume(ctx context.Context) (int, error) {
+	reqs, err := r.store.RequestsInState(ctx, store.RequestRunning, store.RequestVerifying)
+	if err != nil {
+		return 0, fmt.Errorf("resume requests: %w", err)
+	}
+	if len(reqs) == 0 {
+		return 0, nil
+	}
+	nonce := newRef()
+	jobs := make([]store.Job, 0, len(reqs))
+	for _, q := range reqs {
+		jobs = append(jobs, store.Job{Args: store.ExecuteRequestArgs{RequestID: q.ID, Resume: nonce}})
+	}
+	if err := r.store.InsertJobs(ctx, jobs...); err != nil {
+		return 0, fmt.Errorf("resume requests: %w", err)
+	}
+	return len(reqs), nil
+}
+
+// Run executes request id if it is approved, resumes it if it is running or
+// verifying, and does nothing otherwise. It returns an error only when the
+// work should be retried (the store failed, or ctx ended mid-way, e.g. at
+// shutdown); an action that fails moves the request to failed and returns nil.
+func (r *Runner) Run(ctx context.Context, id int64) error {
+	release, ok, err := r.store.LockRequest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.log.InfoContext(ctx, "request is being executed by another process", "request", id)
+		return nil
+	}
+	defer release()
+
+	req, err := r.store.Request(ctx, id)
+	if err != nil {
+		return fmt.Errorf("run request %d: %w", id, err)
+	}
+	if req.State != store.RequestApproved && req.State != store.RequestRunning && req.State != store.RequestVerifying {
+		return nil // pending, or final: nothing to run
+	}
+	var plan actions.Plan
+	if err := json.Unmarshal(req.Plan, &plan); err != nil {
+		return r.fail(ctx, req, fmt.Sprintf("the approved plan cannot be read (ref %s)", r.logErr(ctx, req, "decode plan", err)), err)
+	}
+	a := r.actions[req.Kind]
+	if a == nil {
+		return r.fail(ctx, req, fmt.Sprintf("this drbot has no %s action; nothing was run", req.Kind), nil)
+	}
+	st := Status{Steps: len(plan.Steps)}
+
+	switch req.State {
+	case store.RequestApproved:
+		changed := r.replan(ctx, req, a, plan)
+		data, _ := json.Marshal(map[string]any{"from": store.RequestApproved, "to": store.RequestRunning, "plan_changed": changed})
+		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestApproved}, store.RequestRunning,
+			store.AuditEvent{Kind: "request.running", Actor: "drbot", Data: data})
+		if err != nil {
+			if errors.Is(err, store.ErrStateConflict) {
+				return nil // cancelled or expired meanwhile
+			}
+			return err
+		}
+		r.cards.Show(ctx, req, st)
+		fallthrough
+	case store.RequestRunning:
+		j := &journal{r: r, req: req, plan: plan}
+		if req.State == store.RequestRunning && j.resumed(ctx) {
+			j.Note(ctx, "Resumed after a restart: steps already done are skipped.")
+		}
+		if err := a.Execute(ctx, plan, j); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("run request %d: interrupted: %w", id, err) // resumed on the next start or retry
+			}
+			return r.fail(ctx, req, r.reason(ctx, req, j.currentStep(), err), err)
+		}
+		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestRunning}, store.RequestVerifying,
+			store.AuditEvent{Kind: "request.verifying", Actor: "drbot"})
+		if err != nil {
+			return err
+		}
+		r.cards.Show(ctx, req, Status{Steps: st.Steps, StepIndex: st.Steps, Step: "verify"})
+	}
+
+	rep, err := a.Verify(ctx, plan)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("verify request %d: interrupted: %w", id, err)
+		}
+		return r.fail(ctx, req, "verification could not run: "+r.reason(ctx, req, "verify", err), err)
+	}
+	data, _ := json.Marshal(map[string]any{"from": store.RequestVerifying, "report": rep, "ok": rep.OK()})
+	to, reason := store.RequestSucceeded, ""
+	if !rep.OK() {
+		to = store.RequestFailed
+		reason = fmt.Sprintf("verification failed: %d of %d checks did not pass", len(rep.Failed()), len(rep.Checks))
+		if len(rep.Checks) == 0 {
+			reason = "verification ran no checks"
+		}
+	}
+	req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestVerifying}, to,
+		store.AuditEvent{Kind: "request." + to, Actor: "drbot", Data: data})
+	if err != nil {
+		return err
+	}
+	r.cards.Show(ctx, req, Status{Steps: st.Steps, Report: &rep, Reason: reason})
+	return nil
+}
+
+// replan computes the plan again and reports whether it differs from the
+// approved one. The approved plan runs either way: it pins every object.
+func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.Action, approved actions.Plan) bool {
+	var p actions.Params
+	if len(req.Params) > 0 {
+		if err := json.Unmarshal(req.Params, &p); err != nil {
+			r.log.WarnContext(ctx, "re-plan: params unreadable", "request", req.ID, "err", err)
+			return false
+		}
+	}
+	now, err := a.Plan(ctx, p)
+	if err != nil {
+		r.log.InfoContext(ctx, "re-plan failed; running the approved plan", "request", req.ID, "err", err)
+		return false
+	}
+	h, err := now.Hash()
+	if err != nil || h == req.PlanHash {
+		return false
+	}
+	text := fmt.Sprintf("The plan would be different now (%s); running the approved plan exactly as approved (%s).", now.Summary, approved.Summary)
+	data, _ := json.Marshal(map[string]string{"approved_hash": req.PlanHash, "current_hash": h, "current_summary": now.Summary})
+	if _, err := r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: "plan.changed", Data: data}); err != nil {
+		r.log.WarnContext(ctx, "record plan change", "request", req.ID, "err", err)
+	}
+	r.cards.Note(ctx, req, fmt.Sprintf("Request #%d: %s", req.ID, text))
+	return true
+}
+
+// reason is the user-safe failure reason of err: a refusal's own message,
+// otherwise the step and a log reference.
+func (r *Runner) reason(ctx context.Context, req store.ActionRequest, step string, err error) string {
+	var rf interface{ UserMessage() string }
+	if errors.As(err, &rf) {
+		return rf.UserMessage()
+	}
+	ref := r.logErr(ctx, req, "step "+step, err)
+	if step == "" {
+		return fmt.Sprintf("the action failed (ref %s; details in drbot's log)", ref)
+	}
+	return fmt.Sprintf("step %s failed (ref %s; details in drbot's log)", step, ref)
+}
+
+func (r *Runner) logErr(ctx context.Context, req store.ActionRequest, what string, err error) string {
+	ref := newRef()
+	r.log.ErrorContext(ctx, "request "+what+" failed", "ref", ref, "request", req.ID, "kind", req.Kind, "err", err)
+	return ref
+}
+
+// fail moves req to failed with reason and shows it.
+func (r *Runner) fail(ctx context.Context, req store.ActionRequest, reason string, cause error) error {
+	d := map[string]string{"from": req.State, "reason": reason}
+	if cause != nil {
+		d["error"] = cause.Error()
+	}
+	data, _ := json.Marshal(d)
+	out, err := r.store.TransitionRequest(ctx, req.ID, []string{store.RequestApproved, store.RequestRunning, store.RequestVerifying}, store.RequestFailed,
+		store.AuditEvent{Kind: "request.failed", Actor: "drbot", Data: data})
+	if err != nil {
+		if errors.Is(err, store.ErrStateConflict) {
+			return nil
+		}
+		return err
+	}
+	r.cards.Show(ctx, out, Status{Reason: reason})
+	return nil
+}
+
+func newRef() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// journal implements actions.Journal over the audit log: step.started and
+// step.finished rows per request.
+type journal struct {
+	r    *Runner
+	req  store.ActionRequest
+	plan actions.Plan
+
+	mu       sync.Mutex
+	current  string
+	lastShow time.Time
+	lastStep string
+}
+
+var _ actions.Journal = (*journal)(nil)
+
+type stepData struct {
+	Step   string          `json:"step"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// events returns the request's step rows.
+func (j *journal) events(ctx context.Context) ([]store.AuditEvent, error) {
+	var out []store.AuditEvent
+	after := int64(0)
+	for {
+		evs, err := j.r.store.AuditEvents(ctx, store.AuditFilter{RequestID: &j.req.ID, AfterSeq: after, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			if ev.Kind == "step.started" || ev.Kind == "step.finished" {
+				out = append(out, ev)
+			}
+		}
+		if len(evs) < 1000 {
+			return out, nil
+		}
+		after = evs[len(evs)-1].Seq
+	}
+}
+
+// resumed reports whether an earlier attempt started any step.
+func (j *journal) resumed(ctx context.Context) bool {
+	evs, err := j.events(ctx)
+	return err == nil && len(evs) > 0
+}
+
+func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool, bool, error) {
+	evs, err := j.events(ctx)
+	if err != nil {
+		return nil, false, false, err
+	}
+	started := false
+	for _, ev := range evs {
+		var d stepData
+		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Step != step {
+			continue
+		}
+		switch ev.Kind {
+		case "step.started":
+			started = true
+		case "step.finished":
+			if d.Error == "" {
+				return d.Result, true, true, nil
+			}
+			started = true // an earlier attempt failed in it: run it again
+		}
+	}
+	data, err := json.Marshal(stepData{Step: step})
+	if err != nil {
+		return nil, false, false, err
+	}
+	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "step.started", Data: data}); err != nil {
+		return nil, false, false, err
+	}
+	j.mu.Lock()
+	j.current = step
+	j.mu.Unlock()
+	j.show(ctx, nil, true)
+	return nil, false, started, nil
+}
+
+func (j *journal) Finish(ctx context.Context, step string, result any, stepErr error) error {
+	d := stepData{Step: step}
+	if stepErr != nil {
+		d.Error = stepErr.Error()
+	} else {
+		b, err := json.Marshal(result)
+		if err != nil {
+			return fmt.Errorf("encode result of step %s: %w", step, err)
+		}
+		d.Result = b
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "step.finished", Data: data})
+	return err
+}
+
+func (j *journal) Progress(ctx context.Context, p actions.Progress) {
+	j.show(ctx, &p, p.Total > 0 && p.Done >= p.Total)
+}
+
+func (j *journal) Note(ctx context.Context, text string) {
+	data, _ := json.Marshal(map[string]string{"text": text})
+	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "request.note", Data: data}); err != nil {
+		j.r.log.WarnContext(ctx, "record note", "request", j.req.ID, "err", err)
+	}
+	j.r.cards.Note(ctx, j.req, fmt.Sprintf("Request #%d (%s): %s", j.req.ID, j.req.Kind, text))
+}
+
+func (j *journal) currentStep() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.current
+}
+
+// show updates the card, at most once per ProgressEvery unless force.
+func (j *journal) show(ctx context.Context, p *actions.Progress, force bool) {
+	j.mu.Lock()
+	now := j.r.now()
+	step := j.current
+	if p != nil && p.Step != "" {
+		step = p.Step
+	}
+	if !force && step == j.lastStep && now.Sub(j.lastShow) < j.r.every {
+		j.mu.Unlock()
+		return
+	}
+	j.lastShow, j.lastStep = now, step
+	j.mu.Unlock()
+	st := Status{Step: step, Steps: len(j.plan.Steps), Progress: p}
+	for i, s := range j.plan.Steps {
+		if s.Name == step {
+			st.StepIndex = i + 1
+		}
+	}
+	j.r.cards.Show(ctx, j.req, st)
+}

@@ -1,0 +1,262 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/runner"
+	"github.com/drbot-dev/drbot/approvals"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// RequestStore is what the request lifecycle keeps; *postgres.DB implements it.
+type RequestStore interface {
+	approvals.Store
+	store.Incidents
+	// SetRequestMessage records where a request's card was posted.
+	SetRequestMessage(ctx context.Context, id int64, channel, ts string) error
+	// RecentRequests lists a service's requests, newest first.
+	RecentRequests(ctx context.Context, service string, limit int) ([]store.ActionRequest, error)
+}
+
+// Requests is the chat side of approval-gated requests: it submits requests
+// and posts their cards, handles the Approve, Deny and Cancel buttons, and
+// keeps every card truthful (it implements commands.Requests and runner.Cards).
+type Requests struct {
+	store  RequestStore
+	engine *approvals.Engine
+	chat   chat.Adapter
+	log    *slog.Logger
+	now    func() time.Time
+	locks  keyedMutex
+}
+
+var (
+	_ commands.Requests = (*Requests)(nil)
+	_ runner.Cards      = (*Requests)(nil)
+)
+
+// RequestsOptions configure NewRequests.
+type RequestsOptions struct {
+	Store  RequestStore
+	Engine *approvals.Engine
+	Chat   chat.Adapter
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// NewRequests returns the request lifecycle's chat side; RegisterClicks
+// connects its buttons to a Bot.
+func NewRequests(o RequestsOptions) *Requests {
+	if o.Store == nil || o.Engine == nil || o.Chat == nil {
+		panic("bot.NewRequests: Store, Engine and Chat are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Requests{store: o.Store, engine: o.Engine, chat: o.Chat, log: o.Logger, now: o.Now}
+}
+
+// RegisterClicks registers the Approve, Deny and Cancel button handlers on b.
+func (r *Requests) RegisterClicks(b *Bot) {
+	b.OnClick(chat.ActionApprove, r.clickApprove)
+	b.OnClick(chat.ActionDeny, r.clickDeny)
+	b.OnClick(chat.ActionCancel, r.clickCancel)
+}
+
+// Submit implements commands.Requests: it records the request (refusing a
+// busy target), posts its card and links the card to it.
+func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Message, error) {
+	var incidentID *int64
+	if s.Channel != "" {
+		inc, err := r.store.IncidentByChannel(ctx, s.Channel)
+		switch {
+		case err == nil:
+			incidentID = &inc.ID
+		case !errors.Is(err, store.ErrNotFound):
+			return chat.Message{}, fmt.Errorf("incident of channel %s: %w", s.Channel, err)
+		}
+	}
+	planJSON, err := json.Marshal(s.Plan)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("encode plan: %w", err)
+	}
+	params, err := json.Marshal(s.Params)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("encode params: %w", err)
+	}
+	target := s.Plan.Target
+	if target == "" {
+		target = s.Kind + ":" + s.Service
+	}
+	req, err := r.engine.Create(ctx, approvals.NewRequest{
+		IncidentID: incidentID, Service: s.Service, Kind: s.Kind, Target: target, Params: params, Plan: planJSON,
+		RequestedBy: s.User.ID, Reason: s.Reason, Channel: s.Channel,
+	})
+	if err != nil {
+		return chat.Message{}, err
+	}
+	pol := r.engine.Policy(req.Kind)
+	card := RequestCard(CardInput{Request: req, Plan: s.Plan, Policy: pol, Now: r.now()})
+	ref, err := r.chat.Post(ctx, s.Channel, card)
+	if err != nil {
+		// Without a card nobody can approve it: free the target.
+		if _, cerr := r.engine.Cancel(ctx, req.ID, req.RequestedBy); cerr != nil {
+			r.log.ErrorContext(ctx, "cancel request whose card could not be posted", "request", req.ID, "err", cerr)
+		}
+		return chat.Message{}, fmt.Errorf("post card of request %d: %w", req.ID, err)
+	}
+	if err := r.store.SetRequestMessage(ctx, req.ID, ref.Channel, ref.TS); err != nil {
+		return chat.Message{}, err
+	}
+	others := "another approver"
+	if pol.Required > 1 {
+		others = fmt.Sprintf("%d other approvers", pol.Required)
+	}
+	return chat.Message{
+		Text:      fmt.Sprintf("Request #%d is waiting for approval from %s (it expires at %s). Cancel it with the card's Cancel button or /dr cancel %d.", req.ID, others, req.ExpiresAt.UTC().Format("15:04 MST"), req.ID),
+		Ephemeral: true,
+	}, nil
+}
+
+// Cancel implements commands.Requests.
+func (r *Requests) Cancel(ctx context.Context, user chat.User, id int64) (chat.Message, error) {
+	req, err := r.engine.Cancel(ctx, id, user.ID)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	r.Show(ctx, req, runner.Status{})
+	return chat.Message{Text: fmt.Sprintf("Request #%d cancelled; nothing was run.", id), Ephemeral: true}, nil
+}
+
+// Recent implements commands.Requests.
+func (r *Requests) Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
+	return r.store.RecentRequests(ctx, service, limit)
+}
+
+// Expire expires request id if it is still pending and updates its card.
+func (r *Requests) Expire(ctx context.Context, id int64) error {
+	req, changed, err := r.engine.Expire(ctx, id)
+	if err != nil {
+		return err
+	}
+	if changed {
+		r.Show(ctx, req, runner.Status{})
+	}
+	return nil
+}
+
+func requestOf(c chat.Click) (int64, error) {
+	id, err := strconv.ParseInt(c.Value, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, commands.Refusef("This button does not name a request; run the command again.")
+	}
+	return id, nil
+}
+
+func (r *Requests) clickApprove(ctx context.Context, c chat.Click) (chat.Message, error) {
+	return r.decide(ctx, c, store.DecisionApprove)
+}
+
+func (r *Requests) clickDeny(ctx context.Context, c chat.Click) (chat.Message, error) {
+	return r.decide(ctx, c, store.DecisionDeny)
+}
+
+// decide records the clicker's decision. Identity is the click's user id,
+// which adapters take from the signed payload only.
+func (r *Requests) decide(ctx context.Context, c chat.Click, decision string) (chat.Message, error) {
+	id, err := requestOf(c)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	res, err := r.engine.Decide(ctx, id, c.User.ID, decision, "")
+	if err != nil {
+		var rf *approvals.Refusal
+		if errors.As(err, &rf) && rf.Code == approvals.CodeExpired {
+			r.refresh(ctx, id) // the click found it expired: show that
+		}
+		return chat.Message{}, err
+	}
+	r.Show(ctx, res.Request, runner.Status{})
+	return chat.Message{}, nil
+}
+
+func (r *Requests) clickCancel(ctx context.Context, c chat.Click) (chat.Message, error) {
+	id, err := requestOf(c)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	req, err := r.engine.Cancel(ctx, id, c.User.ID)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	r.Show(ctx, req, runner.Status{})
+	return chat.Message{}, nil
+}
+
+func (r *Requests) refresh(ctx context.Context, id int64) {
+	req, err := r.store.Request(ctx, id)
+	if err != nil {
+		r.log.WarnContext(ctx, "refresh card", "request", id, "err", err)
+		return
+	}
+	r.Show(ctx, req, runner.Status{})
+}
+
+// Show implements runner.Cards: it updates the request's card in place. The
+// card is rendered from the request as stored now (under a per-request lock,
+// so concurrent changes in this process never leave an older card last); st
+// applies only while the stored state is still req's.
+func (r *Requests) Show(ctx context.Context, req store.ActionRequest, st runner.Status) {
+	unlock := r.locks.lock(strconv.FormatInt(req.ID, 10))
+	defer unlock()
+	cur, err := r.store.Request(ctx, req.ID)
+	if err != nil {
+		r.log.WarnContext(ctx, "update card: read request", "request", req.ID, "err", err)
+		return
+	}
+	if cur.State != req.State {
+		st = runner.Status{Reason: st.Reason, Report: st.Report}
+		if !store.Final(cur.State) {
+			st = runner.Status{}
+		}
+	}
+	if cur.Channel == "" || cur.MessageTS == "" {
+		return // the card is not posted yet
+	}
+	as, err := r.store.Approvals(ctx, req.ID)
+	if err != nil {
+		r.log.WarnContext(ctx, "update card: read approvals", "request", req.ID, "err", err)
+		return
+	}
+	var plan actions.Plan
+	if err := json.Unmarshal(cur.Plan, &plan); err != nil {
+		r.log.WarnContext(ctx, "update card: decode plan", "request", req.ID, "err", err)
+		return
+	}
+	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.engine.Policy(cur.Kind), Status: st, Now: r.now()})
+	if err := r.chat.Update(ctx, chat.MessageRef{Channel: cur.Channel, TS: cur.MessageTS}, card); err != nil {
+		r.log.WarnContext(ctx, "update card", "request", req.ID, "err", err)
+	}
+}
+
+// Note implements runner.Cards: a line in the request's channel.
+func (r *Requests) Note(ctx context.Context, req store.ActionRequest, text string) {
+	if req.Channel == "" {
+		return
+	}
+	if _, err := r.chat.Post(ctx, req.Channel, chat.Plain(text)); err != nil {
+		r.log.WarnContext(ctx, "post request note", "request", req.ID, "err", err)
+	}
+}

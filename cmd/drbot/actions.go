@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/runner"
+	"github.com/drbot-dev/drbot/approvals"
+	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
+	"github.com/drbot-dev/drbot/store/postgres"
+)
+
+// ActionFactory builds one recovery action from the runbook config. Action
+// packages plug into the binary by registering a factory from an init
+// function in a file of their own in this package, e.g. actions_restoredb.go:
+//
+//	func init() { registerAction("restore-db", func(ctx context.Context, cfg *runbook.Config, log *slog.Logger) (actions.Action, error) { … }) }
+type ActionFactory func(ctx context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error)
+
+var (
+	factoriesMu sync.Mutex
+	factories   = map[string]ActionFactory{}
+	overrides   = map[string]ActionFactory{} // test builds only (actions_e2etest.go)
+)
+
+// overrideAction makes f build kind whatever registerAction registered.
+func overrideAction(kind string, f ActionFactory) { //nolint:unused // used by actions_e2etest.go (build tag e2etest)
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	overrides[kind] = f
+}
+
+// registerAction adds the factory of kind; a second factory for a kind is a
+// wiring bug and panics.
+func registerAction(kind string, f ActionFactory) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	if _, dup := factories[kind]; dup {
+		panic("drbot: action " + kind + " registered twice")
+	}
+	factories[kind] = f
+}
+
+// buildActions builds every registered action. An action that cannot be
+// built (missing settings) is left out with a warning: its command then
+// refuses with a clear message instead of the bot not starting.
+func buildActions(ctx context.Context, logger *slog.Logger, cfg *runbook.Config) actions.Registry {
+	factoriesMu.Lock()
+	fs := make(map[string]ActionFactory, len(factories))
+	for k, f := range factories {
+		fs[k] = f
+	}
+	for k, f := range overrides {
+		fs[k] = f
+	}
+	kinds := make([]string, 0, len(fs))
+	for k := range fs {
+		kinds = append(kinds, k)
+	}
+	factoriesMu.Unlock()
+	sort.Strings(kinds)
+	reg := actions.Registry{}
+	for _, k := range kinds {
+		a, err := fs[k](ctx, cfg, logger)
+		if err != nil {
+			logger.Info("recovery action unavailable", "kind", k, "err", err)
+			continue
+		}
+		if a == nil {
+			continue
+		}
+		reg.Register(a)
+	}
+	return reg
+}
+
+// requestWiring is the request lifecycle of one process: the approval
+// engine, the chat side (cards, buttons) and the runner.
+type requestWiring struct {
+	engine   *approvals.Engine
+	requests *bot.Requests
+	runner   *runner.Runner
+	log      *slog.Logger
+}
+
+// groupLister is implemented by chat adapters with user groups (bot/slack).
+type groupLister interface {
+	GroupMembers(ctx context.Context, groupID string) ([]string, error)
+}
+
+func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *requestWiring {
+	dir := approvals.Directory{
+		LookupByEmail: func(ctx context.Context, email string) (string, error) {
+			u, err := adapter.LookupByEmail(ctx, email)
+			if errors.Is(err, chat.ErrUserNotFound) {
+				return "", nil
+			}
+			if err != nil {
+				return "", err
+			}
+			return u.ID, nil
+		},
+	}
+	if gl, ok := adapter.(groupLister); ok {
+		dir.GroupMembers = gl.GroupMembers
+	}
+	engine := approvals.NewEngine(approvals.EngineOptions{
+		Store: db, Config: cfg, Logger: logger,
+		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
+	})
+	reqs := bot.NewRequests(bot.RequestsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
+	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger})
+	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
+}
+
+// register adds the request jobs' workers.
+func (w *requestWiring) register(workers *river.Workers) {
+	river.AddWorker(workers, &executeWorker{run: w.runner})
+	river.AddWorker(workers, &expireWorker{reqs: w.requests})
+	river.AddWorker(workers, &resumeWorker{w: w})
+}
+
+// resumeEvery is how often requests left running by a process that died
+// while others live on are picked up (a restart picks them up at once).
+const resumeEvery = time.Minute
+
+// resumeRequestsArgs is the periodic job that resumes requests left running.
+type resumeRequestsArgs struct{}
+
+func (resumeRequestsArgs) Kind() string { return "request.resume" }
+
+type resumeWorker struct {
+	river.WorkerDefaults[resumeRequestsArgs]
+	w *requestWiring
+}
+
+func (r *resumeWorker) Work(ctx context.Context, _ *river.Job[resumeRequestsArgs]) error {
+	return r.w.resume(ctx)
+}
+
+// periodicResume schedules resumeRequestsArgs: a request whose process was
+// killed is resumed by a surviving instance within resumeEvery (each resume
+// job first takes the request's lock, so requests still running elsewhere
+// are left alone).
+func (w *requestWiring) periodicResume() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(resumeEvery),
+		func() (river.JobArgs, *river.InsertOpts) { return resumeRequestsArgs{}, nil }, nil)
+}
+
+// resume re-enqueues requests left running by a stopped process.
+func (w *requestWiring) resume(ctx context.Context) error {
+	n, err := w.runner.Resume(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.log.Info("resuming requests left running", "requests", n)
+	}
+	return nil
+}
+
+// executeWorker runs approved requests (store.ExecuteRequestArgs).
+type executeWorker struct {
+	river.WorkerDefaults[store.ExecuteRequestArgs]
+	run *runner.Runner
+}
+
+// Timeout lets a recovery run for hours (a large restore); steps have their own.
+func (w *executeWorker) Timeout(*river.Job[store.ExecuteRequestArgs]) time.Duration {
+	return 12 * time.Hour
+}
+
+func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRequestArgs]) error {
+	if err := w.run.Run(ctx, job.Args.RequestID); err != nil {
+		return fmt.Errorf("execute request %d: %w", job.Args.RequestID, err)
+	}
+	return nil
+}
+
+// expireWorker expires requests still pending at their expiry (store.ExpireRequestArgs).
+type expireWorker struct {
+	river.WorkerDefaults[store.ExpireRequestArgs]
+	reqs *bot.Requests
+}
+
+func (w *expireWorker) Work(ctx context.Context, job *river.Job[store.ExpireRequestArgs]) error {
+	err := w.reqs.Expire(ctx, job.Args.RequestID)
+	if errors.Is(err, approvals.ErrNotYet) {
+		return river.JobSnooze(time.Second)
+	}
+	return err
+}

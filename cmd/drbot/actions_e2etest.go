@@ -1,0 +1,42 @@
+//go:build e2etest
+
+package main
+
+// Built only with -tags e2etest (by the end-to-end tests): the test action of
+// actions/runner/runnertest replaces restore-db and failover when
+// DRBOT_E2E_ACTIONS_URL names its database, so a real `drbot serve` process
+// can be killed in the middle of an execution.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/runner/runnertest"
+	"github.com/drbot-dev/drbot/runbook"
+)
+
+func init() {
+	for _, kind := range []string{"restore-db", "failover"} {
+		overrideAction(kind, func(ctx context.Context, _ *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+			url := os.Getenv("DRBOT_E2E_ACTIONS_URL")
+			if url == "" {
+				return nil, errors.New("DRBOT_E2E_ACTIONS_URL is unset")
+			}
+			a, err := runnertest.New(ctx, kind, url)
+			if err != nil {
+				return nil, err
+			}
+			if os.Getenv("DRBOT_E2E_HOLD") == kind {
+				entered := a.Hold()
+				go func() {
+					<-entered
+					logger.Warn("e2e: execution held", "kind", kind)
+				}()
+			}
+			return a, nil
+		})
+	}
+}

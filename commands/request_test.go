@@ -1,0 +1,147 @@
+package commands
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// planAction plans from its params and records what it was asked.
+type planAction struct {
+	kind   string
+	params []actions.Params
+}
+
+func (a *planAction) Kind() string { return a.kind }
+func (a *planAction) Plan(_ context.Context, p actions.Params) (actions.Plan, error) {
+	a.params = append(a.params, p)
+	if p.Flags["backup"] == "missing" {
+		return actions.Plan{}, actions.Refusef("no backup called missing")
+	}
+	return actions.Plan{Kind: a.kind, Service: p.Service, Target: "db:" + p.Service, Summary: "Restore " + p.Service + " from " + p.Flags["backup"],
+		Steps: []actions.Step{{Name: "restore-side", Description: "Restore into a side database"}}, Facts: []actions.Fact{{Label: "Backup", Value: p.Flags["backup"]}}}, nil
+}
+func (a *planAction) Execute(context.Context, actions.Plan, actions.Journal) error { return nil }
+func (a *planAction) Verify(context.Context, actions.Plan) (actions.Report, error) {
+	return actions.Report{Checks: []actions.CheckResult{{Name: "health", Kind: "http", Target: "http://x/health", Observed: "200", OK: true}}}, nil
+}
+
+// submissions records submitted requests.
+type submissions struct{ got []Submission }
+
+func (s *submissions) Submit(_ context.Context, sub Submission) (chat.Message, error) {
+	s.got = append(s.got, sub)
+	return chat.Message{Text: "submitted", Ephemeral: true}, nil
+}
+func (s *submissions) Cancel(_ context.Context, u chat.User, id int64) (chat.Message, error) {
+	return chat.Plain(u.ID + " cancels"), nil
+}
+func (s *submissions) Recent(context.Context, string, int) ([]store.ActionRequest, error) {
+	return nil, nil
+}
+
+func TestRecoveryCommands(t *testing.T) {
+	deps := fixtureDeps()
+	restore, verify := &planAction{kind: "restore-db"}, &planAction{kind: "verify"}
+	deps.Actions = actions.Registry{"restore-db": restore, "verify": verify}
+	subs := &submissions{}
+	deps.Requests = subs
+	r := NewRegistry(deps)
+	RegisterRecovery(r)
+	ctx := context.Background()
+	run := func(channel, text string) (chat.Message, error) {
+		return r.Dispatch(ctx, chat.Command{User: chat.User{ID: "UALICE"}, Channel: channel, Text: text})
+	}
+
+	// In an incident channel the service is implied; the request is submitted with the plan.
+	if _, err := run(chanLSTM, `restore-db --backup db/1.dump --reason "corrupted at 14:02"`); err != nil {
+		t.Fatal(err)
+	}
+	if len(subs.got) != 1 {
+		t.Fatalf("submissions = %+v", subs.got)
+	}
+	s := subs.got[0]
+	if s.Service != "lstm-pfd" || s.Kind != "restore-db" || s.Reason != "corrupted at 14:02" || s.Plan.Target != "db:lstm-pfd" ||
+		s.Params.Flags["backup"] != "db/1.dump" || s.Params.DryRun || s.Params.Flags["reason"] != "" || s.User.ID != "UALICE" {
+		t.Errorf("submission = %+v", s)
+	}
+
+	// --dry-run shows the plan and submits nothing.
+	m, err := run(chanOps, "restore-db inflow --backup db/2.dump --dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs.got) != 1 || !strings.Contains(renderPlain(m), "Dry run: Restore inflow from db/2.dump") || !strings.Contains(renderPlain(m), "1. Restore into a side database") {
+		t.Errorf("dry run submitted or rendered wrong (%d submissions):\n%s", len(subs.got), renderPlain(m))
+	}
+	if !restore.params[len(restore.params)-1].DryRun {
+		t.Error("the action was not told it is a dry run")
+	}
+
+	// The action's refusal reaches the user as a refusal.
+	_, err = run(chanOps, "restore-db inflow --backup missing")
+	if rf, ok := AsRefusal(err); !ok || rf.Msg != "no backup called missing" {
+		t.Errorf("refusal = %v", err)
+	}
+	// A kind not in the registry refuses clearly.
+	_, err = run(chanOps, "failover inflow")
+	if rf, ok := AsRefusal(err); !ok || !strings.Contains(rf.Msg, "no failover action") {
+		t.Errorf("missing action: %v", err)
+	}
+	// verify runs the checks without approval.
+	m, err = run(chanOps, "verify inflow")
+	if err != nil || !strings.Contains(renderPlain(m), "all 1 checks passed") || !strings.Contains(renderPlain(m), "✅ *health*") {
+		t.Errorf("verify: %v\n%s", err, renderPlain(m))
+	}
+	// cancel parses request numbers.
+	if m, err := run(chanOps, "cancel #42"); err != nil || m.Text != "UALICE cancels" {
+		t.Errorf("cancel: %+v, %v", m, err)
+	}
+	_, err = run(chanOps, "cancel abc")
+	if rf, ok := AsRefusal(err); !ok || !strings.Contains(rf.Msg, "not a request number") {
+		t.Errorf("cancel abc: %v", err)
+	}
+	// Destructive commands say so in help.
+	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback"} {
+		c := r.Lookup(name)
+		if c == nil || !c.Approval || c.flag("dry-run") == nil {
+			t.Errorf("%s: not registered as an approval-gated command with --dry-run", name)
+		}
+	}
+	if c := r.Lookup("verify"); c == nil || c.Approval {
+		t.Error("verify must not need approval")
+	}
+}
+
+func TestRegisterRecoveryKeepsExistingCommands(t *testing.T) {
+	r := NewRegistry(fixtureDeps())
+	mine := Command{Name: "verify", Summary: "someone else's verify", Run: echo}
+	r.MustRegister(mine)
+	RegisterRecovery(r)
+	if got := r.Lookup("verify"); got.Summary != "someone else's verify" {
+		t.Errorf("RegisterRecovery replaced an existing command: %+v", got)
+	}
+	if r.Lookup("restore-db") == nil {
+		t.Error("restore-db not registered")
+	}
+}
+
+// TestRecoveryHelpGolden pins the generated help of the recovery commands
+// (rerun with -update after an intended change).
+func TestRecoveryHelpGolden(t *testing.T) {
+	r := NewRegistry(fixtureDeps())
+	RegisterRecovery(r)
+	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback", "verify", "cancel"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "help " + name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "recovery-help-"+name, renderPlain(m))
+		})
+	}
+}
