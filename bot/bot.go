@@ -97,6 +97,10 @@ type Bot struct {
 	opened []OpenedFunc
 
 	locks keyedMutex
+
+	// lc is the durable incident lifecycle (incident_lifecycle.go); nil
+	// until EnableLifecycle, when incident events are handled in-process.
+	lc *lifecycle
 }
 
 var _ chat.Handler = (*Bot)(nil)

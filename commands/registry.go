@@ -15,7 +15,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
 )
 
 // ServiceMode says how a command finds the service it acts on.
@@ -102,6 +104,17 @@ type Deps struct {
 	// ServiceForChannel returns the service of the incident whose channel this
 	// is; ok is false when the channel is not an incident channel.
 	ServiceForChannel func(ctx context.Context, channel string) (service string, ok bool, err error)
+	// Actions are the recovery actions the recovery commands plan and run
+	// (see RegisterRecovery); a command whose kind is missing refuses.
+	Actions actions.Registry
+	// Requests submits approval-gated requests (the bot's request lifecycle).
+	Requests Requests
+	// Incidents runs the incident commands (ack, resolve, security, timeline,
+	// status); they are registered only when it is set.
+	Incidents IncidentOps
+	// Runbook returns the runbook config; /dr backups is registered only
+	// when it is set.
+	Runbook func() *runbook.Config
 }
 
 // Registry holds the /dr commands. It is safe for concurrent use.
@@ -119,6 +132,14 @@ func NewRegistry(deps Deps) *Registry {
 		helpCommand,
 	} {
 		r.MustRegister(mk(r))
+	}
+	if deps.Incidents != nil {
+		for _, mk := range incidentCommands {
+			r.MustRegister(mk(deps.Incidents))
+		}
+	}
+	if deps.Runbook != nil {
+		r.MustRegister(backupsCommand(deps.Runbook))
 	}
 	return r
 }

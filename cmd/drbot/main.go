@@ -19,12 +19,13 @@ type CLI struct {
 	LogLevel  string `help:"Log level: debug, info, warn or error (default info; warn in the shell, so logs do not drown the chat)." enum:",debug,info,warn,error" default:"" env:"DRBOT_LOG_LEVEL"`
 	LogFormat string `help:"Log format: text or json." enum:"text,json" default:"text" env:"DRBOT_LOG_FORMAT"`
 
-	Serve   ServeCmd   `cmd:"" help:"Run the bot: HTTP endpoints for Slack and PagerDuty, jobs and timers."`
-	Shell   ShellCmd   `cmd:"" help:"Chat with the bot in this terminal (no Slack workspace needed)."`
-	Migrate MigrateCmd `cmd:"" help:"Apply the store's database migrations and exit."`
-	Config  ConfigCmd  `cmd:"" help:"Work with runbook configuration files."`
-	Audit   AuditCmd   `cmd:"" help:"Check and export the tamper-evident audit log."`
-	Version VersionCmd `cmd:"" help:"Print the version and exit."`
+	Serve    ServeCmd    `cmd:"" help:"Run the bot: HTTP endpoints for Slack and PagerDuty, jobs and timers."`
+	Shell    ShellCmd    `cmd:"" help:"Chat with the bot in this terminal (no Slack workspace needed)."`
+	Migrate  MigrateCmd  `cmd:"" help:"Apply the store's database migrations and exit."`
+	Config   ConfigCmd   `cmd:"" help:"Work with runbook configuration files."`
+	Audit    AuditCmd    `cmd:"" help:"Check and export the tamper-evident audit log."`
+	Timeline TimelineCmd `cmd:"" help:"Export incident timelines (post-mortem skeletons)."`
+	Version  VersionCmd  `cmd:"" help:"Print the version and exit."`
 }
 
 // exitError carries an exit code for failures that already told the user why.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
@@ -47,14 +48,29 @@ type runtime struct {
 	db      *postgres.DB
 	metrics *prometheus.Registry
 	bot     *bot.Bot
+	// lifecycle is set by enableLifecycle: incident events go through jobs.
+	lifecycle bool
+	req       *requestWiring
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter) *runtime {
+	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, logger, cfg))
+}
+
+// newRuntimeWith is newRuntime with the recovery actions given (tests).
+func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *runtime {
 	metrics := prometheus.NewRegistry()
+	req := newRequestWiring(logger, cfg, db, adapter, acts)
+	incidents := &bot.IncidentCommands{}
 	reg := commands.NewRegistry(commands.Deps{
+		Incidents:         incidents,
 		Services:          cfg.ServiceNames,
 		ServiceForChannel: bot.ServiceForChannel(db),
+		Actions:           acts,
+		Requests:          req.requests,
+		Runbook:           func() *runbook.Config { return cfg },
 	})
+	commands.RegisterRecovery(reg)
 	b := bot.New(bot.Options{
 		Config:   cfg,
 		Store:    db,
@@ -64,7 +80,9 @@ func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, d
 		Metrics:  metrics,
 		Now:      time.Now,
 	})
-	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b}
+	req.requests.RegisterClicks(b)
+	incidents.Bind(b)
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, req: req}
 }
 
 // startJobs starts River with every worker the bot has; jobs and timers are
@@ -72,7 +90,14 @@ func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, d
 func (rt *runtime) startJobs(ctx context.Context) error {
 	workers := river.NewWorkers()
 	rt.db.RegisterWorkers(workers)
-	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0)}); err != nil {
+	if rt.lifecycle {
+		rt.bot.RegisterWorkers(workers)
+	}
+	rt.req.register(workers)
+	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob()}); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	if err := rt.req.resume(ctx); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	return nil
@@ -85,4 +110,11 @@ func (rt *runtime) stopJobs(logger *slog.Logger) {
 	if err := rt.db.StopJobs(ctx); err != nil {
 		logger.Error("stop jobs", "err", err)
 	}
+}
+
+// enableLifecycle makes incident handling durable (recorded deliveries, River
+// jobs for channels, timers and posts); pd may be nil (no PagerDuty API).
+func (rt *runtime) enableLifecycle(pd bot.PagerDutyAPI) {
+	rt.bot.EnableLifecycle(bot.LifecycleOptions{Store: rt.db, PagerDuty: pd})
+	rt.lifecycle = true
 }

@@ -76,7 +76,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	// Listen before starting anything heavy: a taken port is the commonest
 	// start-up failure and should not cost a PostgreSQL start.
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (DRBOT_LISTEN): %w", c.Listen, err)
 	}
@@ -93,6 +93,16 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	defer closeStore()
 
 	rt := newRuntime(ctx, logger, cfg, db, client)
+	var pdAPI *pagerduty.API
+	if env.pdToken != "" {
+		if pdAPI, err = pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger}); err != nil {
+			return err
+		}
+		rt.enableLifecycle(pdAPI)
+	} else {
+		logger.Info("PAGERDUTY_API_TOKEN is unset: no on-call invites, PagerDuty notes, /dr ack or /dr resolve in PagerDuty")
+		rt.enableLifecycle(nil)
+	}
 	if err := rt.startJobs(ctx); err != nil {
 		return err
 	}
@@ -112,11 +122,11 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	var handlers *slack.HTTPHandlers
 	if env.slackAppToken != "" {
 		g.Go(func() error {
-			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger})
+			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
 		})
 	}
 	if env.slackSecret != "" {
-		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger})
+		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
 		if err != nil {
 			return err
 		}
@@ -125,10 +135,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		srv.Handle("POST /slack/events", handlers.Events())
 	}
 	if c.PagerDutyPoll > 0 {
-		api, err := pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger})
-		if err != nil {
-			return err
-		}
+		api := pdAPI
 		var serviceIDs []string
 		for _, name := range cfg.ServiceNames() {
 			svc, _ := cfg.Service(name)

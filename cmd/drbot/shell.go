@@ -39,6 +39,11 @@ func (c ShellCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer closeStore()
+	if flags.Config == "" { // the embedded demo runbook: its database and backups (demo.go)
+		if err := prepareDemo(ctx, logger, db, c.DataDir); err != nil {
+			return err
+		}
+	}
 
 	sh := shell.New(shell.Options{In: os.Stdin, Out: os.Stdout, User: c.As, Now: time.Now})
 	// The shell's chat lives in this process; bring back the channels earlier
@@ -51,6 +56,7 @@ func (c ShellCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		sh.Restore(inc.Channel)
 	}
 	rt := newRuntime(ctx, logger, cfg, db, sh)
+	rt.enableLifecycle(nil)
 	sh.SetHandler(rt.bot)
 	sh.SetTrigger(func(ctx context.Context, service, title string) error {
 		svc, ok := cfg.Service(service)
@@ -65,14 +71,18 @@ func (c ShellCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("build alert: %w", err)
 		}
-		return rt.bot.HandleIncidentEvent(ctx, ev)
+		if err := rt.bot.HandleIncidentEvent(ctx, ev); err != nil {
+			return err
+		}
+		// The channel is set up by a job; wait for it so the shell moves there.
+		return rt.bot.WaitSetUp(ctx, ev.PagerDutyID, 30*time.Second)
 	})
 	if err := rt.startJobs(ctx); err != nil {
 		return err
 	}
 	defer rt.stopJobs(logger)
 
-	fmt.Fprintf(os.Stdout, "drbot shell — runbook: %s (services: %s)\nYou are %q. Type /help for the shell's commands, /dr help for the bot's.\n",
+	_, _ = fmt.Fprintf(os.Stdout, "drbot shell — runbook: %s (services: %s)\nYou are %q. Type /help for the shell's commands, /dr help for the bot's.\n",
 		source, strings.Join(cfg.ServiceNames(), ", "), c.As)
 	return sh.Run(ctx)
 }

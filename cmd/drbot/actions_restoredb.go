@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/restoredb"
+	"github.com/drbot-dev/drbot/runbook"
+)
+
+// restore-db and rollback: writers are scaled through Kubernetes when it is
+// reachable (KUBECONFIG or in-cluster); without it, databases that name
+// writers refuse to plan and the others work.
+func init() {
+	opts := func(cfg *runbook.Config, logger *slog.Logger) restoredb.Options {
+		o := restoredb.Options{Config: func() *runbook.Config { return cfg }, Logger: logger}
+		if c, err := kubeClient(); err == nil {
+			o.Scaler = c
+		} else {
+			logger.Info("restore-db: no Kubernetes access; databases with writers cannot be restored", "err", err)
+		}
+		return o
+	}
+	registerAction(restoredb.KindRestore, func(_ context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+		return restoredb.New(opts(cfg, logger)), nil
+	})
+	registerAction(restoredb.KindRollback, func(_ context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+		return restoredb.NewRollback(opts(cfg, logger)), nil
+	})
+}
