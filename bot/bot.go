@@ -24,8 +24,10 @@ import (
 	"github.com/drbot-dev/drbot/store"
 )
 
-// Message, Button and the rest of the chat model are re-exported so that most
-// code needs only package bot.
+// Message and the rest of the chat model (Button, Block, …) are re-exported so
+// that most code needs only package bot.
+//
+//nolint:revive // one comment documents the whole re-exported group
 type (
 	Message    = chat.Message
 	Block      = chat.Block

@@ -24,9 +24,9 @@ import (
 type ServiceMode int
 
 const (
-	// ServiceNone: the command is not about one service.
+	// ServiceNone means the command is not about one service.
 	ServiceNone ServiceMode = iota
-	// ServiceImplied: inside an incident channel the service is the incident's
+	// ServiceImplied means: inside an incident channel the service is the incident's
 	// (a first positional word that names a configured service is taken as the
 	// service and must be that one); elsewhere the first positional argument
 	// must name a configured service. Names match case-insensitively.

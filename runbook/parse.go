@@ -1064,7 +1064,7 @@ func checkHTTPURL(v string) error {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fmt.Errorf("%s is not a valid URL: %v", fmtQuote(v), err)
+		return fmt.Errorf("%s is not a valid URL: %v", fmtQuote(v), err) //nolint:errorlint // a validation message, not an error chain
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s is not an http(s) URL (want e.g. https://api.example.com/health)", fmtQuote(v))

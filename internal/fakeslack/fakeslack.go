@@ -30,8 +30,8 @@ import (
 
 // Default credentials and identities of the fake workspace.
 const (
-	DefaultBotToken = "xoxb-fake-bot-token"
-	DefaultAppToken = "xapp-1-fake-app-token"
+	DefaultBotToken = "xoxb-fake-bot-token"   //nolint:gosec // the fake's own token
+	DefaultAppToken = "xapp-1-fake-app-token" //nolint:gosec // the fake's own token
 	BotUserID       = "UBOT0001"
 	BotID           = "BBOT0001"
 	TeamID          = "TFAKE001"

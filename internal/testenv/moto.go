@@ -81,7 +81,8 @@ func startMoto() (*motoServer, error) {
 }
 
 func tryStartMoto(path, base string) (*motoServer, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("testenv: find a free port: %w", err)
 	}
