@@ -695,11 +695,23 @@ func (s *Shell) promptLocked() {
 
 // renderLocked prints one message. Output from another goroutine re-prints the
 // prompt afterwards.
+// mentionRE matches the chat model's mention markup, <@user> and <#channel>.
+var mentionRE = regexp.MustCompile(`<([@#])([A-Za-z0-9._-]+)>`)
+
+// readableMentions shows <@bob> as @bob and <#C-incident-x> as #incident-x: in
+// the terminal, user ids are the names people typed after /as.
+func readableMentions(s string) string {
+	return mentionRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := mentionRE.FindStringSubmatch(m)
+		return sub[1] + strings.TrimPrefix(sub[2], channelIDPrefix)
+	})
+}
+
 func (s *Shell) renderLocked(c *channel, p *posted, author, mark string) {
 	hadPrompt := s.prompted
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s[#%s %s] %s:", mark, c.name, s.now().Format("15:04"), author)
-	body := Render(p.msg, p.numbers)
+	body := readableMentions(Render(p.msg, p.numbers))
 	if !strings.Contains(body, "\n") {
 		b.WriteString(" " + body + "\n")
 	} else {

@@ -403,3 +403,11 @@ func TestRestoreKeepsNamesTakenAcrossRestarts(t *testing.T) {
 		t.Fatalf("restored channel not addressable by its id: %v", err)
 	}
 }
+
+func TestReadableMentions(t *testing.T) {
+	got := readableMentions("Requested by: <@alice> · approvals <@bob>, <@carol.x> in <#C-incident-demo-20261123> (a < b >)")
+	want := "Requested by: @alice · approvals @bob, @carol.x in #incident-demo-20261123 (a < b >)"
+	if got != want {
+		t.Fatalf("readableMentions = %q, want %q", got, want)
+	}
+}
