@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"os"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/drbot-dev/drbot/actions"
+	sqlcheck "github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -214,74 +213,12 @@ func runChecks(ctx context.Context, t *target, database string, checks []runbook
 }
 
 func runCheck(ctx context.Context, conn *pgx.Conn, database string, c runbook.Check) actions.CheckResult {
-	res := actions.CheckResult{Name: c.Name, Kind: "sql", Target: database, Expected: c.Expect.String()}
-	began := time.Now()
-	v, err := queryNumber(ctx, conn, c.SQL)
-	res.Latency = time.Since(began)
-	if err != nil {
+	res := sqlcheck.SQLOnConn(ctx, conn, c, checkTimeout)
+	res.Target = database
+	if res.Error != "" {
 		res.Observed = "error"
-		res.Error = userSafe(err)
-		return res
 	}
-	res.Observed = strconv.FormatFloat(v, 'f', -1, 64)
-	res.OK = c.Expect.Check(v)
 	return res
-}
-
-func queryNumber(ctx context.Context, conn *pgx.Conn, sql string) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout+5*time.Second)
-	defer cancel()
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", checkTimeout.Milliseconds())); err != nil {
-		return 0, err
-	}
-	var v any
-	if err := tx.QueryRow(ctx, sql).Scan(&v); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, errors.New("the query returned no rows")
-		}
-		return 0, err
-	}
-	return toFloat(v)
-}
-
-func toFloat(v any) (float64, error) {
-	switch x := v.(type) {
-	case int16:
-		return float64(x), nil
-	case int32:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case float32:
-		return float64(x), nil
-	case float64:
-		return x, nil
-	case bool:
-		if x {
-			return 1, nil
-		}
-		return 0, nil
-	case pgtype.Numeric:
-		f, err := x.Float64Value()
-		if err != nil || !f.Valid {
-			return 0, errors.New("the query returned a non-numeric value")
-		}
-		return f.Float64, nil
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil || math.IsNaN(f) {
-			return 0, errors.New("the query returned a non-numeric value")
-		}
-		return f, nil
-	case nil:
-		return 0, errors.New("the query returned NULL")
-	}
-	return 0, fmt.Errorf("the query returned a %T, not a number", v)
 }
 
 // userSafe is an error's text fit for a chat message: a PostgreSQL error's
@@ -293,10 +230,6 @@ func userSafe(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out"
-	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "the query returned") {
-		return msg
 	}
 	return "the query failed"
 }

@@ -330,17 +330,25 @@ func SQLWithTimeout(ctx context.Context, dbURL string, checks []runbook.Check, t
 		_ = conn.Close(cctx)
 	}()
 	for i, c := range checks {
-		began := time.Now()
-		v, err := queryValue(ctx, conn, c.SQL, timeout)
-		out[i].Latency = time.Since(began)
-		if err != nil {
-			out[i].Error = err.Error()
-			continue
-		}
-		out[i].Observed = formatFloat(v)
-		out[i].OK = c.Expect.Check(v)
+		out[i] = SQLOnConn(ctx, conn, c, timeout)
 	}
 	return out
+}
+
+// SQLOnConn runs one check on an open connection (restore-db checks its side
+// database this way, on the connection it already holds). Target is left empty.
+func SQLOnConn(ctx context.Context, conn *pgx.Conn, c runbook.Check, timeout time.Duration) actions.CheckResult {
+	res := actions.CheckResult{Name: c.Name, Kind: KindSQL, Expected: c.Expect.String()}
+	began := time.Now()
+	v, err := queryValue(ctx, conn, c.SQL, timeout)
+	res.Latency = time.Since(began)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.Observed = formatFloat(v)
+	res.OK = c.Expect.Check(v)
+	return res
 }
 
 // connectError is the part of a connection error fit for the log: pgconn
@@ -366,6 +374,10 @@ func queryValue(ctx context.Context, conn *pgx.Conn, sql string, timeout time.Du
 		return 0, queryError(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The server stops the query too, not only this client.
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeout.Milliseconds())); err != nil {
+		return 0, queryError(err)
+	}
 	rows, err := tx.Query(ctx, sql)
 	if err != nil {
 		return 0, queryError(err)
