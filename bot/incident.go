@@ -112,20 +112,7 @@ func eventLabel(kind string) string {
 
 // open records the incident and, the first time, creates and announces its channel.
 func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) error {
-	inc := store.Incident{
-		PagerDutyID: ev.PagerDutyID,
-		Service:     svc.Name,
-		Title:       ev.Title,
-		Urgency:     ev.Urgency,
-		URL:         ev.URL,
-		Status:      store.IncidentTriggered,
-		OpenedAt:    ev.At,
-		RTO:         svc.Objectives.RTO.Duration,
-		RPO:         svc.Objectives.RPO.Duration,
-	}
-	if inc.Title == "" {
-		inc.Title = "PagerDuty incident " + ev.PagerDutyID
-	}
+	inc := newIncident(svc, ev)
 	var jobs []store.Job
 	if b.openJobs != nil {
 		jobs = b.openJobs(svc, inc)
