@@ -140,6 +140,16 @@ func (r *Requests) Cancel(ctx context.Context, user chat.User, id int64) (chat.M
 	return chat.Message{Text: fmt.Sprintf("Request #%d cancelled; nothing was run.", id), Ephemeral: true}, nil
 }
 
+// Deny implements commands.Requests: a denial with a reason, by command.
+func (r *Requests) Deny(ctx context.Context, user chat.User, id int64, reason string) (chat.Message, error) {
+	res, err := r.engine.Decide(ctx, id, user.ID, store.DecisionDeny, reason)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	r.Show(ctx, res.Request, runner.Status{})
+	return chat.Message{Text: fmt.Sprintf("You denied request #%d; nothing will run.", id), Ephemeral: true}, nil
+}
+
 // Recent implements commands.Requests.
 func (r *Requests) Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
 	return r.store.RecentRequests(ctx, service, limit)

@@ -19,6 +19,9 @@ type Requests interface {
 	Submit(ctx context.Context, s Submission) (chat.Message, error)
 	// Cancel withdraws request id for user (its requester) before it runs.
 	Cancel(ctx context.Context, user chat.User, id int64) (chat.Message, error)
+	// Deny records user's denial of request id with a reason (the card's
+	// Deny button cannot carry one).
+	Deny(ctx context.Context, user chat.User, id int64, reason string) (chat.Message, error)
 	// Recent returns up to limit requests of service, newest first.
 	Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error)
 }
@@ -121,7 +124,7 @@ func recoveryCommands() []Command {
 }
 
 // RegisterRecovery registers the recovery commands (restore-db,
-// restore-models, rollout-restart, scale, failover, rollback, verify, cancel)
+// restore-models, rollout-restart, scale, failover, rollback, verify, cancel, deny)
 // on r. They plan through the registry's Deps.Actions and submit requests
 // through Deps.Requests; a kind missing from Deps.Actions refuses clearly.
 // Commands already registered by name (by another part of the bot) are left
@@ -133,7 +136,7 @@ func RegisterRecovery(r *Registry) {
 			r.MustRegister(c)
 		}
 	}
-	for _, c := range []Command{verifyCommand(), cancelCommand()} {
+	for _, c := range []Command{verifyCommand(), cancelCommand(), denyCommand()} {
 		if r.Lookup(c.Name) == nil {
 			r.MustRegister(c)
 		}
@@ -306,6 +309,29 @@ func cancelCommand() Command {
 				return chat.Message{}, fmt.Errorf("/dr cancel: no request lifecycle is wired into the command registry")
 			}
 			return c.Registry.deps.Requests.Cancel(ctx, c.User, id)
+		},
+	}
+}
+
+func denyCommand() Command {
+	return Command{
+		Name:        "deny",
+		Summary:     "Deny a request, saying why",
+		Description: "Denies a pending request as the card's Deny button does, with a reason that the card and the audit log show. Only listed approvers other than the requester can deny.",
+		Args: []Arg{
+			{Name: "request", Help: "The request number (shown on its card)."},
+			{Name: "reason", Help: "Why: shown on the card and kept in the audit log.", Variadic: true},
+		},
+		Examples: []string{`/dr deny 42 the 02:00 backup predates the corruption: request the 2026-11-22 one`},
+		Run: func(ctx context.Context, c *Call) (chat.Message, error) {
+			id, err := RequestID(c.Args["request"])
+			if err != nil {
+				return chat.Message{}, err
+			}
+			if c.Registry.deps.Requests == nil {
+				return chat.Message{}, fmt.Errorf("/dr deny: no request lifecycle is wired into the command registry")
+			}
+			return c.Registry.deps.Requests.Deny(ctx, c.User, id, c.Args["reason"])
 		},
 	}
 }

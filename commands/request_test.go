@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,6 +40,9 @@ func (s *submissions) Submit(_ context.Context, sub Submission) (chat.Message, e
 }
 func (s *submissions) Cancel(_ context.Context, u chat.User, id int64) (chat.Message, error) {
 	return chat.Plain(u.ID + " cancels"), nil
+}
+func (s *submissions) Deny(_ context.Context, u chat.User, id int64, reason string) (chat.Message, error) {
+	return chat.Plain(fmt.Sprintf("%s denies #%d: %s", u.ID, id, reason)), nil
 }
 func (s *submissions) Recent(context.Context, string, int) ([]store.ActionRequest, error) {
 	return nil, nil
@@ -101,6 +105,15 @@ func TestRecoveryCommands(t *testing.T) {
 	if m, err := run(chanOps, "cancel #42"); err != nil || m.Text != "UALICE cancels" {
 		t.Errorf("cancel: %+v, %v", m, err)
 	}
+	// deny takes the request and the whole reason, quoted or not.
+	if m, err := run(chanOps, `deny 42 the backup predates the corruption`); err != nil || m.Text != "UALICE denies #42: the backup predates the corruption" {
+		t.Errorf("deny: %+v, %v", m, err)
+	}
+	if _, err := run(chanOps, "deny 42"); err == nil {
+		t.Error("deny without a reason was accepted")
+	} else if rf, ok := AsRefusal(err); !ok || !strings.Contains(rf.Msg, "reason") {
+		t.Errorf("deny without a reason: %v", err)
+	}
 	_, err = run(chanOps, "cancel abc")
 	if rf, ok := AsRefusal(err); !ok || !strings.Contains(rf.Msg, "not a request number") {
 		t.Errorf("cancel abc: %v", err)
@@ -135,7 +148,7 @@ func TestRegisterRecoveryKeepsExistingCommands(t *testing.T) {
 func TestRecoveryHelpGolden(t *testing.T) {
 	r := NewRegistry(fixtureDeps())
 	RegisterRecovery(r)
-	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback", "verify", "cancel"} {
+	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback", "verify", "cancel", "deny"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "help " + name})
 			if err != nil {

@@ -439,6 +439,15 @@ func TestDenyCancelAndExpiry(t *testing.T) {
 	w.waitState(t, in.db, id, store.RequestCancelled)
 	w.waitCard(t, card.TS, "Cancelled by <@UALICE>")
 
+	// Deny by command, with a reason the card shows; the requester cannot.
+	in.command(t, w, alice, "restore-db")
+	card, id = w.card(t, in.db, id)
+	in.command(t, w, alice, fmt.Sprintf("deny %d changed my mind", id))
+	w.waitEphemeral(t, alice, fmt.Sprintf("You asked for request #%d: use Cancel", id))
+	in.command(t, w, dave, fmt.Sprintf(`deny #%d "the backup predates the corruption"`, id))
+	w.waitState(t, in.db, id, store.RequestDenied)
+	w.waitCard(t, card.TS, "the backup predates the corruption")
+
 	// Expiry: a River timer expires the request and updates the card; a late
 	// approval is refused.
 	in.command(t, w, alice, "restore-db")
@@ -455,7 +464,7 @@ func TestDenyCancelAndExpiry(t *testing.T) {
 	// Dry run: the plan, no request.
 	in.command(t, w, alice, "restore-db --dry-run")
 	w.waitEphemeral(t, alice, "Dry run")
-	if rs, _ := in.db.RecentRequests(ctx, "inflow", 10); len(rs) != 3 {
+	if rs, _ := in.db.RecentRequests(ctx, "inflow", 10); len(rs) != 4 {
 		t.Errorf("a dry run created a request: %d requests", len(rs))
 	}
 	// A kind without an action refuses clearly.
