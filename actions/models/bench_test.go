@@ -35,7 +35,8 @@ const (
 )
 
 // BenchmarkRestoreModelsVsAWSS3Sync seeds s3://bench/backup/ on moto_server
-// with DRBOT_BENCH_MODELS_OBJECTS small objects (default 2,000) and, in the
+// (or, with DRBOT_BENCH_S3=versitygw, on a versitygw of its own) with
+// DRBOT_BENCH_MODELS_OBJECTS small objects (default 2,000) and, in the
 // same run against the same server, copies them into empty prefixes two ways:
 // drbot's restore-models (Plan + Execute, default parallelism, no workload
 // restart) and the runbook's manual way, `aws s3 sync s3://bench/backup/
@@ -49,7 +50,7 @@ const (
 // drbot-s) and objects, and logs each run's times; ns/op is drbot's time
 // alone (the sync and the checks run with the timer stopped). moto_server
 // answers from one Python process: both ways are bounded by it, so read the
-// ratio, not the absolute times.
+// ratio, not the absolute times; versitygw is much less of a bound.
 func BenchmarkRestoreModelsVsAWSS3Sync(b *testing.B) {
 	n := benchDefaultObjects
 	if v := os.Getenv(benchObjectsEnv); v != "" {
@@ -66,9 +67,10 @@ func BenchmarkRestoreModelsVsAWSS3Sync(b *testing.B) {
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Minute)
 	defer cancel()
 
-	endpoint := testenv.Moto(b)
+	server, endpoint, access, secret := testenv.BenchS3(b)
+	b.Logf("S3 server: %s (%s)", server, endpoint)
 	load := func(ctx context.Context, region string) (aws.Config, error) {
-		return awsconf.Load(ctx, region, awsconf.Static(endpoint, "test", "test"))
+		return awsconf.Load(ctx, region, awsconf.Static(endpoint, access, secret))
 	}
 	cfg, err := load(ctx, "us-east-1")
 	if err != nil {
@@ -86,11 +88,11 @@ func BenchmarkRestoreModelsVsAWSS3Sync(b *testing.B) {
 		b.Fatalf("the backup holds %d objects, want %d", len(want), n)
 	}
 
-	// The aws CLI runs with the test credentials and none of the caller's AWS
+	// The aws CLI runs with the server's credentials and none of the caller's AWS
 	// settings (profiles, endpoints, a ~/.aws/config tuning the transfers).
 	cliDir := b.TempDir()
 	env := []string{
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_DEFAULT_REGION=us-east-1",
 		"AWS_CONFIG_FILE=" + filepath.Join(cliDir, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(cliDir, "credentials"),
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=",

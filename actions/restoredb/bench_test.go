@@ -28,7 +28,8 @@ import (
 )
 
 // BenchmarkRestoreFromS3 restores a custom-format dump of about
-// DRBOT_BENCH_RESTORE_MIB MiB (default 64) from moto S3 the bot's way
+// DRBOT_BENCH_RESTORE_MIB MiB (default 64) from moto S3 (or, with
+// DRBOT_BENCH_S3=versitygw, from a versitygw of its own) the bot's way
 // (restore-db's Execute in a child process: streamed into pg_restore, then
 // checks and the swap) and the runbook's manual way in the same run
 // (`aws s3 cp` to disk, then pg_restore into a new database), and reports
@@ -73,8 +74,9 @@ func BenchmarkRestoreFromS3(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	moto := testenv.Moto(b)
-	cfg, err := awsconf.Load(ctx, "us-east-1", awsconf.Static(moto, "test", "test"))
+	server, endpoint, access, secret := testenv.BenchS3(b)
+	b.Logf("S3 server: %s (%s)", server, endpoint)
+	cfg, err := awsconf.Load(ctx, "us-east-1", awsconf.Static(endpoint, access, secret))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,7 +126,8 @@ func BenchmarkRestoreFromS3(b *testing.B) {
 		// The bot's way, in a child process so its peak RSS is its own.
 		began := time.Now()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChildRestore$")
-		cmd.Env = append(os.Environ(), "RESTOREDB_BENCH_PLAN="+string(planJSON), "RESTOREDB_BENCH_ENDPOINT="+moto)
+		cmd.Env = append(os.Environ(), "RESTOREDB_BENCH_PLAN="+string(planJSON), "RESTOREDB_BENCH_ENDPOINT="+endpoint,
+			"RESTOREDB_BENCH_ACCESS="+access, "RESTOREDB_BENCH_SECRET="+secret)
 		out, err := cmd.CombinedOutput()
 		botTotal += time.Since(began)
 		if err != nil {
@@ -141,8 +144,8 @@ func BenchmarkRestoreFromS3(b *testing.B) {
 		began = time.Now()
 		file := filepath.Join(dir, fmt.Sprintf("manual-%d.dump", i))
 		if awsErr == nil {
-			dl := exec.Command("aws", "s3", "cp", "--endpoint-url", moto, "--only-show-errors", "s3://bench/db/bench.dump", file)
-			dl.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1")
+			dl := exec.Command("aws", "s3", "cp", "--endpoint-url", endpoint, "--only-show-errors", "s3://bench/db/bench.dump", file)
+			dl.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+access, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_DEFAULT_REGION=us-east-1")
 			if out, err := dl.CombinedOutput(); err != nil {
 				b.Fatalf("aws s3 cp: %v: %s", err, out)
 			}
@@ -205,7 +208,8 @@ func TestBenchChildRestore(t *testing.T) {
 	if err := json.Unmarshal([]byte(planJSON), &p); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := awsconf.Load(ctx, "us-east-1", awsconf.Static(os.Getenv("RESTOREDB_BENCH_ENDPOINT"), "test", "test"))
+	cfg, err := awsconf.Load(ctx, "us-east-1", awsconf.Static(os.Getenv("RESTOREDB_BENCH_ENDPOINT"),
+		os.Getenv("RESTOREDB_BENCH_ACCESS"), os.Getenv("RESTOREDB_BENCH_SECRET")))
 	if err != nil {
 		t.Fatal(err)
 	}
