@@ -25,8 +25,17 @@ import (
 // packages plug into the binary by registering a factory from an init
 // function in a file of their own in this package, e.g. actions_restoredb.go:
 //
-//	func init() { registerAction("restore-db", func(ctx context.Context, cfg *runbook.Config, log *slog.Logger) (actions.Action, error) { … }) }
-type ActionFactory func(ctx context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error)
+//	func init() { registerAction("restore-db", func(ctx context.Context, env actionEnv) (actions.Action, error) { … }) }
+type ActionFactory func(ctx context.Context, env actionEnv) (actions.Action, error)
+
+// actionEnv is what an action factory may use.
+type actionEnv struct {
+	cfg    *runbook.Config
+	logger *slog.Logger
+	// request returns an earlier request by number (rollback names the
+	// restore it undoes); nil when no store is wired (unit tests).
+	request func(ctx context.Context, id int64) (store.ActionRequest, error)
+}
 
 var (
 	factoriesMu sync.Mutex
@@ -55,7 +64,8 @@ func registerAction(kind string, f ActionFactory) {
 // buildActions builds every registered action. An action that cannot be
 // built (missing settings) is left out with a warning: its command then
 // refuses with a clear message instead of the bot not starting.
-func buildActions(ctx context.Context, logger *slog.Logger, cfg *runbook.Config) actions.Registry {
+func buildActions(ctx context.Context, env actionEnv) actions.Registry {
+	logger := env.logger
 	factoriesMu.Lock()
 	fs := make(map[string]ActionFactory, len(factories))
 	for k, f := range factories {
@@ -72,7 +82,7 @@ func buildActions(ctx context.Context, logger *slog.Logger, cfg *runbook.Config)
 	sort.Strings(kinds)
 	reg := actions.Registry{}
 	for _, k := range kinds {
-		a, err := fs[k](ctx, cfg, logger)
+		a, err := fs[k](ctx, env)
 		if err != nil {
 			logger.Info("recovery action unavailable", "kind", k, "err", err)
 			continue

@@ -10,17 +10,16 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/runner/runnertest"
-	"github.com/drbot-dev/drbot/runbook"
 )
 
 func init() {
 	for _, kind := range []string{"restore-db", "failover"} {
-		overrideAction(kind, func(ctx context.Context, _ *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+		overrideAction(kind, func(ctx context.Context, env actionEnv) (actions.Action, error) {
+			logger := env.logger
 			url := os.Getenv("DRBOT_E2E_ACTIONS_URL")
 			if url == "" {
 				return nil, errors.New("DRBOT_E2E_ACTIONS_URL is unset")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,7 +28,8 @@ func loadAWS(ctx context.Context, region string) (aws.Config, error) {
 
 // verify, rollout-restart, scale, failover and restore-models.
 func init() {
-	registerAction("verify", func(_ context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+	registerAction("verify", func(_ context.Context, env actionEnv) (actions.Action, error) {
+		cfg, logger := env.cfg, env.logger
 		kc, err := kubeClient()
 		if err != nil {
 			logger.Info("verify: no Kubernetes access; pod readiness checks are reported as not run", "err", err)
@@ -38,7 +38,8 @@ func init() {
 		return verify.New(cfg, verify.Deps{Kube: kc}), nil
 	})
 	needKube := func(kind string, build func(*runbook.Config, *kube.Client) actions.Action) ActionFactory {
-		return func(_ context.Context, cfg *runbook.Config, _ *slog.Logger) (actions.Action, error) {
+		return func(_ context.Context, env actionEnv) (actions.Action, error) {
+			cfg := env.cfg
 			kc, err := kubeClient()
 			if err != nil {
 				return nil, fmt.Errorf("%s needs Kubernetes access (KUBECONFIG or in-cluster): %w", kind, err)
@@ -55,10 +56,11 @@ func init() {
 	registerAction("scale", needKube("scale", func(cfg *runbook.Config, kc *kube.Client) actions.Action {
 		return kube.NewScale(cfg, kc)
 	}))
-	registerAction("failover", func(_ context.Context, cfg *runbook.Config, _ *slog.Logger) (actions.Action, error) {
-		return failover.New(cfg, loadAWS), nil
+	registerAction("failover", func(_ context.Context, env actionEnv) (actions.Action, error) {
+		return failover.New(env.cfg, loadAWS), nil
 	})
-	registerAction("restore-models", func(_ context.Context, cfg *runbook.Config, logger *slog.Logger) (actions.Action, error) {
+	registerAction("restore-models", func(_ context.Context, env actionEnv) (actions.Action, error) {
+		cfg, logger := env.cfg, env.logger
 		kc, err := kubeClient()
 		if err != nil {
 			logger.Info("restore-models: no Kubernetes access; services whose models need a restart cannot restore them", "err", err)
