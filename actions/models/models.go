@@ -480,13 +480,13 @@ func (a *Action) copyAll(ctx context.Context, client *s3.Client, s Spec, j actio
 	if err != nil {
 		return res, err
 	}
-	var todo []Object
+	var pending []Object
 	for _, o := range s.Objects {
 		if d, ok := dst[o.Key]; ok && !differ(listed{Size: o.Size, ETag: o.ETag}, d) {
 			res.Skipped++
 			continue
 		}
-		todo = append(todo, o)
+		pending = append(pending, o)
 	}
 	var done atomic.Int64
 	done.Store(int64(res.Skipped))
@@ -502,7 +502,7 @@ func (a *Action) copyAll(ctx context.Context, client *s3.Client, s Spec, j actio
 		copied   int
 		bytes    int64
 	)
-	for range min(a.parallel(), len(todo)) {
+	for range min(a.parallel(), len(pending)) {
 		wg.Go(func() {
 			for o := range jobs {
 				if err := a.copyOne(ctx, client, s, o); err != nil {
@@ -523,7 +523,7 @@ func (a *Action) copyAll(ctx context.Context, client *s3.Client, s Spec, j actio
 		})
 	}
 feed:
-	for _, o := range todo {
+	for _, o := range pending {
 		select {
 		case jobs <- o:
 		case <-ctx.Done():
