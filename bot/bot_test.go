@@ -391,8 +391,16 @@ func TestTriggerOpensIncident(t *testing.T) {
 
 func TestChannelNameCollisionWithExistingChannel(t *testing.T) {
 	h := newHarness(t)
-	for _, name := range []string{"incident-inflow-20261123", "incident-inflow-20261123-2"} {
-		if _, err := h.sh.CreateChannel(h.ctx, name); err != nil {
+	for i, name := range []string{"incident-inflow-20261123", "incident-inflow-20261123-2"} {
+		id, err := h.sh.CreateChannel(h.ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Owned by older incidents (of another service and day, so the new one
+		// still starts at the plain name): an unowned channel the bot created
+		// would be adopted as the orphan of a crashed setup.
+		older := store.Incident{PagerDutyID: fmt.Sprintf("POLD%d", i), Service: "legacy", Title: "older", Channel: id, OpenedAt: triggeredAt.Add(-72 * time.Hour)}
+		if _, _, err := h.db.OpenIncident(h.ctx, older); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -160,7 +160,7 @@ func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) 
 func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time) (id, name string, err error) {
 	for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
-		id, err = b.chat.CreateChannel(ctx, name)
+		id, err = b.openChannel(ctx, name)
 		if err == nil {
 			return id, name, nil
 		}
@@ -169,6 +169,44 @@ func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.T
 		}
 	}
 	return "", "", fmt.Errorf("create channel: %s and %d numbered variants are all taken", ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, 1), maxChannelAttempts-1)
+}
+
+// openChannel creates the channel called name or, when the name is taken,
+// adopts the channel that has it if the adapter can find it (chat.ChannelFinder),
+// the bot created it and no incident owns it: the orphan of an earlier attempt
+// that crashed between creating the channel (Slack's conversations.create has
+// no idempotency key) and linking it to its incident. A channel a person made,
+// or another incident's, is left alone: the error wraps chat.ErrNameTaken and
+// the caller tries the next suffix. Two incidents adopting one orphan at once
+// cannot both link it (channels are unique in the store); the loser's job
+// fails and its retry moves on to the next suffix.
+func (b *Bot) openChannel(ctx context.Context, name string) (string, error) {
+	id, err := b.chat.CreateChannel(ctx, name)
+	if !errors.Is(err, chat.ErrNameTaken) {
+		return id, err
+	}
+	finder, ok := b.chat.(chat.ChannelFinder)
+	if !ok {
+		return "", err
+	}
+	found, mine, ok, ferr := finder.FindChannel(ctx, name)
+	if ferr != nil {
+		// A channel now matters more than its name: take the next suffix.
+		b.log.WarnContext(ctx, "could not look up the channel holding a name; not adopting it", "name", name, "err", ferr)
+		return "", err
+	}
+	if !ok || !mine {
+		return "", err
+	}
+	switch _, lerr := b.store.IncidentByChannel(ctx, found); {
+	case lerr == nil:
+		return "", err // another incident's channel
+	case !isNotFound(lerr):
+		// Linking needs the store too: fail this attempt, the retry looks again.
+		return "", fmt.Errorf("look up the incident of channel %s: %w", found, lerr)
+	}
+	b.log.InfoContext(ctx, "adopting the channel an earlier attempt created but did not link", "channel", found, "name", name)
+	return found, nil
 }
 
 // update applies a non-trigger event to a known incident.

@@ -657,3 +657,140 @@ func TestLifecycleOutOfOrderDeliveriesEndInTheLatestStatus(t *testing.T) {
 		t.Errorf("the stale resolve cancelled timers: %v", states)
 	}
 }
+
+// orphanChannel creates the channel name through the Slack client, as the bot,
+// without linking it: what a setup attempt killed between conversations.create
+// and the link leaves behind.
+func (h *lc) orphanChannel(name string) string {
+	h.t.Helper()
+	id, err := h.client.CreateChannel(h.ctx, name)
+	if err != nil {
+		h.t.Fatalf("create %s: %v", name, err)
+	}
+	return id
+}
+
+// channelsNamed counts the channels whose names start with prefix.
+func (h *lc) channelsNamed(prefix string) int {
+	n := 0
+	for _, c := range h.slack.Channels() {
+		if strings.HasPrefix(c.Name, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLifecycleSetupAdoptsTheChannelACrashedAttemptCreated(t *testing.T) {
+	h := newLifecycle(t)
+	opened := time.Now().Add(10 * time.Minute) // no timer posts during the test
+	name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+	orphan := h.orphanChannel(name)
+
+	h.trigger("PCRASH", "PLSTMPF", "Disk full", opened)
+	inc := h.waitSetUp("PCRASH")
+	if inc.Channel != orphan {
+		t.Fatalf("incident channel = %q (#%s), want the orphan %s", inc.Channel, channelNameOf(h, inc), orphan)
+	}
+	if c, ok := h.slack.ChannelByName(name + "-2"); ok {
+		t.Errorf("a second channel was created: %+v", c)
+	}
+	if n := h.channelsNamed("incident-lstm-pfd-"); n != 1 {
+		t.Errorf("%d incident channels, want 1", n)
+	}
+	if creates := h.slack.Calls("conversations.create"); len(creates) != 2 || creates[1].Error != "name_taken" {
+		t.Errorf("conversations.create calls = %+v, want the crashed one and a name_taken", creates)
+	}
+	ch, _ := h.slack.ChannelByName(name)
+	if !strings.Contains(ch.Topic, "Disk full") {
+		t.Errorf("topic of the adopted channel = %q", ch.Topic)
+	}
+	hm, ok := h.slack.Message(orphan, h.marks(inc.ID)["header.ts"])
+	if !ok || !strings.Contains(hm.Text+string(hm.Blocks), "Incident: Disk full") {
+		t.Errorf("header not in the adopted channel: %+v", hm)
+	}
+	if h.countContaining(orphan, "Detection") == 0 {
+		t.Errorf("checklist not in the adopted channel: %v", h.texts(orphan))
+	}
+	if h.countContaining(h.announce, "<#"+orphan+">") != 1 {
+		t.Errorf("announcement does not name the adopted channel: %v", h.texts(h.announce))
+	}
+}
+
+func TestLifecycleSetupLeavesOtherHoldersOfTheNameAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		taken func(h *lc, name string, opened time.Time) string
+	}{
+		{"created by a person", func(h *lc, name string, _ time.Time) string {
+			return h.slack.AddChannel(name, fakeslack.BotUserID)
+		}},
+		{"linked to another incident", func(h *lc, name string, opened time.Time) string {
+			id := h.orphanChannel(name)
+			// Another service, another day: the new incident's ordinal stays 1,
+			// so its setup asks for the plain name first.
+			if _, _, err := h.db.OpenIncident(h.ctx, store.Incident{PagerDutyID: "POLDER", Service: "legacy", Title: "older",
+				Channel: id, OpenedAt: opened.Add(-48 * time.Hour)}); err != nil {
+				h.t.Fatal(err)
+			}
+			return id
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newLifecycle(t)
+			opened := time.Now().Add(10 * time.Minute)
+			name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+			taken := tc.taken(h, name, opened)
+
+			h.trigger("PNEXT", "PLSTMPF", "Disk full", opened)
+			inc := h.waitSetUp("PNEXT")
+			next, ok := h.slack.ChannelByName(name + "-2")
+			if !ok || inc.Channel != next.ID {
+				t.Fatalf("incident channel = %q (#%s), want #%s-2", inc.Channel, channelNameOf(h, inc), name)
+			}
+			if msgs := h.slack.Messages(taken); len(msgs) != 0 {
+				t.Errorf("posted in the channel holding the name: %v", h.texts(taken))
+			}
+			if ch, _ := h.slack.ChannelByName(name); ch.Topic != "" {
+				t.Errorf("topic of the channel holding the name set to %q", ch.Topic)
+			}
+			if lists := h.slack.Calls("conversations.list"); len(lists) != 1 {
+				t.Errorf("conversations.list called %d times, want once", len(lists))
+			}
+		})
+	}
+}
+
+func TestLifecycleSetupFindsTheOrphanOnALaterPage(t *testing.T) {
+	h := newLifecycle(t)
+	h.slack.SetListPageMax(2)
+	opened := time.Now().Add(10 * time.Minute)
+	name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+	// In creation order: #incidents (the announce channel), #general, #random
+	// | the orphan, #ops: the orphan is on page 2 of 3.
+	h.slack.AddChannel("general")
+	h.slack.AddChannel("random")
+	orphan := h.orphanChannel(name)
+	h.slack.AddChannel("ops")
+
+	h.trigger("PPAGE", "PLSTMPF", "Disk full", opened)
+	inc := h.waitSetUp("PPAGE")
+	if inc.Channel != orphan {
+		t.Fatalf("incident channel = %q (#%s), want the orphan %s", inc.Channel, channelNameOf(h, inc), orphan)
+	}
+	if n := h.channelsNamed("incident-lstm-pfd-"); n != 1 {
+		t.Errorf("%d incident channels, want 1", n)
+	}
+	lists := h.slack.Calls("conversations.list")
+	if len(lists) != 2 {
+		t.Fatalf("conversations.list called %d times, want 2 (stop at the page holding the name)", len(lists))
+	}
+	if lists[0].Params["cursor"] != "" || lists[1].Params["cursor"] == "" {
+		t.Errorf("cursors = %q, %q; want none, then page 1's next_cursor", lists[0].Params["cursor"], lists[1].Params["cursor"])
+	}
+	for _, c := range lists {
+		if c.Params["types"] != "public_channel" || c.Params["exclude_archived"] != "true" {
+			t.Errorf("conversations.list params = %v", c.Params)
+		}
+	}
+}

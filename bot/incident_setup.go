@@ -136,7 +136,7 @@ func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt ti
 	}
 	for attempt := start; attempt < start+maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
-		id, err = b.chat.CreateChannel(ctx, name)
+		id, err = b.openChannel(ctx, name)
 		if err == nil {
 			return id, name, nil
 		}

@@ -164,6 +164,16 @@ type Channels interface {
 	LookupByEmail(ctx context.Context, email string) (User, error)
 }
 
+// ChannelFinder is implemented by adapters that can look a channel up by name.
+// The incident lifecycle uses it when CreateChannel answers ErrNameTaken, to
+// adopt the channel an attempt that crashed before linking it to its incident
+// had created; with adapters that lack it, the next suffix (-2, …) is used.
+type ChannelFinder interface {
+	// FindChannel returns the id of the unarchived public channel called name
+	// and whether the bot itself created it; found is false when there is none.
+	FindChannel(ctx context.Context, name string) (id string, createdByBot bool, found bool, err error)
+}
+
 // Adapter is a whole chat platform binding.
 type Adapter interface {
 	Poster

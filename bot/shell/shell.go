@@ -365,6 +365,20 @@ func (s *Shell) CreateChannel(_ context.Context, name string) (string, error) {
 	return id, nil
 }
 
+var _ chat.ChannelFinder = (*Shell)(nil)
+
+// FindChannel implements chat.ChannelFinder: the bot created the channels
+// whose ids the shell handed out (or Restore brought back), not #general.
+func (s *Shell) FindChannel(_ context.Context, name string) (id string, createdByBot, found bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.byNameLocked(name)
+	if c == nil {
+		return "", false, false, nil
+	}
+	return c.id, strings.HasPrefix(c.id, channelIDPrefix), true, nil
+}
+
 // SetTopic implements chat.Channels.
 func (s *Shell) SetTopic(_ context.Context, ch, topic string) error {
 	s.mu.Lock()

@@ -404,6 +404,29 @@ func TestRestoreKeepsNamesTakenAcrossRestarts(t *testing.T) {
 	}
 }
 
+func TestFindChannelKnowsTheBotsChannels(t *testing.T) {
+	ctx := context.Background()
+	sh := newShell("", nil, &syncBuffer{})
+	mine, err := sh.CreateChannel(ctx, "incident-demo-shop-20261123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		id           string
+		byBot, found bool
+	}{
+		{"incident-demo-shop-20261123", mine, true, true},
+		{GeneralName, GeneralID, false, true},
+		{"nowhere", "", false, false},
+	} {
+		id, byBot, found, err := sh.FindChannel(ctx, tc.name)
+		if err != nil || id != tc.id || byBot != tc.byBot || found != tc.found {
+			t.Errorf("FindChannel(%s) = %q, %v, %v, %v; want %q, %v, %v", tc.name, id, byBot, found, err, tc.id, tc.byBot, tc.found)
+		}
+	}
+}
+
 func TestReadableMentions(t *testing.T) {
 	got := readableMentions("Requested by: <@alice> · approvals <@bob>, <@carol.x> in <#C-incident-demo-20261123> (a < b >)")
 	want := "Requested by: @alice · approvals @bob, @carol.x in #incident-demo-20261123 (a < b >)"

@@ -82,9 +82,13 @@ type Client struct {
 
 	mu       sync.Mutex
 	limiters map[string]*channelLimiter
+	botUser  string // the bot's user id from auth.test, once known
 }
 
-var _ chat.Adapter = (*Client)(nil)
+var (
+	_ chat.Adapter       = (*Client)(nil)
+	_ chat.ChannelFinder = (*Client)(nil)
+)
 
 type channelLimiter struct {
 	lim      *rate.Limiter
@@ -219,7 +223,22 @@ func (c *Client) AuthTest(ctx context.Context) (userID, teamID string, err error
 	if err != nil {
 		return "", "", c.wrap("auth.test", err)
 	}
+	c.mu.Lock()
+	c.botUser = r.UserID
+	c.mu.Unlock()
 	return r.UserID, r.TeamID, nil
+}
+
+// botUserID is the bot's user id, from auth.test on first use, then cached.
+func (c *Client) botUserID(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	id := c.botUser
+	c.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	id, _, err := c.AuthTest(ctx)
+	return id, err
 }
 
 // Post posts m in channel, paced per channel, and returns its reference. When
@@ -277,6 +296,38 @@ func (c *Client) CreateChannel(ctx context.Context, name string) (string, error)
 		return "", fmt.Errorf("create channel #%s: %w", name, c.wrap("conversations.create", err))
 	}
 	return ch.ID, nil
+}
+
+// listPageSize is how many channels one conversations.list call asks for:
+// Slack's maximum, since a lookup by name reads the list to its end.
+const listPageSize = 1000
+
+// FindChannel looks up the unarchived public channel called name, reading
+// conversations.list page by page (Slack has no lookup by name), and reports
+// whether the bot created it: its creator is the bot user auth.test names.
+// It implements chat.ChannelFinder.
+func (c *Client) FindChannel(ctx context.Context, name string) (id string, createdByBot, found bool, err error) {
+	params := &slack.GetConversationsParameters{Types: []string{"public_channel"}, ExcludeArchived: true, Limit: listPageSize}
+	for {
+		chans, next, err := c.api.GetConversationsContext(ctx, params)
+		if err != nil {
+			return "", false, false, fmt.Errorf("find channel #%s: %w", name, c.wrap("conversations.list", err))
+		}
+		for _, ch := range chans {
+			if ch.Name != name {
+				continue
+			}
+			bot, err := c.botUserID(ctx)
+			if err != nil {
+				return "", false, false, fmt.Errorf("find channel #%s: %w", name, err)
+			}
+			return ch.ID, ch.Creator == bot, true, nil
+		}
+		if next == "" || next == params.Cursor {
+			return "", false, false, nil
+		}
+		params.Cursor = next
+	}
 }
 
 // SetTopic sets a channel's topic.

@@ -170,6 +170,39 @@ func TestCreateChannelAndTopic(t *testing.T) {
 	}
 }
 
+func TestFindChannelPagesAndKnowsItsOwnChannels(t *testing.T) {
+	fs, c := newTestClient(t)
+	ctx := context.Background()
+	fs.SetListPageMax(1) // one channel a page: every lookup below pages
+	fs.AddChannel("general")
+	mine, err := c.CreateChannel(ctx, "incident-inflow-20261101")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := fs.AddChannel("incident-inflow-20261101-2")
+	for _, tc := range []struct {
+		name         string
+		id           string
+		byBot, found bool
+	}{
+		{"incident-inflow-20261101", mine, true, true},
+		{"incident-inflow-20261101-2", theirs, false, true},
+		{"incident-inflow-20261101-3", "", false, false},
+	} {
+		id, byBot, found, err := c.FindChannel(ctx, tc.name)
+		if err != nil || id != tc.id || byBot != tc.byBot || found != tc.found {
+			t.Errorf("FindChannel(%s) = %q, %v, %v, %v; want %q, %v, %v", tc.name, id, byBot, found, err, tc.id, tc.byBot, tc.found)
+		}
+	}
+	if n := len(fs.Calls("auth.test")); n != 1 {
+		t.Errorf("auth.test called %d times; the bot's user id is cached", n)
+	}
+	fs.FailNext("conversations.list", "internal_error")
+	if _, _, _, err := c.FindChannel(ctx, "general"); ErrorCode(err) != "internal_error" || !strings.Contains(err.Error(), "conversations.list") {
+		t.Errorf("failed list: %v", err)
+	}
+}
+
 func TestInviteLookupGroups(t *testing.T) {
 	fs, c := newTestClient(t)
 	ctx := context.Background()

@@ -36,6 +36,9 @@ const (
 	BotID           = "BBOT0001"
 	TeamID          = "TFAKE001"
 	TeamDomain      = "fake-workspace"
+	// HumanUserID is the creator of channels added with AddChannel: a person,
+	// not the bot (conversations.create makes BotUserID the creator).
+	HumanUserID = "UHUMAN01"
 )
 
 // User is a workspace member.
@@ -52,6 +55,9 @@ type Channel struct {
 	Topic   string
 	Members []string
 	Created time.Time
+	// Creator is the user who created the channel: BotUserID for
+	// conversations.create, HumanUserID for AddChannel.
+	Creator string
 }
 
 // Message is a message as currently stored: Text and Blocks are the latest
@@ -118,6 +124,7 @@ type Server struct {
 	failNext      map[string][]string
 	rateLimitNext map[string][]time.Duration
 	latency       time.Duration
+	listPageMax   int   // conversations.list returns at most this many per page; 0 = the limit asked
 	lastTS        int64 // microseconds since the epoch of the last ts handed out
 	nextID        int
 	changed       chan struct{} // closed and replaced on every state change
@@ -208,13 +215,13 @@ func (s *Server) AddUserGroup(id string, members ...string) {
 	s.groups[id] = slices.Clone(members)
 }
 
-// AddChannel creates a channel directly (as if made by someone else) and
-// returns its id. Include BotUserID in members for the bot to be able to post.
+// AddChannel creates a channel directly (as if made by a person, HumanUserID)
+// and returns its id. Include BotUserID in members for the bot to be able to post.
 func (s *Server) AddChannel(name string, members ...string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.newIDLocked("C")
-	s.channels[id] = &Channel{ID: id, Name: name, Members: slices.Clone(members), Created: time.Now()}
+	s.channels[id] = &Channel{ID: id, Name: name, Members: slices.Clone(members), Created: time.Now(), Creator: HumanUserID}
 	s.channelOrder = append(s.channelOrder, id)
 	s.notifyLocked()
 	return id
@@ -328,6 +335,15 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
+// SetListPageMax caps the channels one conversations.list page returns, below
+// the limit the client asks for (Slack, too, may return fewer than asked before
+// the end of the list), so that tests can exercise cursor pagination; 0 removes the cap.
+func (s *Server) SetListPageMax(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listPageMax = n
+}
+
 // WaitFor blocks until cond (called with a consistent view, without the lock
 // held by the caller) returns true or timeout passes; it reports whether cond held.
 func (s *Server) WaitFor(timeout time.Duration, cond func() bool) bool {
@@ -365,6 +381,7 @@ var methods = map[string]func(s *Server, p map[string]string) (result, *apiError
 	"conversations.invite":   (*Server).conversationsInvite,
 	"conversations.info":     (*Server).conversationsInfo,
 	"conversations.join":     (*Server).conversationsJoin,
+	"conversations.list":     (*Server).conversationsList,
 	"chat.postMessage":       (*Server).chatPostMessage,
 	"chat.update":            (*Server).chatUpdate,
 	"chat.postEphemeral":     (*Server).chatPostEphemeral,
@@ -520,8 +537,8 @@ var validName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 func channelJSON(c *Channel) result {
 	return result{
-		"id": c.ID, "name": c.Name, "is_channel": true, "is_member": slices.Contains(c.Members, BotUserID),
-		"created": c.Created.Unix(), "topic": result{"value": c.Topic, "creator": BotUserID, "last_set": c.Created.Unix()},
+		"id": c.ID, "name": c.Name, "is_channel": true, "is_private": false, "is_archived": false,
+		"is_member": slices.Contains(c.Members, BotUserID), "created": c.Created.Unix(), "creator": c.Creator, "topic": result{"value": c.Topic, "creator": BotUserID, "last_set": c.Created.Unix()},
 		"num_members": len(c.Members),
 	}
 }
@@ -544,7 +561,7 @@ func (s *Server) conversationsCreate(p map[string]string) (result, *apiError) {
 		}
 	}
 	id := s.newIDLocked("C")
-	c := &Channel{ID: id, Name: name, Members: []string{BotUserID}, Created: time.Now()}
+	c := &Channel{ID: id, Name: name, Members: []string{BotUserID}, Created: time.Now(), Creator: BotUserID}
 	s.channels[id] = c
 	s.channelOrder = append(s.channelOrder, id)
 	s.notifyLocked()
@@ -633,6 +650,57 @@ func (s *Server) conversationsJoin(p map[string]string) (result, *apiError) {
 		s.notifyLocked()
 	}
 	return result{"channel": channelJSON(c)}, nil
+}
+
+// conversationsList pages through the channels in creation order. The fake's
+// channels are all public and unarchived, so types other than public_channel
+// list nothing and exclude_archived changes nothing. The cursor is opaque to
+// clients: it encodes the offset of the next page.
+func (s *Server) conversationsList(p map[string]string) (result, *apiError) {
+	limit := 100 // Slack's default
+	if v := p["limit"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, errResp("invalid_limit")
+		}
+		limit = min(n, 1000)
+	}
+	public := p["types"] == ""
+	for t := range strings.SplitSeq(p["types"], ",") {
+		switch strings.TrimSpace(t) {
+		case "public_channel":
+			public = true
+		case "", "private_channel", "mpim", "im":
+		default:
+			return nil, errResp("invalid_types")
+		}
+	}
+	start := 0
+	if c := p["cursor"]; c != "" {
+		off, ok := strings.CutPrefix(c, "offset:")
+		n, err := strconv.Atoi(off)
+		if !ok || err != nil || n < 0 {
+			return nil, errResp("invalid_cursor")
+		}
+		start = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listPageMax > 0 {
+		limit = min(limit, s.listPageMax)
+	}
+	chans := []result{}
+	next := ""
+	if public {
+		for i := start; i < len(s.channelOrder); i++ {
+			if len(chans) == limit {
+				next = "offset:" + strconv.Itoa(i)
+				break
+			}
+			chans = append(chans, channelJSON(s.channels[s.channelOrder[i]]))
+		}
+	}
+	return result{"channels": chans, "response_metadata": result{"next_cursor": next}}, nil
 }
 
 // blocksParam validates the blocks parameter (a JSON array of at most 50 objects

@@ -123,3 +123,48 @@ func TestSignMatchesSlackExample(t *testing.T) {
 		t.Fatalf("Sign = %s %s", ts, sig)
 	}
 }
+
+func TestConversationsListPagesWithCreators(t *testing.T) {
+	s := New()
+	defer s.Close()
+	s.AddChannel("general")
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.create", url.Values{"name": {"incident-x"}}); out["ok"] != true {
+		t.Fatal(out)
+	}
+	s.AddChannel("random")
+	var (
+		names, creators []string
+		cursor          string
+		pages           int
+	)
+	for {
+		_, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"types": {"public_channel"}, "exclude_archived": {"true"}, "limit": {"2"}, "cursor": {cursor}})
+		if out["ok"] != true {
+			t.Fatal(out)
+		}
+		pages++
+		for _, c := range out["channels"].([]any) {
+			c := c.(map[string]any)
+			names = append(names, c["name"].(string))
+			creators = append(creators, c["creator"].(string))
+		}
+		cursor = out["response_metadata"].(map[string]any)["next_cursor"].(string)
+		if cursor == "" {
+			break
+		}
+	}
+	if pages != 2 || strings.Join(names, ",") != "general,incident-x,random" ||
+		strings.Join(creators, ",") != HumanUserID+","+BotUserID+","+HumanUserID {
+		t.Errorf("%d pages: %v by %v", pages, names, creators)
+	}
+	s.SetListPageMax(1) // fewer than the limit asked, as Slack may answer
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"limit": {"1000"}}); len(out["channels"].([]any)) != 1 {
+		t.Errorf("page max ignored: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"types": {"private_channel"}}); len(out["channels"].([]any)) != 0 {
+		t.Errorf("private channels listed: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"cursor": {"bogus"}}); out["error"] != "invalid_cursor" {
+		t.Errorf("bad cursor: %v", out)
+	}
+}
