@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -222,27 +221,10 @@ func (b *Bot) update(ctx context.Context, svc *runbook.Service, ev IncidentEvent
 		}
 		return fmt.Errorf("incident %s: %w", ev.PagerDutyID, err)
 	}
-	actor := ev.Actor
-	if actor == "" {
-		actor = "pagerduty"
-	}
-	payload := map[string]any{"pagerduty_id": ev.PagerDutyID, "delivery_id": ev.DeliveryID}
-	for k, v := range map[string]string{"actor": ev.Actor, "status": ev.Status, "priority": ev.Priority, "urgency": ev.Urgency, "note": ev.Note} {
-		if v != "" {
-			payload[k] = v
-		}
-	}
-	if len(ev.Assignees) > 0 {
-		payload["assignees"] = ev.Assignees
-	}
-	if len(ev.Raw) > 0 && json.Valid(ev.Raw) {
-		payload["payload"] = ev.Raw
-	}
-	data, err := json.Marshal(payload)
+	audit, err := eventAudit(inc.ID, ev)
 	if err != nil {
-		return fmt.Errorf("incident %d: encode audit data: %w", inc.ID, err)
+		return err
 	}
-	audit := store.AuditEvent{IncidentID: &inc.ID, Actor: actor, Kind: "incident." + ev.Kind, Data: data, At: ev.At}
 
 	var before store.Incident
 	updated, err := b.store.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {

@@ -276,6 +276,10 @@ func eventAudit(incidentID int64, ev IncidentEvent) (store.AuditEvent, error) {
 	if isStatusEvent(ev.Kind) {
 		payload[store.MarksKey] = map[string]string{markStatusAt: ev.At.UTC().Format(time.RFC3339Nano)}
 	}
+	// What PagerDuty said, verbatim, is the evidence a post-mortem may need.
+	if len(ev.Raw) > 0 && json.Valid(ev.Raw) {
+		payload["payload"] = ev.Raw
+	}
 	data, err := json.Marshal(payload)
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("incident %d: encode audit data: %w", incidentID, err)
