@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/internal/fakeslack"
@@ -71,34 +68,8 @@ services:
 		"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
 		"DRBOT_E2E_ACTIONS_URL=" + w.url, "DRBOT_E2E_HOLD=restore-db",
 	}
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv := startServer(t, cmd, addr)
+	base, logs := srv.base, srv.logs
 	form := fakeslack.SlashCommand{Text: "restore-db", UserID: alice, UserName: "alice", ChannelID: w.channel}.Form()
 	signedPost(t, base+"/slack/commands", form.Encode())
 
@@ -109,10 +80,7 @@ services:
 	if !w.slack.WaitFor(wait, func() bool { return strings.Contains(logs.String(), "e2e: execution held") }) {
 		t.Fatalf("execution never reached the held step:\n%s", logs.String())
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-exited
+	srv.kill()
 	if r := w.waitState(t, probe, id, store.RequestRunning); r.State != store.RequestRunning {
 		t.Fatal("not running after the kill")
 	}

@@ -252,6 +252,76 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// server is one running drbot serve.
+type server struct {
+	cmd    *exec.Cmd
+	base   string
+	logs   *lockedBuffer
+	exited chan error
+	once   sync.Once
+	err    error // the exit status, once exited
+}
+
+// startServer starts cmd (a `drbot serve` listening on addr), waits until
+// /readyz answers 200 and kills it at the end of the test if still running.
+func startServer(t *testing.T, cmd *exec.Cmd, addr string) *server {
+	t.Helper()
+	s := &server{cmd: cmd, base: "http://" + addr, logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() { s.kill() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case err := <-s.exited:
+			s.once.Do(func() { s.err = err })
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, s.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready after 60s:\n%s", s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill is kill -9: no graceful shutdown, jobs left as they are.
+func (s *server) kill() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Kill()
+		s.err = <-s.exited
+	})
+}
+
+// terminate sends SIGTERM and returns the exit status; it fails the test when
+// the process does not exit within 60 s.
+func (s *server) terminate(t *testing.T) error {
+	t.Helper()
+	s.once.Do(func() {
+		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s.err = <-s.exited:
+		case <-time.After(60 * time.Second):
+			_ = s.cmd.Process.Kill()
+			s.err = <-s.exited
+			t.Fatalf("serve did not exit within 60s of SIGTERM:\n%s", s.logs.String())
+		}
+	})
+	return s.err
+}
+
 func TestServeEndToEnd(t *testing.T) {
 	dbURL := testenv.PostgresURL(t)
 	slack := fakeslack.New()
@@ -269,41 +339,8 @@ func TestServeEndToEnd(t *testing.T) {
 		"SLACK_API_URL=" + slack.APIURL(),
 		"PAGERDUTY_WEBHOOK_SECRET=pd-secret",
 	}, "serve", "--config", repoFile("deploy", "examples", "drbot.yaml"), "--log-format", "json")
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	base := "http://" + addr
-
-	// Ready means: store reachable and migrated.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready after 60s:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv := startServer(t, cmd, addr)
+	base := srv.base
 
 	if body := get(t, base+"/healthz"); !strings.Contains(body, "ok") {
 		t.Errorf("/healthz = %q", body)
@@ -323,7 +360,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatalf("no ephemeral help reply; calls: %+v\nlogs:\n%s", slack.Calls(""), logs.String())
+		t.Fatalf("no ephemeral help reply; calls: %+v\nlogs:\n%s", slack.Calls(""), srv.logs.String())
 	}
 
 	// Forged and stale requests are refused before anything runs.
@@ -352,21 +389,13 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// SIGTERM: clean exit, River and the HTTP server stopped.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, logs.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not exit within 60s of SIGTERM:\n%s", logs.String())
+	if err := srv.terminate(t); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, srv.logs.String())
 	}
 	if len(slack.Ephemerals()) != before {
 		t.Errorf("a refused request produced a reply")
 	}
-	out := logs.String()
+	out := srv.logs.String()
 	for _, want := range []string{"http server stopped", "drbot stopped"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q", want)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -71,15 +70,6 @@ services:
 	return w
 }
 
-// server is one running drbot serve.
-type server struct {
-	cmd    *exec.Cmd
-	base   string
-	logs   *lockedBuffer
-	exited chan error
-	once   sync.Once
-}
-
 func (w *incidentWorld) serve(extra ...string) *server {
 	t := w.t
 	t.Helper()
@@ -95,41 +85,7 @@ func (w *incidentWorld) serve(extra ...string) *server {
 		"PAGERDUTY_API_URL=" + w.pd.URL(),
 		"PAGERDUTY_FROM_EMAIL=drbot@example.com",
 	}, append([]string{"serve", "--config", w.config, "--log-format", "json"}, extra...)...)
-	s := &server{cmd: cmd, base: "http://" + addr, logs: &lockedBuffer{}, exited: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.exited <- cmd.Wait() }()
-	t.Cleanup(func() { s.kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-s.exited:
-			s.once.Do(func() {})
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, s.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready after 60s:\n%s", s.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// kill is kill -9: no graceful shutdown, jobs left as they are.
-func (s *server) kill() {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	})
+	return startServer(t, cmd, addr)
 }
 
 func (s *server) webhook(t *testing.T, body []byte, secrets ...string) int {
