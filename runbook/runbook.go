@@ -57,14 +57,14 @@ type Approvals struct {
 // CommandApprovals overrides the approval policy for one command. Zero
 // fields inherit from Approvals.
 type CommandApprovals struct {
-	Required     int
-	ExpiresAfter Duration
+	Required     int      // approvals this command needs
+	ExpiresAfter Duration // a pending request for this command expires after this
 }
 
 // Service is one service that drbot handles incidents for.
 type Service struct {
-	Name       string // lowercase letters, digits and hyphens; part of channel names
-	PagerDuty  PagerDuty
+	Name       string    // lowercase letters, digits and hyphens; part of channel names
+	PagerDuty  PagerDuty `yaml:"pagerduty"` // which PagerDuty services open incidents for this service
 	Objectives Objectives
 	Escalation []Escalation
 	Databases  []Database
@@ -77,8 +77,8 @@ type Service struct {
 
 // PagerDuty maps PagerDuty services to this runbook service.
 type PagerDuty struct {
-	ServiceIDs         []string
-	EscalationPolicyID string // whose on-call responders are invited to the channel
+	ServiceIDs         []string // PagerDuty service ids (P…) whose incidents belong to this service
+	EscalationPolicyID string   // whose on-call responders are invited to the channel
 }
 
 // Objectives are the recovery targets. Zero means not set.
@@ -91,14 +91,14 @@ type Objectives struct {
 // opened, or On an event (EventSecurity). Exactly one of After and On is set.
 type Escalation struct {
 	After  Duration
-	On     string
-	Role   string
+	On     string   // "security": when the incident is marked a security incident
+	Role   string   // who is being called in, e.g. Database Admin
 	Notify []string // Slack user ids, user group ids or e-mail addresses
 }
 
 // Database is a PostgreSQL database that can be restored from backups.
 type Database struct {
-	Name    string
+	Name    string        // the database name, e.g. lstm_pfd
 	URLEnv  string        // the environment variable that holds the database URL
 	Backups *Backups      // nil when no backups are configured
 	Writers []WorkloadRef // scaled to zero while a restored database is swapped in
@@ -115,8 +115,8 @@ type Backups struct {
 
 // Check is a SQL query whose single numeric result must satisfy Expect.
 type Check struct {
-	Name   string
-	SQL    string
+	Name   string // a short description, e.g. experiments present
+	SQL    string // a query returning one number
 	Expect Expect
 }
 
@@ -144,31 +144,31 @@ type Failover struct {
 // FailoverRDS is the read replica promoted during a failover.
 type FailoverRDS struct {
 	Replica string // DB instance identifier
-	Region  string
+	Region  string // the replica's AWS region
 }
 
 // FailoverDNS is the Route53 record changed during a failover.
 type FailoverDNS struct {
-	ZoneID string
-	Record string
+	ZoneID string // Route53 hosted zone id
+	Record string // the record name, e.g. api.example.com
 	Type   string // A, AAAA or CNAME
-	Value  string
-	TTL    int // seconds
+	Value  string // what the record points to after the failover
+	TTL    int    // seconds
 }
 
 // HealthCheck is either an HTTP check (HTTP set: a 2xx answer is healthy)
 // or a Prometheus metric check (Metric set).
 type HealthCheck struct {
-	Name   string
-	HTTP   string
+	Name   string // a short name, used by /dr verify
+	HTTP   string // an http(s) URL that answers 2xx when healthy
 	Metric *MetricCheck
 }
 
 // MetricCheck fetches URL in the Prometheus text format and compares the
 // metric Name against Expect.
 type MetricCheck struct {
-	URL    string
-	Name   string
+	URL    string // the target's /metrics URL
+	Name   string // the metric name
 	Expect Expect
 }
 

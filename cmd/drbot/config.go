@@ -12,6 +12,26 @@ import (
 // ConfigCmd groups the config subcommands.
 type ConfigCmd struct {
 	Validate ConfigValidateCmd `cmd:"" help:"Check runbook config files; print every problem with file:line and key path."`
+	Schema   ConfigSchemaCmd   `cmd:"" help:"Print the runbook config's JSON Schema (deploy/schema/drbot.schema.json), for editors."`
+	Docs     ConfigDocsCmd     `cmd:"" help:"Print the runbook config reference in Markdown (docs/config.md)."`
+}
+
+// ConfigSchemaCmd prints the JSON Schema generated from the config types.
+type ConfigSchemaCmd struct{}
+
+// Run prints the schema.
+func (ConfigSchemaCmd) Run() error {
+	_, err := os.Stdout.Write(runbook.Schema())
+	return err
+}
+
+// ConfigDocsCmd prints the config reference generated from the config types.
+type ConfigDocsCmd struct{}
+
+// Run prints the reference.
+func (ConfigDocsCmd) Run() error {
+	_, err := os.Stdout.Write(runbook.Docs())
+	return err
 }
 
 // ConfigValidateCmd validates runbook files.

@@ -125,7 +125,13 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
 		})
 	}
-	if env.slackSecret != "" {
+	if env.slackAppToken != "" && env.slackSecret != "" {
+		// Socket Mode is the no-ingress install: nothing of Slack's is
+		// served over HTTP, even when a shared secret also holds the
+		// signing secret.
+		logger.Info("SLACK_APP_TOKEN is set (Socket Mode): SLACK_SIGNING_SECRET is ignored and /slack/* is not served")
+	}
+	if env.slackSecret != "" && env.slackAppToken == "" {
 		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
 		if err != nil {
 			return err
@@ -160,8 +166,6 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 
 func slackMode(e serveEnv) string {
 	switch {
-	case e.slackAppToken != "" && e.slackSecret != "":
-		return "socket+http"
 	case e.slackAppToken != "":
 		return "socket"
 	default:
