@@ -68,11 +68,11 @@ func recoveryCommands() []Command {
 		{
 			Name:        "restore-models",
 			Summary:     "Restore model files from a backup prefix, then restart the workloads that load them",
-			Description: "Copies the backup prefix onto the target prefix (only changed objects), restarts the configured deployments and verifies.",
+			Description: "Copies one backup snapshot (or a mirror, whole) onto the target prefix (only changed objects), restarts the configured deployments and verifies.",
 			Service:     ServiceImplied,
 			Approval:    true,
 			Flags: []Flag{
-				{Name: "backup", Help: "Backup prefix; the newest if omitted.", Value: "PREFIX"},
+				{Name: "backup", Help: "Snapshot folder (e.g. models-20260114-020000) or, for a mirror, a prefix; the newest snapshot if omitted.", Value: "PREFIX"},
 				flagDryRun, flagReason,
 			},
 			Examples: []string{"/dr restore-models lstm-pfd --dry-run"},

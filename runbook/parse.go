@@ -797,7 +797,8 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 		s.Databases = append(s.Databases, db)
 	}
 
-	if mf := f.sub("models", "backups", "target", "restart"); mf != nil {
+	var modelsVerify []*yaml.Node // checked against health: below
+	if mf := f.sub("models", "backups", "snapshots", "every", "target", "restart", "verify"); mf != nil {
 		m := &Models{}
 		if mf.has("backups") {
 			m.Backups, _ = mf.location("backups")
@@ -810,6 +811,15 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 			mf.missing("target", "where the service loads its models from, e.g. s3://bucket/checkpoints/")
 		}
 		m.Restart = mf.workloads("restart")
+		if v, ok := mf.str("snapshots"); ok {
+			if sp, err := ParseSnapshotPattern(v); err != nil {
+				d.addf(mf.get("snapshots").Line, child(mf.path, "snapshots"), "%s", err.Error())
+			} else {
+				m.Snapshots = &sp
+			}
+		}
+		m.Every = mf.duration("every")
+		modelsVerify = mf.list("verify")
 		s.Models = m
 	}
 
@@ -846,6 +856,17 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 		}
 		healthNames[h.Name] = item.Line
 		s.Health = append(s.Health, h)
+	}
+
+	for i, item := range modelsVerify {
+		p := index(child(child(path, "models"), "verify"), i)
+		if name, ok := d.scalar(item, p); ok {
+			if _, known := healthNames[name]; !known {
+				d.addf(item.Line, p, "%s is not a health check of this service (its health: names are %s)", fmtQuote(name), quotedNames(s.Health))
+				continue
+			}
+			s.Models.Verify = append(s.Models.Verify, name)
+		}
 	}
 
 	df := f.sub("drills", "every")

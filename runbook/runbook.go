@@ -125,6 +125,12 @@ type Models struct {
 	Backups Location
 	Target  Location
 	Restart []WorkloadRef // restarted after a restore so they reload the models
+	// Snapshots, when set, says Backups holds one folder per backup run
+	// (models-*/checkpoints/): one snapshot is restored, its Inside path
+	// mapping onto Target. Nil: Backups is a mirror of Target, synced whole.
+	Snapshots *SnapshotPattern
+	Every     Duration // expected interval between model backups; zero when not set
+	Verify    []string // names of the service's health checks that must pass after a restore
 }
 
 // Kubernetes says where the service's workloads run.

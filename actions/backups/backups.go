@@ -50,7 +50,12 @@ type Row struct {
 type Listing struct {
 	Title    string // e.g. "lstm_pfd (database)"
 	Location string
-	Rows     []Row // newest first, all of them
+	Rows     []Row // the newest MaxRows, newest first
+	Total    int   // how many backups there are in all
+	// Retained is the most rows held in memory at once while listing: the
+	// listing pages through the location keeping only the newest MaxRows, so
+	// this never exceeds MaxRows however many objects there are.
+	Retained int
 	// Verdict is the RPO line; OK reports whether the newest backup is within
 	// the RPO (true when no RPO is set and a backup exists).
 	Verdict string
@@ -117,41 +122,62 @@ func list(ctx context.Context, open Opener, loc runbook.Location, title string, 
 	if err != nil {
 		return Listing{}, fmt.Errorf("backups of %s: %w", title, err)
 	}
-	objs, err := st.List(ctx)
+	top := storage.NewTop(MaxRows, newerRow)
+	if group {
+		err = walkGroups(ctx, st, top.Add)
+	} else {
+		err = st.Walk(ctx, func(o storage.Object) error {
+			top.Add(Row{Name: o.Name, Size: o.Size, Objects: 1, Newest: o.LastModified})
+			return nil
+		})
+	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return Listing{}, fmt.Errorf("backups of %s: %w", title, err)
 	}
-	if group {
-		l.Rows = groupRows(objs, now)
-	} else {
-		for _, o := range objs {
-			l.Rows = append(l.Rows, Row{Name: o.Name, Size: o.Size, Objects: 1, Newest: o.LastModified, Age: age(now, o.LastModified)})
-		}
+	l.Rows, l.Total, l.Retained = top.Sorted(), top.Added(), top.Peak()
+	for i := range l.Rows {
+		l.Rows[i].Age = age(now, l.Rows[i].Newest)
 	}
 	l.Verdict, l.OK = verdict(l.Rows, rpo, loc)
 	return l, nil
 }
 
-// groupRows makes one row per top-level prefix (models-20260115-020000/…),
-// newest first.
-func groupRows(objs []storage.Object, now time.Time) []Row {
-	idx := map[string]int{}
-	var rows []Row
-	for _, o := range objs { // newest first already, so rows come out newest first
+// newerRow ranks rows by their newest object, then by name.
+func newerRow(a, b Row) int {
+	if c := a.Newest.Compare(b.Newest); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// walkGroups makes one row per top-level prefix (models-20260115-020000/…)
+// or top-level object. A store walks the objects of one folder one after
+// another, so a row is complete when the next object is outside it: only
+// the row being summed is held besides what add keeps.
+func walkGroups(ctx context.Context, st storage.Store, add func(Row)) error {
+	var cur *Row
+	err := st.Walk(ctx, func(o storage.Object) error {
 		name := o.Name
 		if first, _, ok := strings.Cut(o.Name, "/"); ok {
 			name = first + "/"
 		}
-		i, ok := idx[name]
-		if !ok {
-			i = len(rows)
-			idx[name] = i
-			rows = append(rows, Row{Name: name, Newest: o.LastModified, Age: age(now, o.LastModified)})
+		if cur == nil || cur.Name != name {
+			if cur != nil {
+				add(*cur)
+			}
+			cur = &Row{Name: name}
 		}
-		rows[i].Size += o.Size
-		rows[i].Objects++
+		cur.Size += o.Size
+		cur.Objects++
+		if o.LastModified.After(cur.Newest) {
+			cur.Newest = o.LastModified
+		}
+		return nil
+	})
+	if cur != nil {
+		add(*cur)
 	}
-	return rows
+	return err
 }
 
 func age(now, t time.Time) time.Duration {
@@ -200,7 +226,6 @@ func Render(service string, ls []Listing) chat.Message {
 		fmt.Fprintf(&b, "*%s* — %s", l.Title, l.Location)
 		for i, r := range l.Rows {
 			if i == MaxRows {
-				fmt.Fprintf(&b, "\n… and %d older", len(l.Rows)-MaxRows)
 				break
 			}
 			extra := ""
@@ -208,6 +233,9 @@ func Render(service string, ls []Listing) chat.Message {
 				extra = fmt.Sprintf(", %d objects", r.Objects)
 			}
 			fmt.Fprintf(&b, "\n`%s` — %s%s — %s old", r.Name, storage.HumanSize(r.Size), extra, storage.HumanAge(r.Age))
+		}
+		if more := max(l.Total, len(l.Rows)) - min(len(l.Rows), MaxRows); more > 0 {
+			fmt.Fprintf(&b, "\n… and %d older", more)
 		}
 		mark := "✅ "
 		if !l.OK {

@@ -1,8 +1,15 @@
 // Package models is the "restore-models" action: copy a service's model
-// backup prefix onto its target prefix with S3 server-side copies (bounded
+// backup onto its target prefix with S3 server-side copies (bounded
 // parallelism; only objects whose size or ETag differ, like `aws s3 sync`),
 // then rollout-restart the configured workloads so they reload the models,
 // and wait for the rollouts.
+//
+// With models.snapshots (models-*/checkpoints/) the backups location holds
+// one folder per backup run: exactly one snapshot is restored — the one
+// --backup names, else the newest by the timestamp in its name (else by its
+// newest object) — and what is under its inside path (checkpoints/) lands
+// directly under the target. Without it the location is a mirror of the
+// target, synced whole (--backup may name a sub-prefix).
 package models
 
 import (
@@ -32,8 +39,9 @@ import (
 // Kind is the action kind.
 const Kind = "restore-models"
 
-// FlagBackup is the flag naming a backup prefix under the configured backups
-// location (e.g. --backup 2026-11-20/).
+// FlagBackup is the flag naming the snapshot to restore (--backup
+// models-20260114-020000) or, for a mirror, a prefix under the configured
+// backups location (--backup 2026-11-20/).
 const FlagBackup = "backup"
 
 // Step names; per-workload steps are StepRestart+"deployment/NAME" and
@@ -98,6 +106,7 @@ type Object struct {
 type Spec struct {
 	SourceBucket string   `json:"source_bucket"`
 	SourcePrefix string   `json:"source_prefix"`
+	Snapshot     string   `json:"snapshot,omitempty"` // the one snapshot folder restored (models.snapshots)
 	TargetBucket string   `json:"target_bucket"`
 	TargetPrefix string   `json:"target_prefix"`
 	Objects      []Object `json:"objects"`   // the objects that differ: copied
@@ -141,20 +150,34 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if m.Backups.Scheme != runbook.SchemeS3 || m.Target.Scheme != runbook.SchemeS3 {
 		return actions.Plan{}, actions.Refusef("restore-models copies between s3:// locations only (service %s has %s → %s)", svc.Name, m.Backups, m.Target)
 	}
-	srcPrefix, err := sourcePrefix(m.Backups.Prefix, p.Flags[FlagBackup])
-	if err != nil {
-		return actions.Plan{}, err
-	}
-	tgtPrefix := dirPrefix(m.Target.Prefix)
-	if m.Backups.Bucket == m.Target.Bucket && (strings.HasPrefix(srcPrefix, tgtPrefix) || strings.HasPrefix(tgtPrefix, srcPrefix)) {
-		return actions.Plan{}, actions.Refusef("the backup s3://%s/%s and the target s3://%s/%s overlap", m.Backups.Bucket, srcPrefix, m.Target.Bucket, tgtPrefix)
-	}
 	if len(m.Restart) > 0 && a.kube == nil {
 		return actions.Plan{}, actions.Refusef("service %s restarts %s after a restore, but no Kubernetes access is configured for this bot", svc.Name, m.Restart[0])
+	}
+	var srcPrefix, snap, chosen string
+	var client *s3.Client
+	if m.Snapshots == nil {
+		// A mirror of the target: --backup may name a sub-prefix, else the
+		// whole location is synced.
+		var err error
+		if srcPrefix, err = sourcePrefix(m.Backups.Prefix, p.Flags[FlagBackup]); err != nil {
+			return actions.Plan{}, err
+		}
 	}
 	client, err := a.client(ctx)
 	if err != nil {
 		return actions.Plan{}, err
+	}
+	if m.Snapshots != nil {
+		// One folder per backup run: exactly one snapshot is restored, and
+		// what is inside its pattern path lands directly under the target.
+		if snap, chosen, err = chooseSnapshot(ctx, client, m, p.Flags[FlagBackup]); err != nil {
+			return actions.Plan{}, err
+		}
+		srcPrefix = dirPrefix(m.Backups.Prefix) + m.Snapshots.Path(snap)
+	}
+	tgtPrefix := dirPrefix(m.Target.Prefix)
+	if m.Backups.Bucket == m.Target.Bucket && (strings.HasPrefix(srcPrefix, tgtPrefix) || strings.HasPrefix(tgtPrefix, srcPrefix)) {
+		return actions.Plan{}, actions.Refusef("the backup s3://%s/%s and the target s3://%s/%s overlap", m.Backups.Bucket, srcPrefix, m.Target.Bucket, tgtPrefix)
 	}
 	src, err := list(ctx, client, m.Backups.Bucket, srcPrefix)
 	if err != nil {
@@ -163,19 +186,11 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if len(src) == 0 {
 		return actions.Plan{}, actions.Refusef("no objects under s3://%s/%s", m.Backups.Bucket, srcPrefix)
 	}
-	var chosen string
-	if strings.TrimSpace(p.Flags[FlagBackup]) == "" {
-		if snap, n, ok := newestSnapshot(src); ok {
-			src = within(src, snap)
-			srcPrefix += snap
-			chosen = fmt.Sprintf("%s, the newest of %d backups", snap, n)
-		}
-	}
 	dst, err := list(ctx, client, m.Target.Bucket, tgtPrefix)
 	if err != nil {
 		return actions.Plan{}, err
 	}
-	spec := Spec{SourceBucket: m.Backups.Bucket, SourcePrefix: srcPrefix, TargetBucket: m.Target.Bucket, TargetPrefix: tgtPrefix, Namespace: svc.Namespace()}
+	spec := Spec{SourceBucket: m.Backups.Bucket, SourcePrefix: srcPrefix, Snapshot: snap, TargetBucket: m.Target.Bucket, TargetPrefix: tgtPrefix, Namespace: svc.Namespace()}
 	keys := make([]string, 0, len(src))
 	for k := range src {
 		keys = append(keys, k)
@@ -196,12 +211,11 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	}
 	steps := []actions.Step{{Name: StepCopy, Description: fmt.Sprintf("server-side copy %d objects (%s), %d at a time, from s3://%s/%s to s3://%s/%s",
 		len(spec.Objects), humanBytes(bytes), a.parallel(), spec.SourceBucket, srcPrefix, spec.TargetBucket, tgtPrefix)}}
-	facts := []actions.Fact{
-		{Label: "Backup", Value: fmt.Sprintf("s3://%s/%s (%d objects)", spec.SourceBucket, srcPrefix, len(src))},
+	var facts []actions.Fact
+	if snap != "" {
+		facts = append(facts, actions.Fact{Label: "Snapshot", Value: fmt.Sprintf("%s (%s)", snap, chosen)})
 	}
-	if chosen != "" {
-		facts = append(facts, actions.Fact{Label: "Chosen backup", Value: chosen})
-	}
+	facts = append(facts, actions.Fact{Label: "Backup", Value: fmt.Sprintf("s3://%s/%s (%d objects)", spec.SourceBucket, srcPrefix, len(src))})
 	facts = append(facts, []actions.Fact{
 		{Label: "Target", Value: fmt.Sprintf("s3://%s/%s", spec.TargetBucket, tgtPrefix)},
 		{Label: "To copy", Value: fmt.Sprintf("%d objects, %s (%d already in place)", len(spec.Objects), humanBytes(bytes), spec.Unchanged)},
@@ -237,6 +251,9 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 		return actions.Plan{}, fmt.Errorf("encode plan: %w", err)
 	}
 	summary := fmt.Sprintf("Restore %s's models: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, len(spec.Objects), len(src), humanBytes(bytes), spec.SourceBucket, srcPrefix)
+	if snap != "" {
+		summary = fmt.Sprintf("Restore %s's models from snapshot %s: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, snap, len(spec.Objects), len(src), humanBytes(bytes), spec.SourceBucket, srcPrefix)
+	}
 	if len(spec.Restart) > 0 {
 		summary += ", then restart " + strings.Join(spec.Restart, ", ")
 	}
@@ -296,48 +313,6 @@ func sourcePrefix(base, flag string) (string, error) {
 		}
 	}
 	return base + dirPrefix(flag), nil
-}
-
-// newestSnapshot recognises a backups location made of dated or numbered
-// snapshots: no object directly under it, and sub-prefixes whose
-// names start with a digit (2026-11-20/, 20261122T0300/, 42/). It returns the
-// snapshot whose newest object is the most recent (the greatest name on a
-// tie), with its trailing slash, and how many snapshots there are. Any other
-// layout is a mirror of the target and is copied whole (aws s3 sync).
-func newestSnapshot(src map[string]listed) (string, int, bool) {
-	newest := map[string]time.Time{}
-	for k, o := range src {
-		dir, _, ok := strings.Cut(k, "/")
-		if !ok || dir == "" || dir[0] < '0' || dir[0] > '9' {
-			return "", 0, false
-		}
-		if o.Modified.After(newest[dir]) {
-			newest[dir] = o.Modified
-		} else if _, seen := newest[dir]; !seen {
-			newest[dir] = o.Modified
-		}
-	}
-	if len(newest) == 0 {
-		return "", 0, false
-	}
-	var best string
-	for dir, t := range newest {
-		if best == "" || t.After(newest[best]) || (t.Equal(newest[best]) && dir > best) {
-			best = dir
-		}
-	}
-	return best + "/", len(newest), true
-}
-
-// within returns the objects under sub, keyed relative to it.
-func within(src map[string]listed, sub string) map[string]listed {
-	out := map[string]listed{}
-	for k, o := range src {
-		if rel, ok := strings.CutPrefix(k, sub); ok && rel != "" {
-			out[rel] = o
-		}
-	}
-	return out
 }
 
 // dirPrefix returns p with a trailing slash ("" stays "": the whole bucket).

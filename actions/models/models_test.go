@@ -378,18 +378,25 @@ func TestRestoreModelsCopiesLargeObjectsInParts(t *testing.T) {
 	}
 }
 
-func TestRestoreModelsPicksTheNewestDatedBackup(t *testing.T) {
+func TestRestoreModelsPicksTheNewestDatedSnapshot(t *testing.T) {
 	w := newWorld(t)
+	w.seed(t) // lstm/2026-11-22/…, written first
 	w.put(t, "models-backup", "lstm/2026-11-20/model.pt", "weights-v1")
 	w.put(t, "models-backup", "lstm/2026-11-20/old-only.txt", "old")
-	w.seed(t) // lstm/2026-11-22/…, written later
-	a := w.action(t)
+	w.put(t, "models-backup", "lstm/README.md", "not a snapshot")
+	cfg := w.config(t)
+	sp, err := runbook.ParseSnapshotPattern("*/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Services[0].Models.Snapshots = &sp
+	a := models.New(cfg, w.load, w.kube)
 	plan, err := a.Plan(ctx(t), actions.Params{Service: "lstm-pfd"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fact(plan, "Chosen backup"); got != "2026-11-22/, the newest of 2 backups" {
-		t.Fatalf("chosen backup %q", got)
+	if got := fact(plan, "Snapshot"); got != "2026-11-22 (the newest of 2 snapshots by the date in its name)" {
+		t.Fatalf("snapshot %q", got)
 	}
 	if !strings.Contains(fact(plan, "Backup"), "s3://models-backup/lstm/2026-11-22/ (5 objects)") {
 		t.Fatalf("backup fact %q", fact(plan, "Backup"))
@@ -401,13 +408,13 @@ func TestRestoreModelsPicksTheNewestDatedBackup(t *testing.T) {
 		t.Fatalf("model.pt = %q", got)
 	}
 
-	// A mirror layout (objects directly under the location) is copied whole.
-	w.put(t, "models-backup", "lstm/README.md", "mirror")
+	// Without snapshots the same location is a mirror, copied whole.
+	a = w.action(t)
 	plan, err = a.Plan(ctx(t), actions.Params{Service: "lstm-pfd"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fact(plan, "Chosen backup") != "" || !strings.Contains(fact(plan, "Backup"), "s3://models-backup/lstm/ (8 objects)") {
+	if fact(plan, "Snapshot") != "" || !strings.Contains(fact(plan, "Backup"), "s3://models-backup/lstm/ (8 objects)") {
 		t.Fatalf("mirror plan facts %+v", plan.Facts)
 	}
 }

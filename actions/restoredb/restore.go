@@ -189,25 +189,24 @@ func pickBackup(ctx context.Context, st storage.Store, key string) (storage.Obje
 		}
 		return obj, nil
 	}
-	objs, err := st.List(ctx)
+	// The newest restorable object, found while paging through the listing
+	// (never the whole listing in memory).
+	objs, _, err := storage.Newest(ctx, st, 1, func(o storage.Object) bool { return FormatOf(o.Name) != "" })
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Object{}, actions.Refusef("no backups: %s does not exist", loc)
 	}
 	if err != nil {
 		return storage.Object{}, fmt.Errorf("list backups in %s: %w", loc, err)
 	}
-	for _, o := range objs {
-		if FormatOf(o.Name) == "" {
-			continue
-		}
-		// Pin it (Stat also reads the version of a versioned bucket).
-		obj, err := st.Stat(ctx, o.Key)
-		if err != nil {
-			return storage.Object{}, fmt.Errorf("pin backup %s: %w", o.Key, err)
-		}
-		return obj, nil
+	if len(objs) == 0 {
+		return storage.Object{}, actions.Refusef("no backups (.dump, .sql, .sql.gz) in %s", loc)
 	}
-	return storage.Object{}, actions.Refusef("no backups (.dump, .sql, .sql.gz) in %s", loc)
+	// Pin it (Stat also reads the version of a versioned bucket).
+	obj, err := st.Stat(ctx, objs[0].Key)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("pin backup %s: %w", objs[0].Key, err)
+	}
+	return obj, nil
 }
 
 // restoreResult is the restore-side step's recorded outcome.

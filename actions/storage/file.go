@@ -44,47 +44,86 @@ func newFile(loc runbook.Location) (*fileStore, error) {
 
 func (s *fileStore) Location() runbook.Location { return s.loc }
 
-func (s *fileStore) List(ctx context.Context) ([]Object, error) {
+func (s *fileStore) List(ctx context.Context) ([]Object, error) { return collect(ctx, s) }
+
+// readDirBatch is how many directory entries Walk reads at a time.
+const readDirBatch = 256
+
+func (s *fileStore) Walk(ctx context.Context, fn func(Object) error) error {
 	fi, err := os.Stat(s.dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("list %s: %w", s.loc.String(), ErrNotFound)
+			return fmt.Errorf("list %s: %w", s.loc.String(), ErrNotFound)
 		}
-		return nil, fmt.Errorf("list %s: %w", s.loc.String(), err)
+		return fmt.Errorf("list %s: %w", s.loc.String(), err)
 	}
 	if fi.Mode().IsRegular() { // the location is one file
-		return []Object{fileObject(filepath.Base(s.dir), fi)}, nil
+		return fn(fileObject(filepath.Base(s.dir), fi))
 	}
-	var out []Object
-	err = filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	if err := s.walkDir(ctx, s.dir, "", fn); err != nil {
+		var stop walkStop
+		if errors.As(err, &stop) {
+			return stop.err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
-			return nil // directories, symlinks, sockets, dot files (partial uploads)
-		}
-		info, err := d.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while listing
-			}
-			return err
-		}
-		rel, err := filepath.Rel(s.dir, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, fileObject(filepath.ToSlash(rel), info))
-		return nil
-	})
+		return fmt.Errorf("list %s: %w", s.loc.String(), err)
+	}
+	return nil
+}
+
+// walkStop carries fn's own error out of walkDir unwrapped.
+type walkStop struct{ err error }
+
+func (w walkStop) Error() string { return w.err.Error() }
+
+// walkDir visits dir depth-first, reading its entries readDirBatch at a time
+// (filepath.WalkDir would read and sort a whole directory at once).
+func (s *fileStore) walkDir(ctx context.Context, dir, rel string, fn func(Object) error) error {
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", s.loc.String(), err)
+		if rel != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while listing
+		}
+		return err
 	}
-	sortNewestFirst(out)
-	return out, nil
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(readDirBatch)
+		for _, d := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			name := d.Name()
+			if rel != "" {
+				name = rel + "/" + name
+			}
+			switch {
+			case d.IsDir():
+				if err := s.walkDir(ctx, filepath.Join(dir, d.Name()), name, fn); err != nil {
+					return err
+				}
+			case strings.HasPrefix(d.Name(), "."):
+				// dot files: partial uploads
+			case d.Type().IsRegular():
+				info, err := d.Info()
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						continue // removed while listing
+					}
+					return err
+				}
+				if err := fn(fileObject(name, info)); err != nil {
+					return walkStop{err}
+				}
+			}
+			// symlinks, sockets and the like are left out
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(ents) == 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // path resolves a name relative to the location, refusing to leave it.

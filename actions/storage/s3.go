@@ -44,7 +44,9 @@ func newS3(ctx context.Context, loc runbook.Location, opts Options) (*s3Store, e
 
 func (s *s3Store) Location() runbook.Location { return s.loc }
 
-func (s *s3Store) List(ctx context.Context) ([]Object, error) {
+func (s *s3Store) List(ctx context.Context) ([]Object, error) { return collect(ctx, s) }
+
+func (s *s3Store) Walk(ctx context.Context, fn func(Object) error) error {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.loc.Bucket)}
 	if s.loc.Prefix != "" {
 		in.Prefix = aws.String(s.loc.Prefix)
@@ -52,29 +54,29 @@ func (s *s3Store) List(ctx context.Context) ([]Object, error) {
 	if s.pageSize > 0 {
 		in.MaxKeys = aws.Int32(s.pageSize)
 	}
-	var out []Object
 	p := s3.NewListObjectsV2Paginator(s.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", s.loc.String(), classify(err))
+			return fmt.Errorf("list %s: %w", s.loc.String(), classify(err))
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
 			if strings.HasSuffix(key, "/") {
 				continue // a "directory" placeholder
 			}
-			out = append(out, Object{
+			if err := fn(Object{
 				Key:          key,
 				Name:         s.name(key),
 				Size:         aws.ToInt64(o.Size),
 				LastModified: aws.ToTime(o.LastModified).UTC(),
 				ETag:         aws.ToString(o.ETag),
-			})
+			}); err != nil {
+				return err
+			}
 		}
 	}
-	sortNewestFirst(out)
-	return out, nil
+	return nil
 }
 
 // name is key relative to the prefix.

@@ -19,7 +19,7 @@
 // Usage:
 //
 //	st, err := storage.New(ctx, loc, storage.Options{}) // S3 client from the environment
-//	objs, err := st.List(ctx)                           // newest first
+//	objs, n, err := storage.Newest(ctx, st, 10, nil)    // the 10 newest of n
 //	obj, err := st.Stat(ctx, objs[0].Key)               // pin
 //	rc, err := st.Open(ctx, obj)                        // exactly obj
 package storage
@@ -66,8 +66,14 @@ type Store interface {
 	// Location is the location the store reads.
 	Location() runbook.Location
 	// List returns every object under the location, newest first (ties by
-	// key, descending). "Directory" placeholder objects are left out.
+	// key, descending). "Directory" placeholder objects are left out. It
+	// holds the whole listing in memory: commands use Newest or Walk.
 	List(ctx context.Context) ([]Object, error)
+	// Walk calls fn for every object under the location, one page at a time,
+	// in the backend's order (S3: by key; files: depth-first), so that the
+	// objects under one folder come one after another. It never holds more
+	// than a page of the listing; an error from fn stops it and is returned.
+	Walk(ctx context.Context, fn func(Object) error) error
 	// Stat pins the object called key: the full S3 key, or the name relative
 	// to the location. A missing object is an error wrapping ErrNotFound.
 	Stat(ctx context.Context, key string) (Object, error)
@@ -97,6 +103,34 @@ func New(ctx context.Context, loc runbook.Location, opts Options) (Store, error)
 	default:
 		return nil, fmt.Errorf("storage: unsupported location %q", loc.String())
 	}
+}
+
+// Newest returns the n newest objects under the location for which keep
+// returns true (all objects when keep is nil), newest first, and how many
+// objects keep accepted in all. Memory stays proportional to n however large
+// the listing is.
+func Newest(ctx context.Context, st Store, n int, keep func(Object) bool) ([]Object, int, error) {
+	top := NewTop(n, NewerFirst)
+	err := st.Walk(ctx, func(o Object) error {
+		if keep == nil || keep(o) {
+			top.Add(o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return top.Sorted(), top.Added(), nil
+}
+
+// collect is List on top of Walk.
+func collect(ctx context.Context, st Store) ([]Object, error) {
+	var out []Object
+	if err := st.Walk(ctx, func(o Object) error { out = append(out, o); return nil }); err != nil {
+		return nil, err
+	}
+	sortNewestFirst(out)
+	return out, nil
 }
 
 // sortNewestFirst orders objects newest first, then by key descending (so
