@@ -183,7 +183,7 @@ func checkPsql(ctx context.Context, backup string) error {
 	ok, version := psqlRestrictOK(string(out))
 	if !ok {
 		return actions.Refusef("%s is a plain SQL backup, and psql %s here cannot restore plain SQL safely: it lacks \\restrict "+
-			"(PostgreSQL clients 15.14, 16.10, 17.6, 18 or later have it). Upgrade the PostgreSQL client, or restore a custom-format (.dump) backup with --backup",
+			"(PostgreSQL clients 13.22, 14.19, 15.14, 16.10, 17.6, 18 and later have it). Upgrade the PostgreSQL client, or restore a custom-format (.dump) backup with --backup",
 			backup, version)
 	}
 	return nil
