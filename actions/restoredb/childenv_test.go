@@ -136,3 +136,32 @@ func TestOldPsqlRefusesPlainSQL(t *testing.T) {
 	}
 	f.assertRestored(p, j)
 }
+
+// TestRefusedMetaFailsEvenIfPsqlGoesOn: a psql that carries on after
+// refusing a meta-command (here the real one with ON_ERROR_STOP turned back
+// off by a wrapper) still fails the restore, from its message.
+func TestRefusedMetaFailsEvenIfPsqlGoesOn(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.useDir(dir)
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	writeBackup(t, filepath.Join(dir, "goes-on.sql"), "CREATE TABLE experiments (id int);\nINSERT INTO experiments VALUES (1);\nSELECT 1; \\! touch "+pwned+"\nSELECT 2;\n", false)
+	bin := t.TempDir()
+	wrap(t, bin, "psql", `if [ "$1" != "--version" ]; then "$REAL" "$@" --set ON_ERROR_STOP=0; exit $?; fi`)
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	a := restoredb.New(f.options())
+	p := f.plan(a, map[string]string{"backup": "goes-on.sql"})
+	err := a.Execute(f.ctx, p, newJournal(""))
+	if !isRefusal(err) || !strings.Contains(err.Error(), "meta-command (at line 3)") {
+		t.Fatalf("Execute = %v, want the meta-command refusal", err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("the backup's \\! ran")
+	}
+	if rows, marker := f.count(f.live); rows != seedRows || marker {
+		t.Errorf("live changed: %d rows, marker %v", rows, marker)
+	}
+	if got := f.databases(spec(t, p).Incoming); len(got) != 0 {
+		t.Errorf("side database left behind: %v", got)
+	}
+}

@@ -233,12 +233,14 @@ func stream(ctx context.Context, src io.Reader, format, prog string, args, env [
 	if srcErr != nil {
 		return srcErr, nil
 	}
-	if werr != nil {
-		if format != FormatCustom {
-			if rerr := refusedMeta(stderr.String()); rerr != nil {
-				return nil, rerr
-			}
+	if format != FormatCustom {
+		// ON_ERROR_STOP makes psql exit on a refused meta-command; should
+		// a psql ever go on instead, its message still fails the restore.
+		if rerr := refusedMeta(stderr.String()); rerr != nil {
+			return nil, rerr
 		}
+	}
+	if werr != nil {
 		if msg := stderr.String(); msg != "" {
 			return nil, fmt.Errorf("%s: %w: %s", prog, werr, msg)
 		}
