@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	sqlcheck "github.com/drbot-dev/drbot/actions/verify"
+	"github.com/drbot-dev/drbot/internal/childenv"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -94,24 +94,19 @@ func (t *target) admin(ctx context.Context) (*pgx.Conn, error) {
 	return nil, err
 }
 
-// libpqEnv is the environment for pg_restore and psql: the process's own
-// without PG* variables, plus the target's connection parameters as PG*
-// variables (the password never appears in argv).
+// libpqEnv is the environment for pg_restore and psql: a minimal one
+// (childenv: PATH, HOME, locale; none of drbot's secrets, tokens or other
+// database URLs), plus the target's connection parameters as PG* variables
+// (the password never appears in argv).
 func (t *target) libpqEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env,
-		"PGHOST="+t.cfg.Host,
-		"PGPORT="+strconv.Itoa(int(t.cfg.Port)),
-		"PGUSER="+t.cfg.User,
+	pg := []string{
+		"PGHOST=" + t.cfg.Host,
+		"PGPORT=" + strconv.Itoa(int(t.cfg.Port)),
+		"PGUSER=" + t.cfg.User,
 		"PGAPPNAME=drbot-restore",
-	)
+	}
 	if t.cfg.Password != "" {
-		env = append(env, "PGPASSWORD="+t.cfg.Password)
+		pg = append(pg, "PGPASSWORD="+t.cfg.Password)
 	}
 	for param, name := range map[string]string{
 		"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
@@ -119,13 +114,13 @@ func (t *target) libpqEnv() []string {
 		"passfile": "PGPASSFILE", "channel_binding": "PGCHANNELBINDING", "gssencmode": "PGGSSENCMODE",
 	} {
 		if v, ok := t.params[param]; ok && v != "" {
-			env = append(env, name+"="+v)
+			pg = append(pg, name+"="+v)
 		}
 	}
 	if _, ok := t.params["sslmode"]; !ok && t.cfg.TLSConfig == nil {
-		env = append(env, "PGSSLMODE=disable")
+		pg = append(pg, "PGSSLMODE=disable")
 	}
-	return env
+	return childenv.Build(nil, pg...)
 }
 
 // safeErr keeps a PostgreSQL error's server message and drops the rest of

@@ -58,6 +58,11 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 		return actions.Plan{}, err
 	}
 	format := FormatOf(obj.Name)
+	if format != FormatCustom {
+		if err := checkPsql(ctx, obj.Name); err != nil {
+			return actions.Plan{}, err
+		}
+	}
 
 	now := a.opts.Now().UTC()
 	stamp := now.Format(StampFormat)
@@ -269,6 +274,12 @@ func (a *RestoreDB) restoreSide(ctx context.Context, s Spec, t *target, j action
 	if err != nil {
 		return restoreResult{}, fmt.Errorf("restore %s: %w", s.Database, err)
 	}
+	if s.Format != FormatCustom {
+		// Again: psql may have changed since the plan.
+		if err := checkPsql(ctx, s.Backup.Name); err != nil {
+			return restoreResult{}, err
+		}
+	}
 	// Open the pinned object first: a gone or changed backup stops here.
 	rc, err := st.Open(ctx, *s.Backup)
 	if err != nil {
@@ -307,6 +318,9 @@ func (a *RestoreDB) restoreSide(ctx context.Context, s Spec, t *target, j action
 	if srcErr != nil {
 		return restoreResult{}, pinnedErr(s, srcErr)
 	}
+	if errors.Is(err, errMetaCommand) {
+		return restoreResult{}, metaRefusal(s, err)
+	}
 	if err != nil {
 		return restoreResult{}, actions.Refusef("restoring %s into %s failed (is the backup corrupt?): %s", s.Backup.Name, s.Incoming, firstLine(err))
 	}
@@ -323,9 +337,17 @@ func pinnedErr(s Spec, err error) error {
 	case errors.Is(err, storage.ErrChanged):
 		return actions.Refusef("the approved backup %s changed in %s since the plan: request the restore again", storage.Describe(*s.Backup), s.Location)
 	case errors.Is(err, errMetaCommand):
-		return actions.Refusef("the backup %s holds psql meta-commands that could act outside the side database; drbot does not run it", s.Backup.Name)
+		return metaRefusal(s, err)
 	}
 	return actions.Refusef("reading the backup %s failed: %s", s.Backup.Name, firstLine(err))
+}
+
+// metaRefusal is the refusal for a plain SQL backup holding a psql
+// meta-command (found by drbot's filter or refused by psql under \restrict).
+func metaRefusal(s Spec, err error) error {
+	where := strings.TrimPrefix(strings.TrimPrefix(err.Error(), errMetaCommand.Error()), ": ")
+	return actions.Refusef("the backup %s holds a psql meta-command (%s), which could run a shell or write files as drbot: the restore stopped there and the live database %s is untouched",
+		s.Backup.Name, where, s.Live)
 }
 
 // dropSide drops the side database after a failed restore and says so.

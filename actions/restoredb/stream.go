@@ -77,7 +77,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // errMetaCommand marks a plain SQL backup that holds a psql meta-command
 // that could act outside the side database (\connect, \!, \o, \copy, …).
-var errMetaCommand = errors.New("plain SQL backup holds a psql meta-command drbot does not run")
+var errMetaCommand = errors.New("plain SQL backup holds a psql meta-command")
 
 // metaFilter passes SQL through and fails on a line that starts with a psql
 // meta-command other than what pg_dump writes (\restrict, \unrestrict) and
@@ -99,7 +99,7 @@ func (m *metaFilter) Read(p []byte) (int, error) {
 		if len(m.pending) > 0 {
 			m.pending = append(m.pending, b)
 			if done, bad := m.judge(); bad != "" {
-				return i, fmt.Errorf("%w: line starting %q", errMetaCommand, bad)
+				return i, fmt.Errorf("%w: a line starting %s", errMetaCommand, bad)
 			} else if done {
 				m.pending = m.pending[:0]
 			}
@@ -110,7 +110,7 @@ func (m *metaFilter) Read(p []byte) (int, error) {
 	}
 	if errors.Is(err, io.EOF) && len(m.pending) > 0 {
 		if _, bad := m.judgeFinal(); bad != "" {
-			return n, fmt.Errorf("%w: line starting %q", errMetaCommand, bad)
+			return n, fmt.Errorf("%w: a line starting %s", errMetaCommand, bad)
 		}
 	}
 	return n, err
@@ -174,7 +174,9 @@ func (t *tailBuffer) String() string {
 }
 
 // stream runs prog with args and env, feeding it src (decompressed when
-// format is FormatSQLGz, filtered for psql meta-commands when plain). A
+// format is FormatSQLGz; when plain, filtered for line-start psql
+// meta-commands and preceded by \restrict with a fresh random key, so psql
+// itself refuses every meta-command in the backup, wherever it stands). A
 // failure to read src is returned as srcErr, the program's own failure as
 // err (with the tail of its stderr, which never holds credentials).
 func stream(ctx context.Context, src io.Reader, format, prog string, args, env []string) (srcErr, err error) {
@@ -187,8 +189,13 @@ func stream(ctx context.Context, src io.Reader, format, prog string, args, env [
 		defer func() { _ = gz.Close() }()
 		in = gz
 	}
+	var key string
 	if format != FormatCustom {
-		in = newMetaFilter(in)
+		var kerr error
+		if key, kerr = restrictKey(); kerr != nil {
+			return nil, kerr
+		}
+		in = newRestrictReader(newMetaFilter(in), key)
 	}
 	path, err := exec.LookPath(prog)
 	if err != nil {
@@ -225,6 +232,13 @@ func stream(ctx context.Context, src io.Reader, format, prog string, args, env [
 	srcErr = <-copyDone
 	if srcErr != nil {
 		return srcErr, nil
+	}
+	if format != FormatCustom {
+		// ON_ERROR_STOP makes psql exit on a refused meta-command; should
+		// a psql ever go on instead, its message still fails the restore.
+		if rerr := refusedMeta(stderr.String()); rerr != nil {
+			return nil, rerr
+		}
 	}
 	if werr != nil {
 		if msg := stderr.String(); msg != "" {

@@ -46,6 +46,10 @@ func TestMetaFilter(t *testing.T) {
 }
 
 func TestLibpqEnvCarriesCredentialsOutsideArgv(t *testing.T) {
+	for k, v := range map[string]string{"SLACK_BOT_TOKEN": "xoxb-nope", "AWS_SECRET_ACCESS_KEY": "aws-nope",
+		"PAGERDUTY_API_TOKEN": "pd-nope", "DATABASE_URL": "postgres://bot:store-nope@x/drbot", "PGPASSWORD": "parent-nope"} {
+		t.Setenv(k, v)
+	}
 	tg, err := parseTarget("postgres://app:s3cr%40t@db.internal:6543/shop?sslmode=require&connect_timeout=5&application_name=x")
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +62,9 @@ func TestLibpqEnvCarriesCredentialsOutsideArgv(t *testing.T) {
 		if !strings.Contains(env, want+"\n") && !strings.HasSuffix(env, want) {
 			t.Errorf("env lacks %s", want)
 		}
+	}
+	if strings.Contains(env, "nope") {
+		t.Errorf("pg_restore/psql environment holds drbot's secrets:\n%s", env)
 	}
 	for _, f := range []string{FormatCustom, FormatSQL, FormatSQLGz} {
 		prog, args := restoreCommand(f, "shop_restore_1")

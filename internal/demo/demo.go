@@ -25,6 +25,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/drbot-dev/drbot/internal/childenv"
 )
 
 // Names the demo runbook relies on.
@@ -180,14 +182,15 @@ func ensureBackup(ctx context.Context, cfg *pgx.ConnConfig, dir string) (string,
 	name := Database + "-" + time.Now().UTC().Format("20060102-150405") + ".dump"
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	cmd := exec.CommandContext(ctx, "pg_dump", "--format", "custom", "--no-password", "--file", tmp)
-	cmd.Env = append(withoutPG(os.Environ()),
-		"PGHOST="+cfg.Host, "PGPORT="+strconv.Itoa(int(cfg.Port)), "PGUSER="+cfg.User, "PGDATABASE="+cfg.Database)
+	// A minimal environment: the connection, none of drbot's secrets.
+	pg := []string{"PGHOST=" + cfg.Host, "PGPORT=" + strconv.Itoa(int(cfg.Port)), "PGUSER=" + cfg.User, "PGDATABASE=" + cfg.Database}
 	if cfg.Password != "" {
-		cmd.Env = append(cmd.Env, "PGPASSWORD="+cfg.Password)
+		pg = append(pg, "PGPASSWORD="+cfg.Password)
 	}
 	if cfg.TLSConfig == nil {
-		cmd.Env = append(cmd.Env, "PGSSLMODE=disable")
+		pg = append(pg, "PGSSLMODE=disable")
 	}
+	cmd.Env = childenv.Build(nil, pg...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("demo: pg_dump of %s: %w: %s", Database, err, strings.TrimSpace(string(out)))
@@ -197,14 +200,4 @@ func ensureBackup(ctx context.Context, cfg *pgx.ConnConfig, dir string) (string,
 		return "", fmt.Errorf("demo: %w", err)
 	}
 	return final, nil
-}
-
-func withoutPG(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "PG") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -399,3 +399,33 @@ func TestReachable(t *testing.T) {
 		t.Errorf("existing 0700 data dir: Reachable = %v, want nil", err)
 	}
 }
+
+// TestServerEnvironmentHoldsNoSecrets: the private server drbot starts (where
+// the demo database lives, and which SQL such as COPY ... TO PROGRAM could
+// read) gets a minimal environment, none of drbot's tokens and keys.
+func TestServerEnvironmentHoldsNoSecrets(t *testing.T) {
+	requireBinaries(t)
+	secrets := map[string]string{"SLACK_BOT_TOKEN": "xoxb-server-must-not-see", "AWS_SECRET_ACCESS_KEY": "aws-server-must-not-see",
+		"PAGERDUTY_API_TOKEN": "pd-server-must-not-see", "SHOP_DATABASE_URL": "postgres://app:server-must-not-see@db/shop"}
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	c := startCluster(t, dataDir(t))
+	pid, err := c.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Skipf("no /proc environ here: %v", err)
+	}
+	env := string(b)
+	for k := range secrets {
+		if strings.Contains(env, k+"=") {
+			t.Errorf("the server's environment holds %s", k)
+		}
+	}
+	if !strings.Contains(env, "PATH=") || !strings.Contains(env, "LC_ALL=C\x00") {
+		t.Errorf("the server's environment lacks PATH or LC_ALL=C: %q", env)
+	}
+}

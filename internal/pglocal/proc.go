@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/drbot-dev/drbot/internal/childenv"
 )
 
 // account is the OS user the server programs run as when drbot runs as root
@@ -176,23 +178,17 @@ func isPostgresProcess(pid int) bool {
 	return strings.TrimSpace(string(b)) == "postgres"
 }
 
-// cleanEnv is the environment for the server programs: ours minus the PG*
-// variables (which could redirect pg_ctl) with messages forced to English so
-// errors can be recognized.
+// cleanEnv is the environment for the server programs: a minimal one
+// (childenv: PATH, HOME, locale, TZ, TMPDIR; none of drbot's tokens, keys or
+// database URLs, which SQL such as COPY ... TO PROGRAM could read from the
+// server), no PG* variables (which could redirect pg_ctl), with messages
+// forced to English so errors can be recognized.
 func cleanEnv(a *account) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PG") || k == "LC_ALL" || k == "LC_MESSAGES" || k == "LANG" || (a != nil && (k == "HOME" || k == "USER" || k == "LOGNAME")) {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "LC_ALL=C", "LANG=C")
+	set := []string{"LC_ALL=C", "LANG=C"}
 	if a != nil {
-		env = append(env, "USER="+a.name, "LOGNAME="+a.name, "HOME=/")
+		set = append(set, "USER="+a.name, "LOGNAME="+a.name, "HOME=/")
 	}
-	return env
+	return childenv.Build(nil, set...)
 }
 
 // ErrUnreachable is returned (wrapped) by Reachable when, as root, the user the
