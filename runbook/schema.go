@@ -61,6 +61,12 @@ var leaves = map[reflect.Type]leaf{
 		pattern: `^\s*(==|!=|>=|<=|>|<)\s*\S+\s*$`,
 		example: "> 0",
 	},
+	reflect.TypeFor[SnapshotPattern](): {
+		format:  "snapshot pattern",
+		desc:    "How a backups location holds one folder per run: a relative path ending with /, with exactly one * standing for one whole folder name (e.g. models-*/checkpoints/); what follows the * folder maps onto the target.",
+		pattern: `^([^*/]+/)*[^*/]*\*[^*/]*/([^*/]+/)*$`,
+		example: "models-*/checkpoints/",
+	},
 	reflect.TypeFor[WorkloadRef](): {
 		format:  "workload",
 		desc:    "A Kubernetes workload as kind/name: deployment/NAME or statefulset/NAME.",
