@@ -30,6 +30,10 @@ func New(opts Options) *RestoreDB {
 // Kind implements actions.Action.
 func (*RestoreDB) Kind() string { return KindRestore }
 
+// TransientSpec implements actions.Transient: the stamp and the side and
+// pre-restore names derived from it are the planning time, not the world.
+func (*RestoreDB) TransientSpec() []string { return []string{"stamp", "incoming", "outgoing"} }
+
 // Plan pins the backup object (the newest supported backup, or --backup
 // KEY), the target server and database, and the side and pre-restore
 // names. It only reads: the backup location and the server's catalog.

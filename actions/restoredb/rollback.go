@@ -25,6 +25,11 @@ func NewRollback(opts Options) *Rollback {
 // Kind implements actions.Action.
 func (*Rollback) Kind() string { return KindRollback }
 
+// TransientSpec implements actions.Transient: the stamp and the
+// rolled-back name derived from it are the planning time; which database
+// becomes live (incoming) is a fact of the world and stays.
+func (*Rollback) TransientSpec() []string { return []string{"stamp", "outgoing"} }
+
 // Plan finds the newest pre-restore database of the live database.
 func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
 	svc, db, err := a.resolve(p)
