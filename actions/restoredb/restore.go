@@ -57,7 +57,7 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("restore %s: %w", db.Name, err)
 	}
-	obj, err := pickBackup(ctx, st, p.Flags["backup"])
+	obj, err := pickBackup(ctx, st, p.Flags["backup"], svc.Name)
 	if err != nil {
 		return actions.Plan{}, err
 	}
@@ -178,12 +178,12 @@ func formatLabel(f string) string {
 }
 
 // pickBackup pins --backup KEY, or the newest object in a supported format.
-func pickBackup(ctx context.Context, st storage.Store, key string) (storage.Object, error) {
+func pickBackup(ctx context.Context, st storage.Store, key, service string) (storage.Object, error) {
 	loc := st.Location().String()
 	if key != "" {
 		obj, err := st.Stat(ctx, key)
 		if errors.Is(err, storage.ErrNotFound) {
-			return storage.Object{}, actions.Refusef("no backup %q in %s — /dr backups lists them", key, loc)
+			return storage.Object{}, actions.Refusef("no backup %q in %s — `/dr backups %s db` lists them", key, loc, service)
 		}
 		if err != nil {
 			return storage.Object{}, fmt.Errorf("pin backup %s: %w", key, err)
@@ -260,7 +260,7 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 		return actions.Refusef("checks failed on the restored database %s (%s); the live database %s is untouched",
 			s.Incoming, failedChecks(rep), s.Live)
 	}
-	return a.swapAndScale(ctx, s, t, j)
+	return a.swapAndScale(ctx, s, t, j, a.rollbackCommand(s))
 }
 
 // restoreSide creates the side database (dropping what an interrupted
