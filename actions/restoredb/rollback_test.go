@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
@@ -230,6 +232,8 @@ func TestRollbackUndoesRestoresWhoseSwapHappened(t *testing.T) {
 	f.databases(f.live + "_") // drop what the restores kept
 }
 
+func pgxIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
 func mustPlan(t *testing.T, r store.ActionRequest) actions.Plan {
 	t.Helper()
 	var p actions.Plan
@@ -237,4 +241,55 @@ func mustPlan(t *testing.T, r store.ActionRequest) actions.Plan {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestRollbackOfARestoreInterruptedMidSwap: the journal of a restore that
+// ended while its swap step had started and never finished (a crash mid-swap,
+// then the request failed) leaves the catalog to decide: when the database it
+// would keep exists the rename committed and the restore is rolled back;
+// otherwise live was never replaced and rollback says so.
+func TestRollbackOfARestoreInterruptedMidSwap(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.dump(dir, "good.dump", restoredb.FormatCustom)
+	f.useDir(dir)
+	b := newBot(f)
+	p, err := b.plan("restore-db", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := spec(t, p)
+	pj, _ := json.Marshal(p)
+	r, err := b.db.CreateRequest(f.ctx, store.ActionRequest{Service: service, Kind: "restore-db", Target: p.Target, Plan: pj, RequestedBy: "UALICE"}, store.AuditEvent{Kind: "request.created"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{store.RequestApproved, store.RequestRunning, store.RequestFailed} {
+		from := map[string]string{store.RequestApproved: store.RequestPending, store.RequestRunning: store.RequestApproved, store.RequestFailed: store.RequestRunning}[to]
+		if _, err := b.db.TransitionRequest(f.ctx, r.ID, []string{from}, to, store.AuditEvent{Kind: "request." + to}); err != nil {
+			t.Fatal(err)
+		}
+		if to == store.RequestRunning {
+			data, _ := json.Marshal(actions.StepRecord{Step: restoredb.StepSwap})
+			if _, err := b.db.AppendAudit(f.ctx, store.AuditEvent{RequestID: &r.ID, Actor: "drbot", Kind: actions.AuditStepStarted, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := b.plan("rollback", map[string]string{"request": fmt.Sprint(r.ID)}, nil); err == nil || !isRefusal(err) || !strings.Contains(err.Error(), "never replaced") {
+		t.Errorf("rollback with no kept database = %v, want a refusal saying live was never replaced", err)
+	}
+	// The rename had committed: the kept database exists.
+	f.exec(f.admin, "CREATE DATABASE "+pgxIdent(s.Outgoing))
+	f.databases(s.Outgoing) // dropped at the end
+	rp, err := b.plan("rollback", nil, nil)
+	if err != nil {
+		t.Fatalf("rollback after an interrupted swap that committed: %v", err)
+	}
+	if rs := spec(t, rp); rs.Restore != r.ID || rs.Incoming != s.Outgoing {
+		t.Errorf("rollback picks #%d (%s), want #%d (%s)", rs.Restore, rs.Incoming, r.ID, s.Outgoing)
+	}
+	if got := fact(rp, "Rolls back"); !strings.Contains(got, "interrupted mid-swap") {
+		t.Errorf("'Rolls back' = %q, want it to say the swap was interrupted", got)
+	}
 }

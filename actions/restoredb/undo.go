@@ -109,7 +109,11 @@ func (u undoable) backup() string {
 }
 
 // errSkip marks a restore that cannot be rolled back; its message says why.
-type errSkip struct{ msg string }
+// other: it is not a restore of the database asked about at all.
+type errSkip struct {
+	msg   string
+	other bool
+}
 
 func (e *errSkip) Error() string { return e.msg }
 
@@ -134,8 +138,8 @@ func (b *base) undoableRestore(ctx context.Context, conn *pgx.Conn, req store.Ac
 		return undoable{}, err
 	}
 	if rs.Service != svc || rs.Database != dbName || rs.Live != t.Live || rs.Server != t.Server {
-		return undoable{}, skipf("request #%d restored %s of %s (%s/%s), not %s of %s (%s/%s)",
-			req.ID, rs.Database, rs.Service, rs.Server, rs.Live, dbName, svc, t.Server, t.Live)
+		return undoable{}, &errSkip{other: true, msg: fmt.Sprintf("request #%d restored %s of %s (%s/%s), not %s of %s (%s/%s)",
+			req.ID, rs.Database, rs.Service, rs.Server, rs.Live, dbName, svc, t.Server, t.Live)}
 	}
 	u := undoable{ID: req.ID, State: req.State, Spec: rs}
 	switch req.State {
@@ -209,7 +213,7 @@ func (b *base) namedRestore(ctx context.Context, conn *pgx.Conn, arg, svc, dbNam
 		return undoable{}, actions.Refusef("%q is not a request number (the number on the restore-db request's card, e.g. 42)", arg)
 	}
 	if b.opts.History == nil {
-		return undoable{}, actions.Refusef("this drbot cannot read earlier requests: run /dr rollback %s without a request number", svc)
+		return undoable{}, actions.Refusef("this drbot cannot read earlier requests: run `/dr rollback %s` without a request number", svc)
 	}
 	req, err := b.opts.History.Request(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -238,7 +242,7 @@ func (b *base) latestRestore(ctx context.Context, conn *pgx.Conn, svc, dbName st
 		u, err := b.undoableRestore(ctx, conn, req, svc, dbName, t)
 		var skip *errSkip
 		if errors.As(err, &skip) {
-			if newest == "" && !strings.Contains(skip.msg, ", not "+dbName+" of ") {
+			if newest == "" && !skip.other {
 				newest = skip.msg
 			}
 			continue
