@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/restoredb"
@@ -292,4 +295,57 @@ func TestRollbackOfARestoreInterruptedMidSwap(t *testing.T) {
 	if got := fact(rp, "Rolls back"); !strings.Contains(got, "interrupted mid-swap") {
 		t.Errorf("'Rolls back' = %q, want it to say the swap was interrupted", got)
 	}
+}
+
+// TestRestoreWhoseWritersDoNotComeBackSuggestsRollback: the writer cannot be
+// scaled back up after the swap, so the restore fails with its copy live; the
+// note says so with the rollback command, and that command's rollback runs.
+func TestRestoreWhoseWritersDoNotComeBackSuggestsRollback(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	f.dump(dir, "good.dump", restoredb.FormatCustom)
+	f.afterBackup()
+	f.useDir(dir)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	f.kube.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		var ops []struct {
+			Op    string `json:"op"`
+			Value int32  `json:"value"`
+		}
+		_ = json.Unmarshal(a.(k8stesting.PatchAction).GetPatch(), &ops)
+		for _, op := range ops {
+			if op.Op == "replace" && op.Value > 0 && refuse.Load() {
+				return true, nil, fmt.Errorf("admission webhook denied the request")
+			}
+		}
+		return false, nil, nil
+	})
+	b := newBot(f)
+	r := b.do("restore-db", nil, nil)
+	if r.State != store.RequestFailed {
+		t.Fatalf("restore #%d is %s, want failed (writers not back)", r.ID, r.State)
+	}
+	if rows, marker := f.count(f.live); rows != seedRows || marker {
+		t.Fatalf("live: %d rows, marker %v; want the restored copy live", rows, marker)
+	}
+	want := "WARNING: could not scale every writer back up"
+	var note string
+	for _, n := range b.cards.notes {
+		if strings.Contains(n, want) {
+			note = n
+		}
+	}
+	if !strings.Contains(note, "`/dr rollback "+service+"` puts the previous database back") {
+		t.Errorf("notes %q: want a note saying writers did not come back with the rollback command", b.cards.notes)
+	}
+	refuse.Store(false)
+	rb := b.do("rollback", nil, nil)
+	if rb.State != store.RequestSucceeded {
+		t.Fatalf("rollback #%d is %s (%q)", rb.ID, rb.State, b.cards.reason[rb.ID])
+	}
+	if rows, marker := f.count(f.live); rows != seedRows+1 || !marker {
+		t.Errorf("live after the rollback: %d rows, marker %v", rows, marker)
+	}
+	f.databases(f.live + "_")
 }
