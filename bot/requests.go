@@ -125,7 +125,7 @@ func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Mess
 		others = fmt.Sprintf("%d other approvers", pol.Required)
 	}
 	return chat.Message{
-		Text:      fmt.Sprintf("Request #%d is waiting for approval from %s (it expires at %s). Cancel it with the card's Cancel button or /dr cancel %d.", req.ID, others, req.ExpiresAt.UTC().Format("15:04 MST"), req.ID),
+		Text:      fmt.Sprintf("Request #%d is waiting for approval from %s (it expires at %s). Cancel it with the card's Cancel button or `/dr cancel %d`.", req.ID, others, req.ExpiresAt.UTC().Format("15:04 MST"), req.ID),
 		Ephemeral: true,
 	}, nil
 }

@@ -111,14 +111,19 @@ func recoveryCommands() []Command {
 			Examples: []string{"/dr failover inflow --dry-run", `/dr failover inflow --reason "us-east-1 down"`},
 		},
 		{
-			Name:        "rollback",
-			Summary:     "Swap the pre-restore database of an earlier restore back in",
-			Description: "Undoes a restore-db request: the database kept before it is swapped back in and verified.",
-			Service:     ServiceImplied,
-			Approval:    true,
-			Args:        []Arg{{Name: "request", Help: "The restore-db request number to roll back."}},
-			Flags:       []Flag{flagDryRun, flagReason},
-			Examples:    []string{"/dr rollback lstm-pfd 42"},
+			Name:    "rollback",
+			Summary: "Swap the pre-restore database of an earlier restore back in",
+			Description: "Undoes a restore-db request whose swap happened, whatever its final state (a restore that failed after the swap left its copy live): " +
+				"the database kept before it is swapped back in and verified. Without a request number it undoes the newest such restore of the database " +
+				"that was not rolled back yet; the card names the request, its backup and when it swapped.",
+			Service:  ServiceImplied,
+			Approval: true,
+			Args:     []Arg{{Name: "request", Help: "The restore-db request number to roll back; the newest restore whose swap happened if omitted.", Optional: true}},
+			Flags: []Flag{
+				{Name: "db", Help: "Database to roll back; the service's only database if omitted.", Value: "NAME"},
+				flagDryRun, flagReason,
+			},
+			Examples: []string{"/dr rollback lstm-pfd", "/dr rollback lstm-pfd 42 --dry-run"},
 		},
 	}
 }

@@ -84,7 +84,7 @@ func List(ctx context.Context, cfg *runbook.Config, service, what string, open O
 	case WhatModels, "model":
 		what = WhatModels
 	default:
-		return nil, actions.Refusef("%q: list db or models backups (/dr backups %s db|models)", what, svc.Name)
+		return nil, actions.Refusef("%q: list db or models backups (`/dr backups %s db` or `/dr backups %s models`)", what, svc.Name, svc.Name)
 	}
 	rpo := svc.Objectives.RPO
 	var out []Listing

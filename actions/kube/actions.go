@@ -298,7 +298,7 @@ func (a *ScaleAction) Plan(ctx context.Context, p actions.Params) (actions.Plan,
 	n := arg(p, ArgReplicas, "n", "count")
 	to, err := strconv.ParseInt(n, 10, 32)
 	if n == "" || err != nil || to < 0 {
-		return actions.Plan{}, actions.Refusef("the replica count must be a whole number ≥ 0, e.g. /dr scale <service> <deployment> 3")
+		return actions.Plan{}, actions.Refusef("the replica count must be a whole number ≥ 0, e.g. `/dr scale %s %s 3`", p.Service, arg(p, ArgDeployment, "workload"))
 	}
 	svc, w, err := plan(ctx, a.cfg, a.kube, p)
 	if err != nil {

@@ -30,6 +30,10 @@ func New(opts Options) *RestoreDB {
 // Kind implements actions.Action.
 func (*RestoreDB) Kind() string { return KindRestore }
 
+// TransientSpec implements actions.Transient: the stamp and the side and
+// pre-restore names derived from it are the planning time, not the world.
+func (*RestoreDB) TransientSpec() []string { return []string{"stamp", "incoming", "outgoing"} }
+
 // Plan pins the backup object (the newest supported backup, or --backup
 // KEY), the target server and database, and the side and pre-restore
 // names. It only reads: the backup location and the server's catalog.
@@ -53,7 +57,7 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("restore %s: %w", db.Name, err)
 	}
-	obj, err := pickBackup(ctx, st, p.Flags["backup"])
+	obj, err := pickBackup(ctx, st, p.Flags["backup"], svc.Name)
 	if err != nil {
 		return actions.Plan{}, err
 	}
@@ -179,12 +183,12 @@ func formatLabel(f string) string {
 }
 
 // pickBackup pins --backup KEY, or the newest object in a supported format.
-func pickBackup(ctx context.Context, st storage.Store, key string) (storage.Object, error) {
+func pickBackup(ctx context.Context, st storage.Store, key, service string) (storage.Object, error) {
 	loc := st.Location().String()
 	if key != "" {
 		obj, err := st.Stat(ctx, key)
 		if errors.Is(err, storage.ErrNotFound) {
-			return storage.Object{}, actions.Refusef("no backup %q in %s — /dr backups lists them", key, loc)
+			return storage.Object{}, actions.Refusef("no backup %q in %s — `/dr backups %s db` lists them", key, loc, service)
 		}
 		if err != nil {
 			return storage.Object{}, fmt.Errorf("pin backup %s: %w", key, err)
@@ -260,7 +264,7 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 		return actions.Refusef("checks failed on the restored database %s (%s); the live database %s is untouched",
 			s.Incoming, failedChecks(rep), s.Live)
 	}
-	return a.swapAndScale(ctx, s, t, j)
+	return a.swapAndScale(ctx, s, t, j, a.rollbackCommand(s))
 }
 
 // restoreSide creates the side database (dropping what an interrupted

@@ -75,11 +75,12 @@ type Options struct {
 	// Storage opens backup locations; nil uses storage.New with an S3 client
 	// from the environment.
 	Storage Opener
-	// RequestPlan, when set, returns the plan of an earlier request by its
-	// number, so that /dr rollback <service> <request> swaps back exactly
-	// the database that restore-db request kept. Without it (or without a
-	// request argument) rollback uses the newest <db>_pre_restore_* database.
-	RequestPlan func(ctx context.Context, request string) (actions.Plan, error)
+	// History, when set, reads earlier requests and their journals, so that
+	// /dr rollback <service> [<request>] swaps back exactly the database a
+	// restore-db request kept: the named one, or the newest whose swap
+	// happened and that was not rolled back. Without it (tests, a bot with no
+	// store) rollback takes the newest <db>_pre_restore_* database.
+	History History
 	// Now is the clock; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -125,6 +126,9 @@ type Spec struct {
 	Namespace string                `json:"namespace"`
 	Writers   []runbook.WorkloadRef `json:"writers,omitempty"`
 	Checks    []runbook.Check       `json:"checks,omitempty"`
+	// Restore is the restore-db request a rollback undoes (rollback only;
+	// 0 when planned without a request history).
+	Restore int64 `json:"restore,omitempty"`
 }
 
 // SpecOf decodes a plan's spec.
@@ -220,14 +224,31 @@ func refs(ws []runbook.WorkloadRef) string {
 	return strings.Join(s, ", ")
 }
 
+// rollbackCommand is the command that undoes a restore of s, exactly as a
+// user can paste it (messages show suggested commands in backquotes): /dr rollback <service>, with --db when the service has
+// several databases (without a request number it picks the newest restore
+// whose swap happened, which is this one).
+func (b *base) rollbackCommand(s Spec) string {
+	cmd := "/dr rollback " + s.Service
+	cfg := b.opts.Config()
+	if cfg == nil {
+		return cmd + " --db " + s.Database
+	}
+	if svc, ok := cfg.Service(s.Service); !ok || len(svc.Databases) > 1 {
+		cmd += " --db " + s.Database
+	}
+	return cmd
+}
+
 // swapAndScale runs the shared tail of both kinds: scale writers down,
 // terminate connections, swap Incoming in as live, scale writers back, check
 // live. Failures before the swap undo what was done (writers scaled back up;
-// live untouched).
-func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Journal) error {
+// live untouched). undo is the command that puts the previous database back
+// ("" for a rollback): every message after the swap names it.
+func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Journal, undo string) error {
 	prev := map[string]int32{}
 	var order []runbook.WorkloadRef
-	undo := func(cause error, what string) error {
+	undoScale := func(cause error, what string) error {
 		ctx := context.WithoutCancel(ctx)
 		uerr := b.scaleUp(ctx, s, order, prev, j)
 		msg := fmt.Sprintf("%s failed: the live database %s is untouched", what, s.Live)
@@ -256,7 +277,7 @@ func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Jo
 			return p, nil
 		})
 		if err != nil {
-			return undo(err, "scaling down "+w.String())
+			return undoScale(err, "scaling down "+w.String())
 		}
 		prev[w.String()] = p
 		order = append(order, w)
@@ -269,15 +290,21 @@ func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Jo
 		defer conn.Close(context.WithoutCancel(ctx))
 		return terminate(ctx, conn, s.Live)
 	}); err != nil {
-		return undo(err, "terminating connections")
+		return undoScale(err, "terminating connections")
 	}
-	if _, err := actions.RunStep(ctx, j, StepSwap, func(ctx context.Context, resumed bool) (swapResult, error) {
+	sw, err := actions.RunStep(ctx, j, StepSwap, func(ctx context.Context, resumed bool) (swapResult, error) {
 		return swap(ctx, t, s, resumed, j)
-	}); err != nil {
-		return undo(err, "the swap")
+	})
+	if err != nil {
+		return undoScale(err, "the swap")
+	}
+	back := ""
+	if undo != "" && sw.Outgoing != "" {
+		back = fmt.Sprintf(" — `%s` puts the previous database back", undo)
+		j.Note(ctx, fmt.Sprintf("swapped: the restored copy is now live as %s; the previous database is kept as %s%s", s.Live, sw.Outgoing, back))
 	}
 	if err := b.scaleUp(ctx, s, order, prev, j); err != nil {
-		j.Note(ctx, fmt.Sprintf("%s is now live; WARNING: could not scale every writer back up: %v", s.Incoming, err))
+		j.Note(ctx, fmt.Sprintf("%s is now live; WARNING: could not scale every writer back up: %v%s", s.Incoming, err, back))
 		return err
 	}
 	rep, err := actions.RunStep(ctx, j, StepCheckLive, func(ctx context.Context, _ bool) (actions.Report, error) {
@@ -287,8 +314,12 @@ func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Jo
 		return err
 	}
 	if !rep.OK() {
-		return actions.Refusef("the swap is done but checks failed on the live database %s: %s — /dr rollback %s puts the previous database back",
-			s.Live, failedChecks(rep), s.Service)
+		if undo == "" {
+			return actions.Refusef("the swap is done but checks failed on the live database %s: %s; the database that was live before is kept as %s",
+				s.Live, failedChecks(rep), s.Outgoing)
+		}
+		return actions.Refusef("the swap is done but checks failed on the live database %s: %s — `%s` puts the previous database back",
+			s.Live, failedChecks(rep), undo)
 	}
 	return nil
 }

@@ -666,61 +666,6 @@ func TestChildExecute(t *testing.T) {
 	t.Fatalf("the child should have been killed mid-restore; Execute returned %v", err)
 }
 
-func TestRollbackRestoresThePreRestoreDatabase(t *testing.T) {
-	f := newFixture(t)
-	file := f.dump(t.TempDir(), "x.dump", restoredb.FormatCustom)
-	f.afterBackup()
-	f.useS3(file)
-	opts := f.options()
-	p := f.plan(restoredb.New(opts), nil)
-	s := spec(t, p)
-	if err := restoredb.New(opts).Execute(f.ctx, p, newJournal("")); err != nil {
-		t.Fatal(err)
-	}
-	f.now = f.now.Add(time.Minute)
-	opts.RequestPlan = func(_ context.Context, req string) (actions.Plan, error) {
-		if req == "7" {
-			return p, nil
-		}
-		return actions.Plan{}, fmt.Errorf("no request %s", req)
-	}
-	rb := restoredb.NewRollback(opts)
-	rp, err := rb.Plan(f.ctx, actions.Params{Service: service, Args: map[string]string{"request": "7"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.noSecret(rp)
-	rs := spec(t, rp)
-	if rs.Incoming != s.Outgoing || !strings.HasSuffix(rs.Outgoing, "_rolled_back_"+f.now.UTC().Format(restoredb.StampFormat)) {
-		t.Fatalf("rollback plan: incoming %s outgoing %s", rs.Incoming, rs.Outgoing)
-	}
-	j := newJournal("")
-	if err := rb.Execute(f.ctx, rp, j); err != nil {
-		t.Fatalf("rollback: %v (notes %v)", err, j.notes())
-	}
-	if rows, marker := f.count(f.live); rows != seedRows+1 || !marker {
-		t.Errorf("live after rollback: %d rows, marker %v; want the pre-restore data", rows, marker)
-	}
-	if rows, marker := f.count(rs.Outgoing); rows != seedRows || marker {
-		t.Errorf("rolled-back database: %d rows, marker %v; want the restored data", rows, marker)
-	}
-	if got := f.databases(s.Outgoing); len(got) != 0 {
-		t.Errorf("pre-restore database still there after the rollback: %v", got)
-	}
-	if f.replicas() != replicas {
-		t.Errorf("writers at %d after rollback", f.replicas())
-	}
-	rep, err := rb.Verify(f.ctx, rp)
-	if err != nil || !rep.OK() || rep.Checks[0].Observed != fmt.Sprint(seedRows+1) {
-		t.Errorf("Verify = %+v, %v", rep, err)
-	}
-	// Nothing left to roll back to.
-	f.now = f.now.Add(time.Minute)
-	if _, err := rb.Plan(f.ctx, actions.Params{Service: service}); err == nil || !isRefusal(err) {
-		t.Errorf("second rollback plan = %v, want a refusal", err)
-	}
-}
-
 func TestPlanRefusalsAndWarnings(t *testing.T) {
 	f := newFixture(t)
 	file := f.dump(t.TempDir(), "x.dump", restoredb.FormatCustom)

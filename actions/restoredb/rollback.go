@@ -9,9 +9,13 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 )
 
-// Rollback is the rollback action: /dr rollback <service> [--db NAME]. It
-// swaps the newest <db>_pre_restore_<ts> back in as live and keeps the
-// current live database as <db>_rolled_back_<ts>.
+// Rollback is the rollback action: /dr rollback <service> [<request>]
+// [--db NAME]. It swaps the database a restore-db request kept
+// (<db>_pre_restore_<ts>) back in as live and keeps the current live
+// database as <db>_rolled_back_<ts>. Without a request number it undoes the
+// newest restore-db of the database whose swap happened (whatever its final
+// state: a restore that failed after its swap left its copy live) and that
+// was not rolled back yet.
 type Rollback struct{ base }
 
 var _ actions.Action = (*Rollback)(nil)
@@ -25,7 +29,12 @@ func NewRollback(opts Options) *Rollback {
 // Kind implements actions.Action.
 func (*Rollback) Kind() string { return KindRollback }
 
-// Plan finds the newest pre-restore database of the live database.
+// TransientSpec implements actions.Transient: the stamp and the
+// rolled-back name derived from it are the planning time; which database
+// becomes live (incoming) is a fact of the world and stays.
+func (*Rollback) TransientSpec() []string { return []string{"stamp", "outgoing"} }
+
+// Plan finds the restore to undo and the database it kept (see Rollback).
 func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
 	svc, db, err := a.resolve(p)
 	if err != nil {
@@ -44,34 +53,33 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	prefix := preRestorePrefix(t.Live)
-	var pre string
-	err = conn.QueryRow(ctx, `SELECT coalesce(max(datname), '') FROM pg_database
-		WHERE starts_with(datname, $1) AND length(datname) = length($1) + 14 AND substr(datname, length($1) + 1) ~ '^[0-9]{14}$'`, prefix).Scan(&pre)
-	if err != nil {
-		return actions.Plan{}, fmt.Errorf("rollback %s: find pre-restore databases: %w", db.Name, err)
-	}
-	chosen := "the newest pre-restore database"
-	if req := p.Args["request"]; req != "" && a.opts.RequestPlan != nil {
-		rp, err := a.opts.RequestPlan(ctx, req)
-		if err != nil {
-			return actions.Plan{}, fmt.Errorf("rollback %s: read request %s: %w", db.Name, req, err)
-		}
-		rs, err := SpecOf(rp)
-		if err != nil || rp.Kind != KindRestore || rs.Service != svc.Name || rs.Live != t.Live || rs.Server != t.Server {
-			return actions.Plan{}, actions.Refusef("request %s is not a restore-db of %s on %s/%s", req, db.Name, t.Server, t.Live)
-		}
-		ok, err := dbExists(ctx, conn, rs.Outgoing)
-		if err != nil {
+	var (
+		pre, chosen string
+		undo        undoable
+	)
+	switch req := p.Args["request"]; {
+	case req != "":
+		if undo, err = a.namedRestore(ctx, conn, req, svc.Name, db.Name, t); err != nil {
 			return actions.Plan{}, err
 		}
-		if !ok {
-			return actions.Plan{}, actions.Refusef("the database request %s kept (%s) no longer exists on %s", req, rs.Outgoing, t.Server)
+	case a.opts.History != nil:
+		if undo, err = a.latestRestore(ctx, conn, svc.Name, db.Name, t); err != nil {
+			return actions.Plan{}, err
 		}
-		pre, chosen = rs.Outgoing, "kept by request "+req
+	default:
+		prefix := preRestorePrefix(t.Live)
+		err = conn.QueryRow(ctx, `SELECT coalesce(max(datname), '') FROM pg_database
+			WHERE starts_with(datname, $1) AND length(datname) = length($1) + 14 AND substr(datname, length($1) + 1) ~ '^[0-9]{14}$'`, prefix).Scan(&pre)
+		if err != nil {
+			return actions.Plan{}, fmt.Errorf("rollback %s: find pre-restore databases: %w", db.Name, err)
+		}
+		if pre == "" {
+			return actions.Plan{}, actions.Refusef("nothing to roll back: no pre-restore database of %s on %s (%s*)", t.Live, t.Server, prefix)
+		}
+		chosen = "the newest pre-restore database"
 	}
-	if pre == "" {
-		return actions.Plan{}, actions.Refusef("no pre-restore database of %s on %s (%s*): nothing to roll back to", t.Live, t.Server, prefix)
+	if undo.ID != 0 {
+		pre, chosen = undo.Spec.Outgoing, fmt.Sprintf("kept by request #%d", undo.ID)
 	}
 	live, err := dbExists(ctx, conn, t.Live)
 	if err != nil {
@@ -83,6 +91,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		LiveMissing: !live, Stamp: stamp,
 		Incoming: pre, Outgoing: derivedName(t.Live, "_rolled_back_"+stamp),
 		Namespace: svc.Namespace(), Writers: db.Writers, Checks: db.Checks,
+		Restore: undo.ID,
 	}
 	if taken, err := dbExists(ctx, conn, s.Outgoing); err != nil {
 		return actions.Plan{}, err
@@ -94,10 +103,16 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		Summary: fmt.Sprintf("Roll %s back to %s", t.Live, pre),
 		Facts: []actions.Fact{
 			{Label: "Database", Value: t.Server + "/" + t.Live + " (URL from " + db.URLEnv + ")"},
-			{Label: "Becomes live", Value: pre + " (" + chosen + ")"},
-			{Label: "Current live database kept as", Value: s.Outgoing},
 		},
 	}
+	if undo.ID != 0 {
+		plan.Summary = fmt.Sprintf("Roll %s back to before request #%d (restore-db from %s)", t.Live, undo.ID, undo.backup())
+		plan.Facts = append(plan.Facts, actions.Fact{Label: "Rolls back", Value: undo.describe()})
+	}
+	plan.Facts = append(plan.Facts, []actions.Fact{
+		{Label: "Becomes live", Value: pre + " (" + chosen + ")"},
+		{Label: "Current live database kept as", Value: s.Outgoing},
+	}...)
 	if !live {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("there is no live database %s: %s becomes live", t.Live, pre))
 	}
@@ -136,7 +151,7 @@ func (a *Rollback) Execute(ctx context.Context, plan actions.Plan, j actions.Jou
 	if len(s.Writers) > 0 && a.opts.Scaler == nil {
 		return fmt.Errorf("rollback %s: writers configured but no Scaler", s.Database)
 	}
-	return a.swapAndScale(ctx, s, t, j)
+	return a.swapAndScale(ctx, s, t, j, "")
 }
 
 // Verify implements actions.Action: the database's checks on live.

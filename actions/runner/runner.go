@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,7 +206,9 @@ func (r *Runner) Run(ctx context.Context, id int64) error {
 }
 
 // replan computes the plan again and reports whether it differs from the
-// approved one. The approved plan runs either way: it pins every object.
+// approved one in what it would do (actions.Identity: kind, target, steps and
+// the pinned facts of the Spec), not in display text such as a backup's age.
+// The approved plan runs either way: it pins every object.
 func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.Action, approved actions.Plan) bool {
 	var p actions.Params
 	if len(req.Params) > 0 {
@@ -219,12 +222,24 @@ func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.
 		r.log.InfoContext(ctx, "re-plan failed; running the approved plan", "request", req.ID, "err", err)
 		return false
 	}
-	h, err := now.Hash()
-	if err != nil || h == req.PlanHash {
+	was, err := actions.IdentityOf(a, approved)
+	if err != nil {
+		r.log.WarnContext(ctx, "re-plan: approved plan", "request", req.ID, "err", err)
 		return false
 	}
-	text := fmt.Sprintf("The plan would be different now (%s); running the approved plan exactly as approved (%s).", now.Summary, approved.Summary)
-	data, _ := json.Marshal(map[string]string{"approved_hash": req.PlanHash, "current_hash": h, "current_summary": now.Summary})
+	is, err := actions.IdentityOf(a, now)
+	if err != nil {
+		r.log.WarnContext(ctx, "re-plan: current plan", "request", req.ID, "err", err)
+		return false
+	}
+	changed := was.Diff(is)
+	if len(changed) == 0 {
+		return false
+	}
+	h, _ := now.Hash()
+	text := fmt.Sprintf("The plan would be different now (%s changed: %s); running the approved plan exactly as approved (%s).",
+		strings.Join(changed, ", "), now.Summary, approved.Summary)
+	data, _ := json.Marshal(map[string]any{"approved_hash": req.PlanHash, "current_hash": h, "current_summary": now.Summary, "changed": changed})
 	if _, err := r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: "plan.changed", Data: data}); err != nil {
 		r.log.WarnContext(ctx, "record plan change", "request", req.ID, "err", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot"
@@ -32,9 +33,9 @@ type ActionFactory func(ctx context.Context, env actionEnv) (actions.Action, err
 type actionEnv struct {
 	cfg    *runbook.Config
 	logger *slog.Logger
-	// request returns an earlier request by number (rollback names the
-	// restore it undoes); nil when no store is wired (unit tests).
-	request func(ctx context.Context, id int64) (store.ActionRequest, error)
+	// history reads earlier requests and their audit rows (rollback finds
+	// the restore it undoes); nil when no store is wired (unit tests).
+	history restoredb.History
 }
 
 var (

@@ -54,7 +54,7 @@ type runtime struct {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter) *runtime {
-	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, request: db.Request}))
+	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}))
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).

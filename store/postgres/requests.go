@@ -432,6 +432,24 @@ func (db *DB) RecentRequests(ctx context.Context, service string, limit int) ([]
 	return rs, nil
 }
 
+// RequestsOfKind returns up to limit requests of kind for service, newest
+// first (rollback looks for the restores it can undo).
+func (db *DB) RequestsOfKind(ctx context.Context, service, kind string, limit int) ([]store.ActionRequest, error) {
+	if limit <= 0 {
+		limit = 10
+	}
+	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+` FROM action_requests
+		WHERE service = $1 AND kind = $2 ORDER BY id DESC LIMIT $3`, service, kind, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list %s requests of %q: %w", kind, service, err)
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ActionRequest, error) { return scanRequest(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list %s requests of %q: %w", kind, service, err)
+	}
+	return rs, nil
+}
+
 // requestLockClass is the first key of the session advisory locks that
 // serialise the execution of one request across processes ("dr").
 const requestLockClass = int32(0x6472)

@@ -1,0 +1,257 @@
+package restoredb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/store"
+)
+
+// History reads earlier requests and their journals (the bot's store
+// implements it), so rollback finds the restore it undoes.
+type History interface {
+	// Request returns request id, or an error wrapping store.ErrNotFound.
+	Request(ctx context.Context, id int64) (store.ActionRequest, error)
+	// RequestsOfKind returns up to limit requests of kind for service, newest first.
+	RequestsOfKind(ctx context.Context, service, kind string, limit int) ([]store.ActionRequest, error)
+	// AuditEvents returns the audit rows matching f in order.
+	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+}
+
+// historyDepth is how many recent restore-db (and rollback) requests of a
+// service rollback looks through.
+const historyDepth = 50
+
+// swapRecord is what a request's journal says about its swap step.
+type swapRecord struct {
+	// Happened: the swap step finished, or started and never finished (a
+	// crash mid-swap: the catalog tells whether the rename committed). A swap
+	// whose last attempt failed renamed nothing (one transaction; the undo
+	// put everything back).
+	Happened bool
+	Finished bool
+	At       time.Time // when it finished (or last started)
+	Result   swapResult
+	Err      string // the failed attempt's error
+}
+
+// readSwap reads request id's swap step from its audit rows.
+func readSwap(ctx context.Context, h History, id int64) (swapRecord, error) {
+	var rec swapRecord
+	last := ""
+	after := int64(0)
+	for {
+		evs, err := h.AuditEvents(ctx, store.AuditFilter{RequestID: &id, AfterSeq: after, Limit: 1000})
+		if err != nil {
+			return swapRecord{}, fmt.Errorf("read the journal of request %d: %w", id, err)
+		}
+		for _, ev := range evs {
+			if ev.Kind != actions.AuditStepStarted && ev.Kind != actions.AuditStepFinished {
+				continue
+			}
+			var d actions.StepRecord
+			if json.Unmarshal(ev.Data, &d) != nil || d.Step != StepSwap {
+				continue
+			}
+			switch {
+			case ev.Kind == actions.AuditStepStarted:
+				last, rec.At = "started", ev.At
+			case d.Error == "":
+				last, rec.At, rec.Finished = "finished", ev.At, true
+				_ = json.Unmarshal(d.Result, &rec.Result)
+			default:
+				last, rec.Err = "failed", d.Error
+			}
+		}
+		if len(evs) < 1000 {
+			break
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	rec.Happened = rec.Finished || last == "started"
+	return rec, nil
+}
+
+// undoable is a restore-db request rollback can undo.
+type undoable struct {
+	ID    int64
+	State string
+	Spec  Spec
+	Swap  swapRecord
+}
+
+// describe names the request on the rollback's card: id, backup, when.
+func (u undoable) describe() string {
+	s := fmt.Sprintf("request #%d: restore-db from %s", u.ID, u.backup())
+	if !u.Swap.At.IsZero() {
+		s += ", swapped in " + u.Swap.At.UTC().Format("2006-01-02 15:04:05 MST")
+	}
+	if !u.Swap.Finished {
+		s += " (interrupted mid-swap)"
+	}
+	return s + " (" + u.State + ")"
+}
+
+func (u undoable) backup() string {
+	if u.Spec.Backup == nil {
+		return "an unknown backup"
+	}
+	return storage.Describe(*u.Spec.Backup)
+}
+
+// errSkip marks a restore that cannot be rolled back; its message says why.
+// other: it is not a restore of the database asked about at all.
+type errSkip struct {
+	msg   string
+	other bool
+}
+
+func (e *errSkip) Error() string { return e.msg }
+
+func skipf(format string, a ...any) error { return &errSkip{msg: fmt.Sprintf(format, a...)} }
+
+// undoableRestore decides whether req can be rolled back into database live
+// of target t: it must be a restore-db of that database that has ended and
+// whose swap happened (its journal says so: whatever its final state, e.g.
+// failed because checks failed on live), and the database it kept must still
+// exist (it is gone once rolled back). A request that does not qualify is an
+// *errSkip saying why.
+func (b *base) undoableRestore(ctx context.Context, conn *pgx.Conn, req store.ActionRequest, svc, dbName string, t *target) (undoable, error) {
+	if req.Kind != KindRestore {
+		return undoable{}, skipf("request #%d is a %s, not a restore-db: only a restore can be rolled back", req.ID, req.Kind)
+	}
+	var plan actions.Plan
+	if err := json.Unmarshal(req.Plan, &plan); err != nil {
+		return undoable{}, fmt.Errorf("decode the plan of request %d: %w", req.ID, err)
+	}
+	rs, err := SpecOf(plan)
+	if err != nil {
+		return undoable{}, err
+	}
+	if rs.Service != svc || rs.Database != dbName || rs.Live != t.Live || rs.Server != t.Server {
+		return undoable{}, &errSkip{other: true, msg: fmt.Sprintf("request #%d restored %s of %s (%s/%s), not %s of %s (%s/%s)",
+			req.ID, rs.Database, rs.Service, rs.Server, rs.Live, dbName, svc, t.Server, t.Live)}
+	}
+	u := undoable{ID: req.ID, State: req.State, Spec: rs}
+	switch req.State {
+	case store.RequestPending:
+		return undoable{}, skipf("request #%d has not run yet (it is waiting for approval): nothing was swapped", req.ID)
+	case store.RequestApproved, store.RequestRunning, store.RequestVerifying:
+		return undoable{}, actions.Refusef("request #%d is still %s: roll it back once it has finished", req.ID, req.State)
+	case store.RequestDenied, store.RequestExpired, store.RequestCancelled:
+		return undoable{}, skipf("request #%d never ran (it was %s): nothing was swapped", req.ID, req.State)
+	}
+	if b.opts.History == nil {
+		return undoable{}, errors.New("rollback: no request history")
+	}
+	if u.Swap, err = readSwap(ctx, b.opts.History, req.ID); err != nil {
+		return undoable{}, err
+	}
+	if !u.Swap.Happened {
+		why := "it stopped before the swap"
+		if u.Swap.Err != "" {
+			why = "its swap did not go through"
+		}
+		return undoable{}, skipf("request #%d (%s) %s: the live database %s was never replaced, so there is nothing to roll back", req.ID, req.State, why, t.Live)
+	}
+	if u.Swap.Finished && u.Swap.Result.Outgoing == "" && u.Swap.Result.Settled != "" {
+		return undoable{}, skipf("request #%d created %s (there was no live database before it): there is no earlier database to roll back to", req.ID, t.Live)
+	}
+	kept, err := dbExists(ctx, conn, rs.Outgoing)
+	if err != nil {
+		return undoable{}, err
+	}
+	if !kept {
+		if by := b.rolledBackBy(ctx, svc, req.ID); by != 0 {
+			return undoable{}, skipf("request #%d was already rolled back by request #%d", req.ID, by)
+		}
+		if !u.Swap.Finished {
+			return undoable{}, skipf("request #%d was interrupted before its swap committed: the live database %s was never replaced", req.ID, t.Live)
+		}
+		return undoable{}, skipf("the database request #%d kept (%s) no longer exists on %s: it was rolled back or dropped outside drbot", req.ID, rs.Outgoing, t.Server)
+	}
+	return u, nil
+}
+
+// rolledBackBy returns the rollback request that swapped restore id's kept
+// database back in, or 0.
+func (b *base) rolledBackBy(ctx context.Context, svc string, id int64) int64 {
+	rbs, err := b.opts.History.RequestsOfKind(ctx, svc, KindRollback, historyDepth)
+	if err != nil {
+		b.opts.Logger.WarnContext(ctx, "rollback: list earlier rollbacks", "service", svc, "err", err)
+		return 0
+	}
+	for _, r := range rbs {
+		var plan actions.Plan
+		if json.Unmarshal(r.Plan, &plan) != nil {
+			continue
+		}
+		s, err := SpecOf(plan)
+		if err != nil || s.Restore != id {
+			continue
+		}
+		if sw, err := readSwap(ctx, b.opts.History, r.ID); err == nil && sw.Happened {
+			return r.ID
+		}
+	}
+	return 0
+}
+
+// namedRestore is the restore-db request the user named (as "42" or "#42").
+func (b *base) namedRestore(ctx context.Context, conn *pgx.Conn, arg, svc, dbName string, t *target) (undoable, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(arg), "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return undoable{}, actions.Refusef("%q is not a request number (the number on the restore-db request's card, e.g. 42)", arg)
+	}
+	if b.opts.History == nil {
+		return undoable{}, actions.Refusef("this drbot cannot read earlier requests: run `/dr rollback %s` without a request number", svc)
+	}
+	req, err := b.opts.History.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return undoable{}, actions.Refusef("there is no request #%d", id)
+	}
+	if err != nil {
+		return undoable{}, fmt.Errorf("read request %d: %w", id, err)
+	}
+	u, err := b.undoableRestore(ctx, conn, req, svc, dbName, t)
+	var skip *errSkip
+	if errors.As(err, &skip) {
+		return undoable{}, actions.Refusef("%s", skip.msg)
+	}
+	return u, err
+}
+
+// latestRestore is the newest restore-db of the database whose swap happened
+// and that was not rolled back yet.
+func (b *base) latestRestore(ctx context.Context, conn *pgx.Conn, svc, dbName string, t *target) (undoable, error) {
+	reqs, err := b.opts.History.RequestsOfKind(ctx, svc, KindRestore, historyDepth)
+	if err != nil {
+		return undoable{}, fmt.Errorf("rollback %s: %w", dbName, err)
+	}
+	var newest string
+	for _, req := range reqs {
+		u, err := b.undoableRestore(ctx, conn, req, svc, dbName, t)
+		var skip *errSkip
+		if errors.As(err, &skip) {
+			if newest == "" && !skip.other {
+				newest = skip.msg
+			}
+			continue
+		}
+		return u, err
+	}
+	msg := fmt.Sprintf("nothing to roll back: no restore-db request of %s replaced %s on %s that has not been rolled back already", svc, t.Live, t.Server)
+	if newest != "" {
+		msg += " (the newest: " + newest + ")"
+	}
+	return undoable{}, actions.Refusef("%s", msg)
+}
