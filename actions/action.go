@@ -43,6 +43,14 @@ type Plan struct {
 	Facts []Fact `json:"facts,omitempty"`
 	// Warnings are shown prominently (e.g. "newest backup is older than the RPO").
 	Warnings []string `json:"warnings,omitempty"`
+	// Danger lines say which safety check the requester overrode (e.g.
+	// failover --force while the primary still answers): shown first and in
+	// red where the platform can, with a red Approve button.
+	Danger []string `json:"danger,omitempty"`
+	// ExtraApprovals is how many approvals this plan needs beyond its
+	// command's policy (a forced plan needs one more). Being part of the plan,
+	// it is covered by the hash the approvals are bound to.
+	ExtraApprovals int `json:"extra_approvals,omitempty"`
 	// Spec is the action's own, complete execution input; Execute reads only it.
 	Spec json.RawMessage `json:"spec"`
 }

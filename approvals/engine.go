@@ -59,6 +59,12 @@ func NewEngine(o EngineOptions) *Engine {
 // Policy returns the policy of command.
 func (e *Engine) Policy(command string) Policy { return PolicyFor(e.cfg, command) }
 
+// PolicyOf returns the policy of request r: its command's, plus what its
+// plan adds (PolicyForRequest).
+func (e *Engine) PolicyOf(r store.ActionRequest) Policy {
+	return PolicyForRequest(e.cfg, r.Kind, r.Plan)
+}
+
 // Approvers resolves the configured approvers.
 func (e *Engine) Approvers(ctx context.Context) (Approvers, error) {
 	return e.resolver.Resolve(ctx, e.cfg.Slack.Approvers)
@@ -83,7 +89,7 @@ func (e *Engine) Create(ctx context.Context, n NewRequest) (store.ActionRequest,
 	if n.RequestedBy == "" {
 		return store.ActionRequest{}, errors.New("create request: no requester")
 	}
-	pol := e.Policy(n.Kind)
+	pol := PolicyForRequest(e.cfg, n.Kind, n.Plan)
 	expires := e.now().Add(pol.Expires).UTC()
 	data, err := json.Marshal(map[string]any{
 		"kind": n.Kind, "service": n.Service, "target": n.Target, "reason": n.Reason,
@@ -138,7 +144,7 @@ func (e *Engine) Decide(ctx context.Context, id int64, actor, decision, reason s
 	if err != nil {
 		return Result{}, err
 	}
-	pol := e.Policy(req.Kind)
+	pol := e.PolicyOf(req)
 	v, err := Evaluate(Decision{Request: req, Approvals: approvals, Actor: actor, Decision: decision,
 		Approvers: approvers, Policy: pol, Now: e.now()})
 	if err != nil {

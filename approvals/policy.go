@@ -5,6 +5,7 @@
 package approvals
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,6 +53,22 @@ type Policy struct {
 func PolicyFor(cfg *runbook.Config, command string) Policy {
 	n, exp := cfg.ApprovalsFor(command)
 	return Policy{Required: max(n, 1), Expires: exp}
+}
+
+// PolicyForRequest is the policy of one request of command with plan (its
+// JSON as stored): the command's policy plus the approvals the plan asks for
+// beyond it (its "extra_approvals"; a forced failover needs one more). The
+// plan hash covers that field, so an approval never counts for a plan that
+// asks for fewer approvals than the one it saw.
+func PolicyForRequest(cfg *runbook.Config, command string, plan []byte) Policy {
+	p := PolicyFor(cfg, command)
+	var extra struct {
+		N int `json:"extra_approvals"`
+	}
+	if len(plan) > 0 && json.Unmarshal(plan, &extra) == nil && extra.N > 0 {
+		p.Required += extra.N
+	}
+	return p
 }
 
 // Approvers is the resolved set of chat user ids allowed to approve.

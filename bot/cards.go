@@ -61,8 +61,13 @@ func RequestCard(in CardInput) chat.Message {
 
 	switch r.State {
 	case store.RequestPending:
+		approve := chat.Button{ActionID: chat.ActionApprove, Label: "Approve", Value: fmt.Sprint(r.ID), Style: chat.StylePrimary}
+		if len(p.Danger) > 0 {
+			// The plan overrides a safety check: approving it is the dangerous act.
+			approve.Label, approve.Style = "Approve (forced)", chat.StyleDanger
+		}
 		blocks = append(blocks, chat.Actions{Buttons: []chat.Button{
-			{ActionID: chat.ActionApprove, Label: "Approve", Value: fmt.Sprint(r.ID), Style: chat.StylePrimary},
+			approve,
 			{ActionID: chat.ActionDeny, Label: "Deny", Value: fmt.Sprint(r.ID), Style: chat.StyleDanger},
 			{ActionID: chat.ActionCancel, Label: "Cancel", Value: fmt.Sprint(r.ID)},
 		}})

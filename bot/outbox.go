@@ -56,6 +56,8 @@ func EncodeMessage(m chat.Message) (json.RawMessage, error) {
 			wb = wireBlock{Type: "progress", Label: b.Label, Done: b.Done, Total: b.Total, Unit: b.Unit}
 		case chat.Context:
 			wb = wireBlock{Type: "context", Text: b.Text}
+		case chat.Alert:
+			wb = wireBlock{Type: "alert", Text: b.Text}
 		default:
 			return nil, fmt.Errorf("encode message: unknown block type %T", b)
 		}
@@ -87,6 +89,8 @@ func DecodeMessage(raw json.RawMessage) (chat.Message, error) {
 			m.Blocks = append(m.Blocks, chat.Progress{Label: b.Label, Done: b.Done, Total: b.Total, Unit: b.Unit})
 		case "context":
 			m.Blocks = append(m.Blocks, chat.Context{Text: b.Text})
+		case "alert":
+			m.Blocks = append(m.Blocks, chat.Alert{Text: b.Text})
 		default:
 			return chat.Message{}, fmt.Errorf("decode message: unknown block type %q", b.Type)
 		}

@@ -107,7 +107,7 @@ func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Mess
 	if err != nil {
 		return chat.Message{}, err
 	}
-	pol := r.engine.Policy(req.Kind)
+	pol := r.engine.PolicyOf(req)
 	card := RequestCard(CardInput{Request: req, Plan: s.Plan, Policy: pol, Now: r.now()})
 	ref, err := r.chat.Post(ctx, s.Channel, card)
 	if err != nil {
@@ -255,7 +255,7 @@ func (r *Requests) Show(ctx context.Context, req store.ActionRequest, st runner.
 		r.log.WarnContext(ctx, "update card: decode plan", "request", req.ID, "err", err)
 		return
 	}
-	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.engine.Policy(cur.Kind), Status: st, Now: r.now()})
+	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.engine.PolicyOf(cur), Status: st, Now: r.now()})
 	if err := r.chat.Update(ctx, chat.MessageRef{Channel: cur.Channel, TS: cur.MessageTS}, card); err != nil {
 		r.log.WarnContext(ctx, "update card", "request", req.ID, "err", err)
 	}

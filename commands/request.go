@@ -103,12 +103,16 @@ func recoveryCommands() []Command {
 		{
 			Name:    "failover",
 			Summary: "Fail over to the secondary region: promote the replica, switch DNS, check health",
-			Description: "Preflight (replica available, current DNS value, secondary healthy), then promotes the RDS read replica, " +
-				"switches the configured DNS record and runs the health check. Needs two approvals unless configured otherwise.",
+			Description: "Preflight (runbook step 1: the service's health URL must not answer 2xx, i.e. the primary is unreachable; " +
+				"replica available; current DNS value), then promotes the RDS read replica, switches the configured DNS record " +
+				"and checks that the same health URL answers 2xx again. Needs two approvals unless configured otherwise.",
 			Service:  ServiceImplied,
 			Approval: true,
-			Flags:    []Flag{flagDryRun, flagReason},
-			Examples: []string{"/dr failover inflow --dry-run", `/dr failover inflow --reason "us-east-1 down"`},
+			Flags: []Flag{
+				{Name: "force", Help: "Fail over although the health URL still answers 2xx (the primary looks up). The card shows it in red and it needs one more approval than usual.", Bool: true},
+				flagDryRun, flagReason,
+			},
+			Examples: []string{"/dr failover inflow --dry-run", `/dr failover inflow --reason "us-east-1 down"`, `/dr failover inflow --force --reason "primary answers but corrupts writes"`},
 		},
 		{
 			Name:    "rollback",
@@ -206,13 +210,18 @@ func runAction(kind string) func(ctx context.Context, c *Call) (chat.Message, er
 	}
 }
 
-// PlanBlocks renders a plan: target, pinned facts, warnings and numbered steps.
+// PlanBlocks renders a plan: overridden safety checks (alerts), target,
+// pinned facts, warnings and numbered steps.
 func PlanBlocks(p actions.Plan) []chat.Block {
 	fields := []chat.Field{{Label: "Service", Value: p.Service}, {Label: "Target", Value: p.Target}}
 	for _, f := range p.Facts {
 		fields = append(fields, chat.Field{Label: f.Label, Value: f.Value})
 	}
-	blocks := []chat.Block{chat.Fields{Fields: fields}}
+	var blocks []chat.Block
+	for _, d := range p.Danger {
+		blocks = append(blocks, chat.Alert{Text: d})
+	}
+	blocks = append(blocks, chat.Fields{Fields: fields})
 	for _, w := range p.Warnings {
 		blocks = append(blocks, chat.Text{Text: "⚠ " + w})
 	}

@@ -1,10 +1,12 @@
 // Package failover is the "failover" action: the inflow runbook's region
-// failover. Plan is a read-only preflight (the read replica exists and is
-// available, the DNS record's current value, the secondary's health), then
+// failover. Plan is a read-only preflight (runbook step 1: the service's
+// health URL must NOT answer 2xx, i.e. the primary is unreachable, unless the
+// requester forces it; the read replica exists and is available; the DNS
+// record's current value), then
 // Execute promotes the replica (RDS PromoteReadReplica and the SDK's
 // DB-instance-available waiter), points the DNS record at the secondary
-// (Route53 UPSERT and the SDK's record-sets-changed waiter) and checks the
-// secondary's health. Each step is journalled and resumable.
+// (Route53 UPSERT and the SDK's record-sets-changed waiter) and checks that
+// the same health URL now answers 2xx. Each step is journalled and resumable.
 package failover
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +60,9 @@ type Waits struct {
 	DNSChanged         time.Duration // default 10m
 	Health             time.Duration // default 5m
 	HealthInterval     time.Duration // default 5s
+	// Probe bounds the preflight's one GET of the health URL (default 5s):
+	// a primary that does not answer within it counts as unreachable.
+	Probe time.Duration
 }
 
 func (w Waits) withDefaults() Waits {
@@ -71,6 +77,9 @@ func (w Waits) withDefaults() Waits {
 	}
 	if w.HealthInterval <= 0 {
 		w.HealthInterval = 5 * time.Second
+	}
+	if w.Probe <= 0 {
+		w.Probe = 5 * time.Second
 	}
 	return w
 }
@@ -95,11 +104,17 @@ func New(cfg *runbook.Config, load LoadAWS) *Action {
 // Kind implements actions.Action.
 func (a *Action) Kind() string { return Kind }
 
+// FlagForce is the failover command's flag that overrides runbook step 1
+// (the primary must be unreachable).
+const FlagForce = "force"
+
 // Spec is the pinned execution input.
 type Spec struct {
 	RDS    *RDSSpec `json:"rds,omitempty"`
 	DNS    *DNSSpec `json:"dns,omitempty"`
 	Health string   `json:"health,omitempty"`
+	// Force records that the requester overrode runbook step 1 (--force).
+	Force bool `json:"force,omitempty"`
 }
 
 // RDSSpec is the replica to promote, as found by the preflight.
@@ -146,13 +161,44 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if fo == nil || (fo.RDS == nil && fo.DNS == nil) {
 		return actions.Plan{}, actions.Refusef("service %s has no failover configured (failover.rds or failover.dns)", svc.Name)
 	}
+	force := p.Flags[FlagForce] == "true"
 	var (
-		spec     = Spec{Health: fo.Health}
+		spec     = Spec{Health: fo.Health, Force: force}
 		steps    []actions.Step
 		facts    []actions.Fact
 		warnings []string
+		danger   []string
 		summary  []string
+		extra    int
 	)
+	// Runbook step 1: verify the primary is unreachable. The health URL is
+	// the service's public one, so before the DNS change it is answered by
+	// the primary: 2xx means the primary still serves and failing over would
+	// split traffic and writes across two primaries.
+	usual := max(a.required(), 1)
+	if fo.Health != "" {
+		target, healthy, observed := a.probe(ctx, fo.Health)
+		if healthy && !force {
+			return actions.Plan{}, actions.Refusef("primary still healthy: GET %s %s; failover refused (step 1 of the runbook: verify the primary is unreachable). Use --force to override (needs %d approvals)", target, observed, usual+1)
+		}
+		state := "unreachable, as runbook step 1 requires"
+		if healthy {
+			state = "still healthy"
+		}
+		facts = append(facts, actions.Fact{Label: "Primary health (step 1)", Value: fmt.Sprintf("GET %s %s: %s", target, observed, state)})
+		if force {
+			what := "the primary still answers (GET " + target + " " + observed + ")"
+			if !healthy {
+				what = "runbook step 1 is not enforced for this request (GET " + target + " " + observed + " when planned)"
+			}
+			danger = append(danger, fmt.Sprintf("FORCED with --force: %s. Failing over while the primary serves can split traffic and writes between two primaries. Needs %d approvals instead of %d.", what, usual+1, usual))
+		}
+	} else if force {
+		danger = append(danger, fmt.Sprintf("FORCED with --force (no failover.health URL is configured to check the primary). Needs %d approvals instead of %d.", usual+1, usual))
+	}
+	if force {
+		extra = 1
+	}
 	if fo.RDS != nil {
 		if fo.RDS.Replica == "" {
 			return actions.Plan{}, actions.Refusef("service %s: failover.rds names no replica", svc.Name)
@@ -220,30 +266,81 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 		summary = append(summary, fmt.Sprintf("point %s at %s", strings.TrimSuffix(record, "."), d.Value))
 	}
 	if fo.Health != "" {
-		h := verify.HTTP(ctx, verify.Deps{HTTP: a.HTTP}, "secondary health", fo.Health)
-		state := "healthy"
-		if !h.OK {
-			state = "unhealthy"
-			warnings = append(warnings, "the secondary's health check fails before the failover: "+healthReason(h))
-		}
-		facts = append(facts, actions.Fact{Label: "Secondary health", Value: fmt.Sprintf("%s: %s", h.Target, state)})
-		steps = append(steps, actions.Step{Name: StepHealthCheck, Description: fmt.Sprintf("wait until %s answers 2xx (up to %s)", h.Target, a.Waits.withDefaults().Health)})
+		steps = append(steps, actions.Step{Name: StepHealthCheck, Description: fmt.Sprintf("wait until %s answers 2xx, now from the secondary (up to %s)", redact(fo.Health), a.Waits.withDefaults().Health)})
 		summary = append(summary, "check health")
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("encode plan: %w", err)
 	}
+	title := "Fail %s over: %s"
+	if force {
+		title = "FORCED: fail %s over: %s"
+	}
 	return actions.Plan{
-		Kind:     Kind,
-		Service:  svc.Name,
-		Target:   "failover:" + svc.Name,
-		Summary:  fmt.Sprintf("Fail %s over: %s", svc.Name, strings.Join(summary, ", then ")),
-		Steps:    steps,
-		Facts:    facts,
-		Warnings: warnings,
-		Spec:     raw,
+		Kind:           Kind,
+		Service:        svc.Name,
+		Target:         "failover:" + svc.Name,
+		Summary:        fmt.Sprintf(title, svc.Name, strings.Join(summary, ", then ")),
+		Steps:          steps,
+		Facts:          facts,
+		Warnings:       warnings,
+		Danger:         danger,
+		ExtraApprovals: extra,
+		Spec:           raw,
 	}, nil
+}
+
+// required is the number of approvals the config asks for a failover.
+func (a *Action) required() int {
+	n, _ := a.cfg.ApprovalsFor(Kind)
+	return n
+}
+
+// probe GETs the health URL once, within Waits.Probe. It returns the URL as
+// shown to users (no credentials or query), whether it answered 2xx, and what
+// was observed ("answered 200 OK", "answered 503 Service Unavailable", "got no
+// answer within 5s", "got no answer: … connection refused").
+func (a *Action) probe(ctx context.Context, rawURL string) (target string, healthy bool, observed string) {
+	target = redact(rawURL)
+	timeout := a.Waits.withDefaults().Probe
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return target, false, "got no answer: not a valid URL"
+	}
+	client := a.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return target, false, fmt.Sprintf("got no answer within %s", timeout)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, which may carry credentials
+		}
+		return target, false, "got no answer: " + err.Error()
+	}
+	_ = resp.Body.Close()
+	observed = "answered " + strconv.Itoa(resp.StatusCode)
+	if t := http.StatusText(resp.StatusCode); t != "" {
+		observed += " " + t
+	}
+	return target, resp.StatusCode >= 200 && resp.StatusCode < 300, observed
+}
+
+// redact drops credentials, the query and the fragment from a URL shown to users.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 func healthReason(c actions.CheckResult) string {
@@ -566,7 +663,8 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 		r.Checks = append(r.Checks, c)
 	}
 	if s.Health != "" {
-		r.Checks = append(r.Checks, verify.HTTP(ctx, verify.Deps{HTTP: a.HTTP}, "secondary health", s.Health))
+		// The same URL that had to fail in the preflight must pass now.
+		r.Checks = append(r.Checks, verify.HTTP(ctx, verify.Deps{HTTP: a.HTTP}, "health after failover", s.Health))
 	}
 	return r, nil
 }

@@ -35,14 +35,32 @@ func ctx(t *testing.T) context.Context {
 }
 
 // world is a moto AWS with a primary, its read replica, and a hosted zone
-// whose api record points at the primary region.
+// whose api record points at the primary region. health is the service's
+// public health URL: it is answered by whichever region the api record
+// points at in moto, as DNS would route it. The primary is down (the
+// disaster) unless primaryUp is set; the secondary is up unless sick is set.
 type world struct {
-	load   failover.LoadAWS
-	rds    *rds.Client
-	r53    *route53.Client
-	zoneID string
-	health *httptest.Server
-	sick   atomic.Bool
+	load      failover.LoadAWS
+	rds       *rds.Client
+	r53       *route53.Client
+	zoneID    string
+	health    *httptest.Server
+	sick      atomic.Bool
+	primaryUp atomic.Bool
+}
+
+// servedBySecondary reports whether api.inflow.ai points at the secondary now.
+func (w *world) servedBySecondary(ctx context.Context) bool {
+	out, err := w.r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(w.zoneID)})
+	if err != nil {
+		return false
+	}
+	for _, rr := range out.ResourceRecordSets {
+		if aws.ToString(rr.Name) == "api.inflow.ai." && rr.Type == r53types.RRTypeA && len(rr.ResourceRecords) > 0 {
+			return aws.ToString(rr.ResourceRecords[0].Value) == "10.1.0.1"
+		}
+	}
+	return false
 }
 
 func newWorld(t *testing.T) *world {
@@ -94,7 +112,11 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.health = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if w.sick.Load() {
+		up := w.primaryUp.Load()
+		if w.servedBySecondary(r.Context()) {
+			up = !w.sick.Load()
+		}
+		if !up {
 			http.Error(rw, "down", http.StatusServiceUnavailable)
 			return
 		}
@@ -161,11 +183,11 @@ func TestFailoverPromotesFlipsDNSAndChecksHealth(t *testing.T) {
 		t.Fatalf("steps %s", got)
 	}
 	if fact(plan, "Current value") != "10.0.0.1" || fact(plan, "Replicates from") != "inflow-primary" ||
-		!strings.Contains(fact(plan, "Secondary health"), "healthy") || !strings.Contains(fact(plan, "New value"), "10.1.0.1 (TTL 60s)") {
+		!strings.Contains(fact(plan, "Primary health (step 1)"), "answered 503 Service Unavailable: unreachable") || !strings.Contains(fact(plan, "New value"), "10.1.0.1 (TTL 60s)") {
 		t.Fatalf("facts %+v", plan.Facts)
 	}
-	if len(plan.Warnings) != 0 {
-		t.Fatalf("warnings %v", plan.Warnings)
+	if len(plan.Warnings) != 0 || len(plan.Danger) != 0 || plan.ExtraApprovals != 0 {
+		t.Fatalf("warnings %v danger %v extra %d", plan.Warnings, plan.Danger, plan.ExtraApprovals)
 	}
 	// Plan is read-only: nothing changed.
 	if v, _ := w.record(t); v != "10.0.0.1" {
@@ -271,6 +293,8 @@ func TestFailoverPlanRefusals(t *testing.T) {
 	}
 }
 
+// After the DNS change the health URL that had to fail must pass: when the
+// secondary does not answer either, the health step fails and so does Verify.
 func TestFailoverFailsWhenSecondaryNeverHealthy(t *testing.T) {
 	w := newWorld(t)
 	w.sick.Store(true)
@@ -280,8 +304,8 @@ func TestFailoverFailsWhenSecondaryNeverHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], "health check fails") {
-		t.Fatalf("warnings %v", plan.Warnings)
+	if !strings.Contains(fact(plan, "Primary health (step 1)"), "503") {
+		t.Fatalf("facts %+v", plan.Facts)
 	}
 	j := actiontest.NewJournal()
 	err = a.Execute(ctx(t), plan, j)
@@ -292,9 +316,18 @@ func TestFailoverFailsWhenSecondaryNeverHealthy(t *testing.T) {
 	if got := strings.Join(j.Failed(), ","); got != "health-check" {
 		t.Fatalf("failed %s", got)
 	}
+	if v, _ := w.record(t); v != "10.1.0.1" {
+		t.Fatalf("the DNS change did not happen before the health step: %s", v)
+	}
 	rep, _ := a.Verify(ctx(t), plan)
-	if rep.OK() || len(rep.Failed()) != 1 || rep.Failed()[0].Kind != "http" {
+	if rep.OK() || len(rep.Failed()) != 1 || rep.Failed()[0].Kind != "http" || !strings.Contains(rep.Failed()[0].Observed, "503") ||
+		rep.Failed()[0].Target != w.health.URL+"/health" {
 		t.Fatalf("verify %+v", rep)
+	}
+	// The secondary comes up: the same URL now passes.
+	w.sick.Store(false)
+	if rep, _ := a.Verify(ctx(t), plan); !rep.OK() {
+		t.Fatalf("verify after the secondary came up %+v", rep)
 	}
 }
 
@@ -344,5 +377,144 @@ func TestFailoverResumesAPromoteThatCrashedMidStep(t *testing.T) {
 	rep, err := a.Verify(ctx(t), plan)
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify %+v, %v", rep, err)
+	}
+}
+
+func refusal(t *testing.T, err error) string {
+	t.Helper()
+	var r *actions.Refusal
+	if !errors.As(err, &r) {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	return r.Msg
+}
+
+// Runbook step 1: while the service's health URL answers 2xx the primary is
+// not down, and failover is refused with what was observed; nothing changes.
+func TestFailoverRefusedWhilePrimaryHealthy(t *testing.T) {
+	w := newWorld(t)
+	w.primaryUp.Store(true)
+	a := w.action()
+	for _, dry := range []bool{false, true} {
+		_, err := a.Plan(ctx(t), actions.Params{Service: "inflow", DryRun: dry})
+		want := "primary still healthy: GET " + w.health.URL + "/health answered 200 OK; failover refused " +
+			"(step 1 of the runbook: verify the primary is unreachable). Use --force to override (needs 3 approvals)"
+		if msg := refusal(t, err); msg != want {
+			t.Fatalf("refusal\n got %q\nwant %q", msg, want)
+		}
+	}
+	if v, _ := w.record(t); v != "10.0.0.1" {
+		t.Fatalf("record changed to %s", v)
+	}
+	out, err := w.rds.DescribeDBInstances(ctx(t), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String("inflow-secondary")})
+	if err != nil || aws.ToString(out.DBInstances[0].ReadReplicaSourceDBInstanceIdentifier) != "inflow-primary" {
+		t.Fatalf("replica changed: %v", err)
+	}
+
+	// The count follows the config: one required → two with --force.
+	cfg := w.config()
+	cfg.Approvals.Commands = map[string]runbook.CommandApprovals{"failover": {Required: 1}}
+	one := failover.New(cfg, w.load)
+	if _, err := one.Plan(ctx(t), actions.Params{Service: "inflow"}); !strings.HasSuffix(refusal(t, err), "(needs 2 approvals)") {
+		t.Fatalf("with required 1: %v", err)
+	}
+}
+
+// --force plans it anyway: the plan records it (so the hash covers it), asks
+// for one more approval and says so in a danger line; the failover then runs
+// and the same health URL passes from the secondary.
+func TestFailoverForcedWhilePrimaryHealthy(t *testing.T) {
+	w := newWorld(t)
+	w.primaryUp.Store(true)
+	a := w.action()
+	forced, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{failover.FlagForce: "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forced.ExtraApprovals != 1 || len(forced.Danger) != 1 || !strings.HasPrefix(forced.Summary, "FORCED") ||
+		!strings.Contains(string(forced.Spec), `"force":true`) {
+		t.Fatalf("forced plan: extra %d danger %v summary %q spec %s", forced.ExtraApprovals, forced.Danger, forced.Summary, forced.Spec)
+	}
+	for _, want := range []string{"FORCED with --force", "the primary still answers", "answered 200 OK", "Needs 3 approvals instead of 2"} {
+		if !strings.Contains(forced.Danger[0], want) {
+			t.Errorf("danger line lacks %q: %s", want, forced.Danger[0])
+		}
+	}
+	if f := fact(forced, "Primary health (step 1)"); !strings.Contains(f, "200 OK: still healthy") {
+		t.Errorf("primary health fact %q", f)
+	}
+
+	// The same world without --force (the primary now down) plans without
+	// the bump, under another hash: an approval of one never counts for the other.
+	w.primaryUp.Store(false)
+	plain, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf, _ := forced.Hash()
+	hp, _ := plain.Hash()
+	if hf == hp || plain.ExtraApprovals != 0 || len(plain.Danger) != 0 {
+		t.Fatalf("plain plan %+v", plain)
+	}
+	// --force with the primary down still costs the extra approval: the
+	// requester chose to skip the check.
+	again, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{failover.FlagForce: "true"}})
+	if err != nil || again.ExtraApprovals != 1 || len(again.Danger) != 1 || !strings.Contains(again.Danger[0], "not enforced") {
+		t.Fatalf("forced plan with the primary down: %+v, %v", again, err)
+	}
+
+	w.primaryUp.Store(true)
+	j := actiontest.NewJournal()
+	if err := a.Execute(ctx(t), forced, j); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.record(t); v != "10.1.0.1" {
+		t.Fatalf("record %s", v)
+	}
+	if rep, err := a.Verify(ctx(t), forced); err != nil || !rep.OK() {
+		t.Fatalf("verify %+v, %v", rep, err)
+	}
+}
+
+// A primary that refuses connections, times out or answers 5xx is
+// unreachable: the failover proceeds and the card shows what was observed.
+func TestFailoverProceedsWhenPrimaryUnreachable(t *testing.T) {
+	w := newWorld(t)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL + "/health"
+	closed.Close()
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(release) })
+	cases := []struct {
+		name, url, want string
+	}{
+		{"5xx", w.health.URL + "/health", "answered 503 Service Unavailable: unreachable, as runbook step 1 requires"},
+		{"connection refused", closedURL, "connection refused"},
+		{"timeout", hung.URL + "/health", "got no answer within 200ms: unreachable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := w.config()
+			cfg.Services[0].Failover.Health = tc.url
+			a := failover.New(cfg, w.load)
+			a.Waits.Probe = 200 * time.Millisecond
+			plan, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := fact(plan, "Primary health (step 1)"); !strings.Contains(f, tc.want) {
+				t.Fatalf("primary health fact %q, want %q", f, tc.want)
+			}
+			if plan.ExtraApprovals != 0 || len(plan.Danger) != 0 {
+				t.Fatalf("plan %+v", plan)
+			}
+		})
 	}
 }

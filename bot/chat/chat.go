@@ -83,6 +83,11 @@ type Progress struct {
 // Context is small print under a message (timestamps, ids).
 type Context struct{ Text string }
 
+// Alert is a line that must not be missed: a safety check the requester
+// overrode (e.g. a forced failover). Renderers show it in red where the
+// platform can, and at least marked as a danger where it cannot.
+type Alert struct{ Text string }
+
 func (Header) isBlock()    {}
 func (Text) isBlock()      {}
 func (Fields) isBlock()    {}
@@ -90,6 +95,7 @@ func (Actions) isBlock()   {}
 func (Checklist) isBlock() {}
 func (Progress) isBlock()  {}
 func (Context) isBlock()   {}
+func (Alert) isBlock()     {}
 
 // Message is what the bot says. Text is always set: it is the notification text and
 // the fallback for clients that cannot render blocks.

@@ -81,7 +81,7 @@ func New(opts Options) *Server {
 	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "drbot_http_requests_total",
-		Help: "HTTP requests served, by registered route pattern, method and status code.",
+		Help: "HTTP requests served, by registered route pattern (or unmatched), method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or other) and status code (or other).",
 	}, []string{"route", "method", "code"})
 	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "drbot_http_request_duration_seconds",
@@ -268,6 +268,30 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer (Flush, deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// methodLabel maps a request's method onto a fixed set: anyone can send any
+// token as a method, and a label per distinct value would let unauthenticated
+// requests grow /metrics without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// codeLabel is the status code, or "other" outside 100–599: codes come from our
+// own handlers, so this bounds the label at a few values in practice and at
+// 500 at worst.
+func codeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
+// instrument wraps h for route, a registered pattern or "unmatched": every
+// label it records comes from a fixed set, never from the request.
 func (s *Server) instrument(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -284,13 +308,13 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
-				s.log.Error("http handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(p))
+				s.log.Error("http handler panicked", "route", route, "method", methodLabel(r.Method), "panic", fmt.Sprint(p))
 				if sw.code == 0 {
 					http.Error(sw, "internal error", http.StatusInternalServerError)
 				}
 				code = http.StatusInternalServerError
 			}
-			s.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+			s.requests.WithLabelValues(route, methodLabel(r.Method), codeLabel(code)).Inc()
 			s.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
 		h.ServeHTTP(sw, r)

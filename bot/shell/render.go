@@ -61,6 +61,8 @@ func Render(m chat.Message, numbers []int) string {
 			lines = append(lines, progressLine(b))
 		case chat.Context:
 			lines = append(lines, "  "+b.Text)
+		case chat.Alert:
+			lines = append(lines, "(!) "+b.Text)
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -120,6 +120,9 @@ func plain(s string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, s, false, false)
 }
 
+// alertPrefix starts every chat.Alert section.
+const alertPrefix = ":red_circle: "
+
 // fallbackText is the notification text: m.Text, or the first text in the blocks.
 func fallbackText(m chat.Message) string {
 	t := m.Text
@@ -173,6 +176,15 @@ func render(m chat.Message) []slack.Block {
 			checklists++
 		case chat.Progress:
 			out = append(out, slack.NewSectionBlock(mrkdwn(progressText(b)), nil, nil))
+		case chat.Alert:
+			// Block Kit has no coloured text: a red circle and bold type
+			// mark it (cards that carry one also get a red Approve button).
+			if strings.TrimSpace(b.Text) == "" {
+				continue
+			}
+			for _, part := range chunks(escape(strings.TrimSpace(b.Text)), maxSectionChars-len(alertPrefix)-2) {
+				out = append(out, slack.NewSectionBlock(mrkdwn(alertPrefix+"*"+part+"*"), nil, nil))
+			}
 		case chat.Context:
 			if strings.TrimSpace(b.Text) == "" {
 				continue
