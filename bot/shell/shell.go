@@ -133,7 +133,7 @@ func New(opts Options) *Shell {
 		channels: map[string]*channel{},
 		messages: map[string]*posted{},
 	}
-	s.channels[GeneralID] = &channel{id: GeneralID, name: GeneralName}
+	s.channels[GeneralID] = &channel{id: GeneralID, name: GeneralName, members: []string{user}} // like Slack's #general: everyone
 	s.order = append(s.order, GeneralID)
 	return s
 }
@@ -559,6 +559,7 @@ func (s *Shell) as(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user = name
+	s.joinLocked(GeneralID)
 	s.printfLocked("* you are now %s\n", name)
 }
 
