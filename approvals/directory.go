@@ -22,15 +22,20 @@ type Directory struct {
 // DefaultResolveTTL is how long a resolved approvers set is reused.
 const DefaultResolveTTL = 5 * time.Minute
 
-// Resolver resolves and caches the approvers set.
+// Resolver resolves lists of people (approvers, requesters, responders:
+// user ids, group ids, e-mails) into sets of user ids and caches each list's
+// set.
 type Resolver struct {
 	dir Directory
 	ttl time.Duration
 	now func() time.Time
 	log *slog.Logger
 
-	mu      sync.Mutex
-	key     string
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
 	set     Approvers
 	expires time.Time
 }
@@ -46,7 +51,7 @@ func NewResolver(dir Directory, ttl time.Duration, now func() time.Time, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Resolver{dir: dir, ttl: ttl, now: now, log: log}
+	return &Resolver{dir: dir, ttl: ttl, now: now, log: log, cache: map[string]cached{}}
 }
 
 // Resolve returns the user ids the entries name. Entries that cannot be
@@ -55,10 +60,9 @@ func NewResolver(dir Directory, ttl time.Duration, now func() time.Time, log *sl
 func (r *Resolver) Resolve(ctx context.Context, entries []string) (Approvers, error) {
 	key := strings.Join(entries, "\x00")
 	r.mu.Lock()
-	if r.set != nil && r.key == key && r.now().Before(r.expires) {
-		set := r.set
+	if c, ok := r.cache[key]; ok && r.now().Before(c.expires) {
 		r.mu.Unlock()
-		return set, nil
+		return c.set, nil
 	}
 	r.mu.Unlock()
 
@@ -100,7 +104,13 @@ func (r *Resolver) Resolve(ctx context.Context, entries []string) (Approvers, er
 		}
 	}
 	r.mu.Lock()
-	r.key, r.set, r.expires = key, set, r.now().Add(r.ttl)
+	now := r.now()
+	for k, c := range r.cache {
+		if !now.Before(c.expires) {
+			delete(r.cache, k)
+		}
+	}
+	r.cache[key] = cached{set: set, expires: now.Add(r.ttl)}
 	r.mu.Unlock()
 	return set, nil
 }

@@ -56,3 +56,25 @@ func TestResolverResolvesIDsGroupsAndEmails(t *testing.T) {
 		t.Errorf("resolve without directory = %v, %v", set, err)
 	}
 }
+
+// TestResolverCachesEachList: approvers, requesters and responders share one
+// resolver; resolving one list must not evict another's cached set.
+func TestResolverCachesEachList(t *testing.T) {
+	lookups := 0
+	dir := Directory{GroupMembers: func(_ context.Context, group string) ([]string, error) {
+		lookups++
+		return []string{"U" + group[1:]}, nil
+	}}
+	now := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	r := NewResolver(dir, time.Minute, func() time.Time { return now }, nil)
+	for range 3 {
+		for _, list := range [][]string{{"SA"}, {"SB"}, {"SC", "U1"}} {
+			if _, err := r.Resolve(context.Background(), list); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if lookups != 3 {
+		t.Errorf("three lists resolved three times each made %d group lookups, want 3", lookups)
+	}
+}

@@ -61,3 +61,20 @@ func TestChannelNameAlwaysValid(t *testing.T) {
 		}
 	}
 }
+
+func TestSecureChannelName(t *testing.T) {
+	day := time.Date(2026, 11, 23, 23, 30, 0, 0, time.UTC)
+	if got := SecureChannelName("", "LSTM-PFD", day, 1); got != "incident-lstm-pfd-20261123-sec" {
+		t.Errorf("basic = %q", got)
+	}
+	if got := SecureChannelName("ops", "inflow", day, 2); got != "ops-inflow-20261123-sec-2" {
+		t.Errorf("collision = %q", got)
+	}
+	long := strings.Repeat("very-long-service-", 6)
+	for _, attempt := range []int{1, 2, 99} {
+		got := SecureChannelName("incident", long, day, attempt)
+		if len(got) > MaxChannelName || !strings.Contains(got, "-20261123-sec") || strings.Contains(got, "--") {
+			t.Errorf("long name, attempt %d = %q (%d chars)", attempt, got, len(got))
+		}
+	}
+}

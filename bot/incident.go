@@ -129,7 +129,7 @@ func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) 
 	if inc.Channel != "" {
 		return nil
 	}
-	channelID, name, err := b.createChannel(ctx, svc.Name, inc.OpenedAt)
+	channelID, name, err := b.createChannel(ctx, svc.Name, inc.OpenedAt, inc.Security)
 	if err != nil {
 		return fmt.Errorf("incident %d: %w", inc.ID, err)
 	}
@@ -155,11 +155,12 @@ func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) 
 	return nil
 }
 
-// createChannel creates the incident channel, adding -2, -3, … while names are taken.
-func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time) (id, name string, err error) {
+// createChannel creates the incident channel, adding -2, -3, … while names are
+// taken; a security incident's channel is private.
+func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time, private bool) (id, name string, err error) {
 	for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
-		id, err = b.openChannel(ctx, name)
+		id, err = b.openChannel(ctx, name, private)
 		if err == nil {
 			return id, name, nil
 		}
@@ -179,7 +180,12 @@ func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.T
 // the caller tries the next suffix. Two incidents adopting one orphan at once
 // cannot both link it (channels are unique in the store); the loser's job
 // fails and its retry moves on to the next suffix.
-func (b *Bot) openChannel(ctx context.Context, name string) (string, error) {
+func (b *Bot) openChannel(ctx context.Context, name string, private bool) (string, error) {
+	if private {
+		// Private channels are not listed for adoption: a taken name moves on
+		// to the next suffix.
+		return b.createPrivate(ctx, name)
+	}
 	id, err := b.chat.CreateChannel(ctx, name)
 	if !errors.Is(err, chat.ErrNameTaken) {
 		return id, err

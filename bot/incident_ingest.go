@@ -248,6 +248,9 @@ func newIncident(svc *runbook.Service, ev IncidentEvent) store.Incident {
 	if inc.Title == "" {
 		inc.Title = "PagerDuty incident " + ev.PagerDutyID
 	}
+	if sc := svc.Scenario(inc.Title); sc != nil && sc.Security {
+		inc.Security = true // private channel and the on: security escalations
+	}
 	return inc
 }
 

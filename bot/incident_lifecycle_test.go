@@ -478,9 +478,26 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	if r := h.command(inc.Channel, h.alice, "security leaked credentials"); !strings.Contains(r.Text, "security incident") {
 		t.Fatalf("security = %q", r.Text)
 	}
+	// The public channel cannot become private: the incident moves to a
+	// new private channel, and the public one keeps only a pointer.
+	public := inc.Channel
+	h.eventually("incident moved to a private channel", 20*time.Second, func() bool {
+		return h.incident(pdInc.ID).Channel != public
+	})
+	inc = h.incident(pdInc.ID)
+	if ch, ok := h.slack.ChannelByName(bot.SecureChannelName("", "lstm-pfd", inc.OpenedAt, 1)); !ok || ch.ID != inc.Channel || !ch.Private {
+		t.Errorf("private channel = %+v (found %v), incident channel %s", ch, ok, inc.Channel)
+	}
 	h.waitMessage(inc.Channel, "Escalating to Security")
+	h.waitMessage(public, "moved to a private channel")
 	if h.countContaining(inc.Channel, "nobody@example.com") == 0 {
 		t.Errorf("unknown security contact not reported")
+	}
+	if h.countContaining(public, "Escalating to Security")+h.countContaining(public, "leaked credentials") != 0 {
+		t.Errorf("the public channel heard about the security incident")
+	}
+	if r := h.command(public, h.alice, "status"); !strings.Contains(r.Text, "moved to a private channel") {
+		t.Errorf("status in the public channel = %q", r.Text)
 	}
 	if r := h.command(inc.Channel, h.alice, "security"); !strings.Contains(r.Text, "already") {
 		t.Errorf("second security = %q", r.Text)
@@ -508,7 +525,7 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	if h.countContaining(inc.Channel, "restored from the 02:00 backup") == 0 {
 		t.Errorf("summary lacks the resolver's words")
 	}
-	if n := h.countContaining(inc.Channel, "Acknowledged in PagerDuty"); n != 1 || len(h.slack.Messages(inc.Channel)) < before {
+	if n := h.countContaining(public, "Acknowledged in PagerDuty"); n != 1 || len(h.slack.Messages(public)) < before {
 		t.Errorf("acknowledgement announced %d times, want once (the webhook echoing drbot's ack adds nothing)", n)
 	}
 

@@ -42,6 +42,9 @@ func (b *Bot) incidentHere(ctx context.Context, channel, command string) (store.
 	inc, err := b.store.IncidentByChannel(ctx, channel)
 	if err != nil {
 		if isNotFound(err) {
+			if moved := b.movedRefusal(ctx, channel); moved != nil {
+				return store.Incident{}, moved
+			}
 			return store.Incident{}, commands.Refusef("/dr %s works in an incident channel: run it in the #%s-… channel of the incident.", command, orDefault(b.cfg.Slack.ChannelPrefix, "incident"))
 		}
 		return store.Incident{}, err
@@ -142,6 +145,7 @@ func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, us
 	}
 	svc, _ := b.cfg.Service(inc.Service)
 	var jobs []store.Job
+	moved := false
 	err = b.lc.st.InIncidentTx(ctx, func(tx store.IncidentTx) error {
 		cur, err := tx.LockIncident(ctx, inc.ID)
 		if err != nil {
@@ -164,12 +168,21 @@ func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, us
 		if len(jobs) == 0 {
 			line += " The runbook names no security escalation for " + inc.Service + "."
 		}
-		pj, err := postJob(inc.ID, chat.Plain(line))
-		if err != nil {
-			return err
-		}
-		if err := tx.InsertJobs(ctx, append(jobs, pj, b.headerJob(inc.ID))...); err != nil {
-			return err
+		if inc.Channel != "" && b.canPrivate() {
+			// The public channel must not hear more: the line and the
+			// escalations follow the move to a private channel.
+			moved = true
+			if err := b.secureTx(ctx, tx, inc, user, line); err != nil {
+				return err
+			}
+		} else {
+			pj, err := postJob(inc.ID, chat.Plain(line))
+			if err != nil {
+				return err
+			}
+			if err := tx.InsertJobs(ctx, append(jobs, pj, b.headerJob(inc.ID))...); err != nil {
+				return err
+			}
 		}
 		data, _ := json.Marshal(map[string]string{"reason": reason, "user_name": user.Name}) // strings: cannot fail
 		return tx.AppendAudit(ctx, store.AuditEvent{IncidentID: &inc.ID, Actor: user.ID, Kind: "incident.security", Data: data})
@@ -178,7 +191,9 @@ func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, us
 		return chat.Message{}, err
 	}
 	text := "Marked as a security incident."
-	if len(jobs) > 0 {
+	if moved {
+		text += " The incident is moving to a private channel: you are invited there, and this channel gets only a pointer to it."
+	} else if len(jobs) > 0 {
 		text += " The security escalation is being notified."
 	}
 	return chat.Message{Text: text, Blocks: []chat.Block{chat.Text{Text: text}}, Ephemeral: true}, nil
@@ -206,6 +221,9 @@ func (ic *IncidentCommands) Status(ctx context.Context, channel string) (chat.Me
 	if !isNotFound(err) {
 		return chat.Message{}, err
 	}
+	if moved := b.movedRefusal(ctx, channel); moved != nil {
+		return chat.Message{}, moved
+	}
 	incs, err := b.store.ListIncidents(ctx, true)
 	if err != nil {
 		return chat.Message{}, err
@@ -218,6 +236,11 @@ func (ic *IncidentCommands) Status(ctx context.Context, channel string) (chat.Me
 		where := "channel not created yet"
 		if i.Channel != "" {
 			where = "<#" + i.Channel + ">"
+		}
+		if i.Security {
+			// Its channel is private: no title, no channel link.
+			lines = append(lines, fmt.Sprintf("• %s: a security incident (%s) in a private channel — %s", i.Service, i.Status, b.askForAccess("")))
+			continue
 		}
 		lines = append(lines, fmt.Sprintf("• %s: %s (%s, %s) %s — %s", i.Service, i.Title, i.Status, rtoClock(i, b.now()), where, i.PagerDutyID))
 	}

@@ -36,7 +36,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 				start = n
 			}
 		}
-		channelID, name, err := b.createChannelFrom(ctx, inc.Service, inc.OpenedAt, start)
+		channelID, name, err := b.createChannelFrom(ctx, inc.Service, inc.OpenedAt, start, inc.Security)
 		if err != nil {
 			return fmt.Errorf("incident %d: %w", inc.ID, err)
 		}
@@ -90,6 +90,10 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 			return "no announce_channel", nil
 		}
 		text := fmt.Sprintf("Incident opened for %s: %s (%s urgency). Join <#%s> to help.", inc.Service, inc.Title, orDash(inc.Urgency), inc.Channel)
+		if inc.Security {
+			// A private channel: neither its title nor its channel is for everyone.
+			text = fmt.Sprintf("A security incident was opened for %s; its channel is private: %s", inc.Service, b.askForAccess(""))
+		}
 		// Not worth holding up the setup: a failed post is retried by a job.
 		if err := b.Deliver(ctx, ch, "", chat.Plain(text)); err != nil {
 			return "", fmt.Errorf("announce in %s: %w", ch, err)
@@ -97,6 +101,13 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 		return ch, nil
 	}); err != nil {
 		return err
+	}
+	if inc.Security && svc != nil {
+		// Opened as a security incident (a security scenario): its security
+		// escalations fire now that the private channel exists.
+		if err := b.lc.st.InsertJobs(ctx, securityJobs(svc, inc)...); err != nil {
+			return err
+		}
 	}
 	if b.pagerDutyManaged(inc) {
 		note := fmt.Sprintf("drbot opened the incident channel #%s (channel id %s). Recovery commands and the timeline live there.", b.channelName(inc), inc.Channel)
@@ -130,13 +141,13 @@ type incidentOrdinal interface {
 
 // createChannelFrom is createChannel starting the suffix search at start
 // (falling back to the plain name first when start > 1 finds all taken).
-func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int) (id, name string, err error) {
+func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int, private bool) (id, name string, err error) {
 	if start <= 1 {
-		return b.createChannel(ctx, service, openedAt)
+		return b.createChannel(ctx, service, openedAt, private)
 	}
 	for attempt := start; attempt < start+maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
-		id, err = b.openChannel(ctx, name)
+		id, err = b.openChannel(ctx, name, private)
 		if err == nil {
 			return id, name, nil
 		}
@@ -145,7 +156,7 @@ func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt ti
 		}
 	}
 	// Earlier names may have been freed (archived, renamed): try them too.
-	return b.createChannel(ctx, service, openedAt)
+	return b.createChannel(ctx, service, openedAt, private)
 }
 
 // policyOf is the escalation policy whose on-calls are invited to inc's channel.

@@ -248,6 +248,9 @@ func (b *Bot) RegisterWorkers(w *river.Workers) {
 	river.AddWorker(w, &jobWorker[ResolvedArgs]{fn: func(ctx context.Context, j *river.Job[ResolvedArgs]) error {
 		return b.postResolution(ctx, j.Args.IncidentID, j.Args.ResolvedAt)
 	}})
+	river.AddWorker(w, &jobWorker[SecureArgs]{fn: func(ctx context.Context, j *river.Job[SecureArgs]) error {
+		return b.secureIncident(ctx, j.Args)
+	}})
 }
 
 // markEvent is an audit row that records mark key=value for an incident.

@@ -17,6 +17,7 @@ var backupsOpener backups.Opener = backups.DefaultOpener
 func backupsCommand(cfg func() *runbook.Config) Command {
 	return Command{
 		Name:    "backups",
+		Gate:    GateRequesters,
 		Summary: "List a service's backups, newest first, and whether the newest is within the RPO",
 		Description: "Lists the database backups (or with models, the model backups) from the configured locations " +
 			"(s3:// or file://) with size and age, and checks the newest against the service's RPO.",

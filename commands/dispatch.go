@@ -43,6 +43,14 @@ func (r *Registry) Dispatch(ctx context.Context, cmd chat.Command) (msg chat.Mes
 	if wantHelp {
 		return r.helpFor(c), nil
 	}
+	if c.Gate != GateNone && r.deps.Access != nil {
+		if err := r.deps.Access.Allow(ctx, c.Gate, cmd.User, cmd.Channel, c.Name); err != nil {
+			if _, ok := AsRefusal(err); ok {
+				return chat.Message{}, err
+			}
+			return chat.Message{}, fmt.Errorf("/dr %s: %w", c.Name, err)
+		}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			msg, err = chat.Message{}, fmt.Errorf("/dr %s: panic: %v\n%s", c.Name, p, debug.Stack())

@@ -61,7 +61,10 @@ type Command struct {
 	Flags       []Flag
 	// Approval marks a destructive command: it runs only after approval.
 	Approval bool
-	Service  ServiceMode
+	// Gate says who may run it (see Gate); an Approval command is always
+	// GateRequesters.
+	Gate    Gate
+	Service ServiceMode
 	// Examples are full command lines starting with "/dr <name>".
 	Examples []string
 	Run      func(ctx context.Context, c *Call) (chat.Message, error)
@@ -115,6 +118,9 @@ type Deps struct {
 	// Runbook returns the runbook config; /dr backups is registered only
 	// when it is set.
 	Runbook func() *runbook.Config
+	// Access decides who may run gated commands (see Gate); nil lets
+	// everyone run them.
+	Access Access
 }
 
 // Registry holds the /dr commands. It is safe for concurrent use.
@@ -173,6 +179,12 @@ func (r *Registry) Register(c Command) error {
 	}
 	if c.Service != ServiceNone && c.Service != ServiceImplied {
 		return fmt.Errorf("register command %q: unknown service mode %d", c.Name, c.Service)
+	}
+	if c.Gate < GateNone || c.Gate > GateResponders {
+		return fmt.Errorf("register command %q: unknown gate %d", c.Name, c.Gate)
+	}
+	if c.Approval && c.Gate == GateNone {
+		c.Gate = GateRequesters // a change-making command is always a recovery action
 	}
 	args := make(map[string]bool)
 	if c.Service == ServiceImplied {

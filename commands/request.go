@@ -141,6 +141,7 @@ func recoveryCommands() []Command {
 func RegisterRecovery(r *Registry) {
 	for _, c := range recoveryCommands() {
 		c.Run = runAction(c.Name)
+		c.Gate = GateRequesters // recovery actions and their dry runs
 		if r.Lookup(c.Name) == nil {
 			r.MustRegister(c)
 		}
@@ -246,6 +247,7 @@ func stepText(s actions.Step) string {
 func verifyCommand() Command {
 	return Command{
 		Name:        "verify",
+		Gate:        GateRequesters, // shows hosts, databases and metrics
 		Summary:     "Run a service's checks and show a pass/fail table",
 		Description: "Read-only: runs every configured check (HTTP health, metrics, SQL, pod readiness) and shows what was observed.",
 		Service:     ServiceImplied,

@@ -9,6 +9,7 @@ import (
 func resolveCommand(ops IncidentOps) Command {
 	return Command{
 		Name:    "resolve",
+		Gate:    GateResponders,
 		Summary: "Resolve this channel's incident (in PagerDuty too) and post the summary",
 		Description: "Resolves the incident in PagerDuty, cancels pending escalation timers and RTO warnings, and posts a summary " +
 			"(time to acknowledge, time to resolve against the RTO, actions taken) and the post-incident checklist.",

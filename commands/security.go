@@ -9,6 +9,7 @@ import (
 func securityCommand(ops IncidentOps) Command {
 	return Command{
 		Name:        "security",
+		Gate:        GateResponders,
 		Summary:     "Mark this channel's incident a security incident and notify security",
 		Description: "Fires the service's escalations with `on: security`: their people are mentioned and invited, and PagerDuty gets a note.",
 		Args:        []Arg{{Name: "reason", Help: "Why, for the timeline.", Optional: true, Variadic: true}},

@@ -607,7 +607,7 @@ const channelSuffixRoom = 2 + 8 + 3
 func (d *decoder) config(n *yaml.Node) *Config {
 	cfg := &Config{}
 	f := d.mapping(n, "", "slack", "approvals", "services")
-	cfg.Slack = d.slack(f.sub("slack", "channel_prefix", "announce_channel", "approvers"))
+	cfg.Slack = d.slack(f.sub("slack", "channel_prefix", "announce_channel", "approvers", "requesters", "responders"))
 	cfg.Approvals = d.approvals(f.sub("approvals", "required", "expires_after", "commands"))
 	if f == nil {
 		return cfg
@@ -654,6 +654,8 @@ func (d *decoder) slack(f *fields) Slack {
 		return nil
 	})
 	s.Approvers = f.strings("approvers", checkContact)
+	s.Requesters = d.people(f, "requesters")
+	s.Responders = d.people(f, "responders")
 	return s
 }
 
@@ -728,7 +730,7 @@ type pdOwner struct {
 
 func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs map[string]pdOwner) Service {
 	var s Service
-	f := d.mapping(n, path, "name", "pagerduty", "objectives", "escalation", "databases", "models", "kubernetes", "failover", "health", "drills")
+	f := d.mapping(n, path, "name", "pagerduty", "objectives", "escalation", "databases", "models", "kubernetes", "failover", "health", "drills", "scenarios")
 	if f == nil {
 		if isNull(d.resolve(n)) {
 			d.addf(n.Line, path, "empty service (want at least a name)")
@@ -871,6 +873,7 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 
 	df := f.sub("drills", "every")
 	s.Drills.Every = df.duration("every")
+	s.Scenarios = d.scenarios(f, path, n)
 	return s
 }
 

@@ -45,6 +45,12 @@ type Slack struct {
 	ChannelPrefix   string   // incident channels are <prefix>-<service>-<yyyymmdd>; default "incident"
 	AnnounceChannel string   // optional channel where new incident channels are announced
 	Approvers       []string // Slack user ids (U…), user group ids (S…) or e-mail addresses
+	// Requesters may request recovery actions and see their dry runs (same
+	// entries as Approvers); nil (unset) means everyone.
+	Requesters []string
+	// Responders may run the incident commands ack, resolve and security
+	// (same entries as Approvers); nil (unset) means the incident channel's members.
+	Responders []string
 }
 
 // Approvals is the approval policy for destructive commands.
@@ -73,6 +79,7 @@ type Service struct {
 	Failover   *Failover   // nil when the service has no region failover
 	Health     []HealthCheck
 	Drills     Drills
+	Scenarios  []Scenario // the disaster-scenario table; see Service.Scenario
 }
 
 // PagerDuty maps PagerDuty services to this runbook service.

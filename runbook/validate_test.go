@@ -34,7 +34,7 @@ func TestValidationErrors(t *testing.T) {
 		{
 			name: "unknown key without a close match lists the known keys",
 			yaml: "slack:\n  webhook: https://hooks.slack.com/x\nservices: [{name: a}]\n",
-			want: []string{`drbot.yaml:2: slack.webhook: unknown key "webhook" (known keys here: channel_prefix, announce_channel, approvers)`},
+			want: []string{`drbot.yaml:2: slack.webhook: unknown key "webhook" (known keys here: channel_prefix, announce_channel, approvers, requesters, responders)`},
 		},
 		{
 			name: "unknown top-level key",
@@ -232,7 +232,7 @@ func TestValidationErrors(t *testing.T) {
 		{
 			name: "list where a mapping is wanted",
 			yaml: "slack: [a, b]\nservices: [{name: a}]\n",
-			want: []string{`drbot.yaml:1: slack: want a mapping with keys channel_prefix, announce_channel, approvers, got a list`},
+			want: []string{`drbot.yaml:1: slack: want a mapping with keys channel_prefix, announce_channel, approvers, requesters, responders, got a list`},
 		},
 		{
 			name: "duplicate key",

@@ -133,7 +133,7 @@ func New(opts Options) *Shell {
 		channels: map[string]*channel{},
 		messages: map[string]*posted{},
 	}
-	s.channels[GeneralID] = &channel{id: GeneralID, name: GeneralName}
+	s.channels[GeneralID] = &channel{id: GeneralID, name: GeneralName, members: []string{user}} // like Slack's #general: everyone
 	s.order = append(s.order, GeneralID)
 	return s
 }
@@ -559,6 +559,7 @@ func (s *Shell) as(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user = name
+	s.joinLocked(GeneralID)
 	s.printfLocked("* you are now %s\n", name)
 }
 
@@ -620,6 +621,7 @@ func (s *Shell) doTrigger(ctx context.Context, arg string) {
 	defer s.mu.Unlock()
 	if s.created != before {
 		s.current = s.lastCreate
+		s.joinLocked(s.current)
 		s.printfLocked("* you are now in #%s\n", s.channels[s.current].name)
 	}
 }
@@ -654,6 +656,7 @@ func (s *Shell) join(name string) {
 		return
 	}
 	s.current = c.id
+	s.joinLocked(c.id)
 	s.printfLocked("* you are now in #%s\n", c.name)
 }
 
@@ -709,14 +712,18 @@ func (s *Shell) promptLocked() {
 
 // renderLocked prints one message. Output from another goroutine re-prints the
 // prompt afterwards.
-// mentionRE matches the chat model's mention markup, <@user> and <#channel>.
-var mentionRE = regexp.MustCompile(`<([@#])([A-Za-z0-9._-]+)>`)
+// mentionRE matches the chat model's mention markup, <@user>, <#channel>
+// and <!subteam^group>.
+var mentionRE = regexp.MustCompile(`<([@#]|!subteam\^)([A-Za-z0-9._-]+)>`)
 
 // readableMentions shows <@bob> as @bob and <#C-incident-x> as #incident-x: in
 // the terminal, user ids are the names people typed after /as.
 func readableMentions(s string) string {
 	return mentionRE.ReplaceAllStringFunc(s, func(m string) string {
 		sub := mentionRE.FindStringSubmatch(m)
+		if sub[1] == "!subteam^" {
+			return "@" + sub[2]
+		}
 		return sub[1] + strings.TrimPrefix(sub[2], channelIDPrefix)
 	})
 }

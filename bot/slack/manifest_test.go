@@ -31,11 +31,11 @@ var webAPI = map[string]struct {
 	"UpdateMessage":             {"chat.update", []string{"chat:write"}},
 	"PostEphemeral":             {"chat.postEphemeral", []string{"chat:write"}},
 	"JoinConversation":          {"conversations.join", []string{"channels:join"}},
-	"CreateConversation":        {"conversations.create", []string{"channels:manage"}}, // + groups:write for private channels
+	"CreateConversation":        {"conversations.create", []string{"channels:manage", "groups:write"}}, // groups:write: security incidents' private channels
 	"SetTopicOfConversation":    {"conversations.setTopic", []string{"channels:manage"}},
-	"InviteUsersToConversation": {"conversations.invite", []string{"channels:manage"}}, // + groups:write for private channels
-	"GetConversations":          {"conversations.list", []string{"channels:read"}},     // + groups:read with private_channel
-	"GetUsersInConversation":    {"conversations.members", []string{"channels:read"}},  // + groups:read for private channels
+	"InviteUsersToConversation": {"conversations.invite", []string{"channels:manage", "groups:write"}}, // groups:write: invites to private channels
+	"GetConversations":          {"conversations.list", []string{"channels:read"}},                     // + groups:read with private_channel
+	"GetUsersInConversation":    {"conversations.members", []string{"channels:read", "groups:read"}},   // groups:read: members of private channels
 	"GetConversationInfo":       {"conversations.info", []string{"channels:read"}},
 	"GetUserByEmail":            {"users.lookupByEmail", []string{"users:read.email", "users:read"}}, // Slack requires users:read with users:read.email
 	"GetUserInfo":               {"users.info", []string{"users:read"}},

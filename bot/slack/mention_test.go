@@ -12,6 +12,9 @@ func TestEscapeKeepsOnlyUserMentionsAndChannelRefs(t *testing.T) {
 		"<@U0ABC123|spoofed name>":      "&lt;@U0ABC123|spoofed name&gt;",
 		"a & b < c":                     "a &amp; b &lt; c",
 		"<@u0abc> lowercase is escaped": "&lt;@u0abc&gt; lowercase is escaped",
+		"ask <!subteam^S0ONCALL>":       "ask <!subteam^S0ONCALL>",
+		"<!subteam^S0ONCALL|@oncall>":   "&lt;!subteam^S0ONCALL|@oncall&gt;",
+		"<!subteam^U0ABC123>":           "&lt;!subteam^U0ABC123&gt;",
 	}
 	for in, want := range cases {
 		if got := escape(in); got != want {

@@ -76,7 +76,7 @@ func escape(s string) string {
 
 var (
 	escaper    = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
-	allowedRef = regexp.MustCompile(`<(?:@[UW]|#[CG])[A-Z0-9]{2,20}>`)
+	allowedRef = regexp.MustCompile(`<(?:@[UW]|#[CG]|!subteam\^S)[A-Z0-9]{2,20}>`)
 )
 
 // truncate cuts s to at most n runes, ending in "…" when cut.

@@ -69,6 +69,7 @@ func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Confi
 		Actions:           acts,
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
+		Access:            newAccess(logger, cfg, adapter),
 	})
 	commands.RegisterRecovery(reg)
 	b := bot.New(bot.Options{

@@ -58,6 +58,10 @@ type Channel struct {
 	// Creator is the user who created the channel: BotUserID for
 	// conversations.create, HumanUserID for AddChannel.
 	Creator string
+	// Private channels (conversations.create with is_private=true) are
+	// invite-only: conversations.join refuses them and conversations.list
+	// shows them only for private_channel, to members.
+	Private bool
 }
 
 // Message is a message as currently stored: Text and Blocks are the latest
@@ -213,6 +217,23 @@ func (s *Server) AddUserGroup(id string, members ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.groups[id] = slices.Clone(members)
+}
+
+// JoinChannel adds user to channel, as a person joining a public channel
+// (or being added to a private one by a member) does; false when there is no
+// such channel.
+func (s *Server) JoinChannel(channelID, user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[channelID]
+	if c == nil {
+		return false
+	}
+	if !slices.Contains(c.Members, user) {
+		c.Members = append(c.Members, user)
+		s.notifyLocked()
+	}
+	return true
 }
 
 // AddChannel creates a channel directly (as if made by a person, HumanUserID)
@@ -382,6 +403,7 @@ var methods = map[string]func(s *Server, p map[string]string) (result, *apiError
 	"conversations.info":     (*Server).conversationsInfo,
 	"conversations.join":     (*Server).conversationsJoin,
 	"conversations.list":     (*Server).conversationsList,
+	"conversations.members":  (*Server).conversationsMembers,
 	"chat.postMessage":       (*Server).chatPostMessage,
 	"chat.update":            (*Server).chatUpdate,
 	"chat.postEphemeral":     (*Server).chatPostEphemeral,
@@ -537,7 +559,7 @@ var validName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 func channelJSON(c *Channel) result {
 	return result{
-		"id": c.ID, "name": c.Name, "is_channel": true, "is_private": false, "is_archived": false,
+		"id": c.ID, "name": c.Name, "is_channel": !c.Private, "is_group": c.Private, "is_private": c.Private, "is_archived": false,
 		"is_member": slices.Contains(c.Members, BotUserID), "created": c.Created.Unix(), "creator": c.Creator, "topic": result{"value": c.Topic, "creator": BotUserID, "last_set": c.Created.Unix()},
 		"num_members": len(c.Members),
 	}
@@ -561,7 +583,7 @@ func (s *Server) conversationsCreate(p map[string]string) (result, *apiError) {
 		}
 	}
 	id := s.newIDLocked("C")
-	c := &Channel{ID: id, Name: name, Members: []string{BotUserID}, Created: time.Now(), Creator: BotUserID}
+	c := &Channel{ID: id, Name: name, Members: []string{BotUserID}, Created: time.Now(), Creator: BotUserID, Private: p["is_private"] == "true"}
 	s.channels[id] = c
 	s.channelOrder = append(s.channelOrder, id)
 	s.notifyLocked()
@@ -645,6 +667,9 @@ func (s *Server) conversationsJoin(p map[string]string) (result, *apiError) {
 	if c == nil {
 		return nil, errResp("channel_not_found")
 	}
+	if c.Private {
+		return nil, errResp("method_not_supported_for_channel_type")
+	}
 	if !slices.Contains(c.Members, BotUserID) {
 		c.Members = append(c.Members, BotUserID)
 		s.notifyLocked()
@@ -665,12 +690,14 @@ func (s *Server) conversationsList(p map[string]string) (result, *apiError) {
 		}
 		limit = min(n, 1000)
 	}
-	public := p["types"] == ""
+	public, private := p["types"] == "", false
 	for t := range strings.SplitSeq(p["types"], ",") {
 		switch strings.TrimSpace(t) {
 		case "public_channel":
 			public = true
-		case "", "private_channel", "mpim", "im":
+		case "private_channel":
+			private = true
+		case "", "mpim", "im":
 		default:
 			return nil, errResp("invalid_types")
 		}
@@ -691,13 +718,17 @@ func (s *Server) conversationsList(p map[string]string) (result, *apiError) {
 	}
 	chans := []result{}
 	next := ""
-	if public {
+	if public || private {
 		for i := start; i < len(s.channelOrder); i++ {
 			if len(chans) == limit {
 				next = "offset:" + strconv.Itoa(i)
 				break
 			}
-			chans = append(chans, channelJSON(s.channels[s.channelOrder[i]]))
+			c := s.channels[s.channelOrder[i]]
+			if c.Private && (!private || !slices.Contains(c.Members, BotUserID)) || !c.Private && !public {
+				continue
+			}
+			chans = append(chans, channelJSON(c))
 		}
 	}
 	return result{"channels": chans, "response_metadata": result{"next_cursor": next}}, nil
@@ -850,4 +881,46 @@ func (s *Server) usergroupsUsersList(p map[string]string) (result, *apiError) {
 		return nil, errResp("no_such_subteam")
 	}
 	return result{"users": slices.Clone(members)}, nil
+}
+
+// conversationsMembers pages through a channel's members. Like Slack, a
+// private channel the bot is not in is channel_not_found; the cursor is the
+// offset of the next page.
+func (s *Server) conversationsMembers(p map[string]string) (result, *apiError) {
+	limit := 100
+	if v := p["limit"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, errResp("invalid_limit")
+		}
+		limit = min(n, 1000)
+	}
+	start := 0
+	if c := p["cursor"]; c != "" {
+		off, ok := strings.CutPrefix(c, "offset:")
+		n, err := strconv.Atoi(off)
+		if !ok || err != nil || n < 0 {
+			return nil, errResp("invalid_cursor")
+		}
+		start = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[p["channel"]]
+	if c == nil || c.Private && !slices.Contains(c.Members, BotUserID) {
+		return nil, errResp("channel_not_found")
+	}
+	if s.listPageMax > 0 {
+		limit = min(limit, s.listPageMax)
+	}
+	members := []string{}
+	next := ""
+	for i := start; i < len(c.Members); i++ {
+		if len(members) == limit {
+			next = "offset:" + strconv.Itoa(i)
+			break
+		}
+		members = append(members, c.Members[i])
+	}
+	return result{"members": members, "response_metadata": result{"next_cursor": next}}, nil
 }

@@ -168,3 +168,54 @@ func TestConversationsListPagesWithCreators(t *testing.T) {
 		t.Errorf("bad cursor: %v", out)
 	}
 }
+
+func TestPrivateChannelsAndMembers(t *testing.T) {
+	s := New()
+	defer s.Close()
+	alice := s.AddUser(User{Name: "alice"})
+	bob := s.AddUser(User{Name: "bob"})
+	_, out, _ := call(t, s, s.BotToken(), "conversations.create", url.Values{"name": {"incident-x-sec"}, "is_private": {"true"}})
+	ch := out["channel"].(map[string]any)
+	id := ch["id"].(string)
+	if ch["is_private"] != true {
+		t.Fatalf("create private = %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.invite", url.Values{"channel": {id}, "users": {alice + "," + bob}}); out["ok"] != true {
+		t.Fatalf("invite = %v", out)
+	}
+	s.SetListPageMax(2)
+	var members []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		_, out, _ := call(t, s, s.BotToken(), "conversations.members", url.Values{"channel": {id}, "cursor": {cursor}})
+		for _, m := range out["members"].([]any) {
+			members = append(members, m.(string))
+		}
+		cursor = out["response_metadata"].(map[string]any)["next_cursor"].(string)
+		if cursor == "" || pages > 3 {
+			break
+		}
+	}
+	if strings.Join(members, ",") != BotUserID+","+alice+","+bob {
+		t.Errorf("members = %v", members)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.join", url.Values{"channel": {id}}); out["error"] != "method_not_supported_for_channel_type" {
+		t.Errorf("join private = %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"types": {"public_channel"}}); len(out["channels"].([]any)) != 0 {
+		t.Errorf("private channel listed as public: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.list", url.Values{"types": {"private_channel"}}); len(out["channels"].([]any)) != 1 {
+		t.Errorf("the bot's private channel not listed: %v", out)
+	}
+	pub := s.AddChannel("general", alice)
+	if _, out, _ := call(t, s, s.BotToken(), "conversations.members", url.Values{"channel": {pub}}); len(out["members"].([]any)) != 1 {
+		t.Errorf("public members = %v", out)
+	}
+	if !s.JoinChannel(pub, bob) {
+		t.Fatal("join failed")
+	}
+	if c, _ := s.ChannelByName("general"); strings.Join(c.Members, ",") != alice+","+bob {
+		t.Errorf("after JoinChannel: %v", c.Members)
+	}
+}
