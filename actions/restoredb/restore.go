@@ -58,6 +58,11 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 		return actions.Plan{}, err
 	}
 	format := FormatOf(obj.Name)
+	if format != FormatCustom {
+		if err := checkPlainSQLClient(ctx, obj.Name); err != nil {
+			return actions.Plan{}, err
+		}
+	}
 
 	now := a.opts.Now().UTC()
 	stamp := now.Format(StampFormat)
@@ -262,6 +267,12 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 // restoreSide creates the side database (dropping what an interrupted
 // attempt left) and streams the pinned backup into it.
 func (a *RestoreDB) restoreSide(ctx context.Context, s Spec, t *target, j actions.Journal) (restoreResult, error) {
+	if s.Format != FormatCustom {
+		// Checked again: the image may have changed since the plan.
+		if err := checkPlainSQLClient(ctx, s.Backup.Name); err != nil {
+			return restoreResult{}, err
+		}
+	}
 	loc, err := runbook.ParseLocation(s.Location)
 	if err != nil {
 		return restoreResult{}, fmt.Errorf("restore %s: %w", s.Database, err)
