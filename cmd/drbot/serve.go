@@ -21,7 +21,7 @@ type ServeCmd struct {
 	ConfigFlags
 	StoreFlags
 	Listen        string        `help:"HTTP listen address (Slack, PagerDuty webhooks, health, metrics)." default:":8080" env:"DRBOT_LISTEN"`
-	PagerDutyPoll time.Duration `name:"pagerduty-poll" help:"Poll PagerDuty for incidents this often instead of (or as well as) taking webhooks; needs PAGERDUTY_API_TOKEN. 0 = off." default:"0s"`
+	PagerDutyPoll time.Duration `name:"pagerduty-poll" help:"Poll PagerDuty for incidents this often instead of (or as well as) taking webhooks; needs PAGERDUTY_API_TOKEN. 0 = off." default:"0s" env:"DRBOT_PAGERDUTY_POLL"`
 }
 
 // serveEnv is the environment serve reads, gathered in one place so that a
@@ -58,7 +58,7 @@ func (e serveEnv) check(poll time.Duration) error {
 		errs = append(errs, fmt.Errorf("--pagerduty-poll %s: must be positive or 0 (off)", poll))
 	}
 	if poll > 0 && e.pdToken == "" {
-		errs = append(errs, errors.New("--pagerduty-poll needs PAGERDUTY_API_TOKEN"))
+		errs = append(errs, errors.New("--pagerduty-poll (DRBOT_PAGERDUTY_POLL) needs PAGERDUTY_API_TOKEN"))
 	}
 	return errors.Join(errs...)
 }
@@ -93,6 +93,8 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	defer closeStore()
 
 	rt := newRuntime(ctx, logger, cfg, db, client)
+	// Jobs, audit verification and store health on /metrics (the chart's alerts).
+	rt.metrics.MustRegister(db.Collector())
 	var pdAPI *pagerduty.API
 	if env.pdToken != "" {
 		if pdAPI, err = pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger}); err != nil {
@@ -108,7 +110,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer rt.stopJobs(logger)
 
-	srv := httpapi.New(httpapi.Options{Ready: db.Ping, Logger: logger, Metrics: rt.metrics})
+	srv := httpapi.New(httpapi.Options{Ready: storeReady(db.Ping), Logger: logger, Metrics: rt.metrics})
 	ingest := rt.bot.HandleIncidentEvent
 	if len(env.pdSecrets) > 0 {
 		srv.Handle("POST /webhooks/pagerduty", pagerduty.WebhookHandler(pagerduty.WebhookOptions{
@@ -170,5 +172,17 @@ func slackMode(e serveEnv) string {
 		return "socket"
 	default:
 		return "http"
+	}
+}
+
+// storeReady is the readiness check: the store answers and is migrated. A
+// failure is published on /readyz as "store unreachable or not migrated"
+// (the error itself, which may name hosts, goes to the log only).
+func storeReady(ping func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := ping(ctx); err != nil {
+			return &httpapi.NotReadyError{Reason: "store unreachable or not migrated", Err: err}
+		}
+		return nil
 	}
 }

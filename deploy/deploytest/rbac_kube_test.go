@@ -1,0 +1,125 @@
+package deploytest
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/runbook"
+)
+
+// TestRBACCoversKubeActions drives every Kubernetes call drbot's actions make
+// (actions/kube's client: plan, scale, rollout restart, rollout status, ready
+// pods) against client-go's fake clientset, records the (resource, verb)
+// pairs, and checks that the chart's Role grants exactly those: a new call
+// without its rule fails here, and so does a rule no call needs.
+func TestRBACCoversKubeActions(t *testing.T) {
+	ctx := context.Background()
+	const ns = "shop"
+	labels := map[string]string{"app": "web"}
+	two := int32(2)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Generation: 1, Labels: labels},
+		Spec:       appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels}},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 5, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2, ReadyReplicas: 2},
+	}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns, Generation: 1, Labels: labels},
+		Spec:       appsv1.StatefulSetSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels}},
+		Status:     appsv1.StatefulSetStatus{ObservedGeneration: 5, Replicas: 2, ReadyReplicas: 2, UpdatedReplicas: 2, CurrentReplicas: 2, CurrentRevision: "r1", UpdateRevision: "r1"},
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: ns, Labels: labels},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+	cs := fake.NewClientset(dep, sts, pod)
+	c := kube.New(cs)
+	c.Poll = time.Millisecond
+	c.Now = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
+
+	for _, ref := range []runbook.WorkloadRef{
+		{Kind: runbook.KindDeployment, Name: "web"},
+		{Kind: runbook.KindStatefulSet, Name: "db"},
+	} {
+		w, err := c.Get(ctx, ns, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Scale(ctx, ns, ref, 3); err != nil {
+			t.Fatalf("scale %s: %v", ref, err)
+		}
+		if err := c.ScaleFrom(ctx, ns, ref, 3, 2); err != nil {
+			t.Fatalf("scale from %s: %v", ref, err)
+		}
+		if _, err := c.RolloutRestart(ctx, ns, ref); err != nil {
+			t.Fatalf("restart %s: %v", ref, err)
+		}
+		if _, err := c.RolloutStatus(ctx, ns, ref); err != nil {
+			t.Fatalf("status %s: %v", ref, err)
+		}
+		if _, _, err := c.PodsReady(ctx, ns, w.Selector); err != nil {
+			t.Fatalf("pods %s: %v", ref, err)
+		}
+	}
+
+	used := map[string]map[string]bool{} // group/resource[/sub] -> verbs
+	for _, a := range cs.Actions() {
+		if a.GetNamespace() != ns {
+			t.Errorf("a call outside the target namespace: %s %s in %q", a.GetVerb(), a.GetResource().Resource, a.GetNamespace())
+		}
+		res := a.GetResource().Group + "/" + a.GetResource().Resource
+		if sub := a.GetSubresource(); sub != "" {
+			res += "/" + sub
+		}
+		if used[res] == nil {
+			used[res] = map[string]bool{}
+		}
+		used[res][a.GetVerb()] = true
+	}
+	granted := map[string]map[string]bool{}
+	for _, r := range wantRules() {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				if granted[g+"/"+res] == nil {
+					granted[g+"/"+res] = map[string]bool{}
+				}
+				for _, v := range r.Verbs {
+					granted[g+"/"+res][v] = true
+				}
+			}
+		}
+	}
+	if got, want := flatten(used), flatten(granted); !equalStrings(got, want) {
+		t.Errorf("the actions call %v; the Role grants %v", got, want)
+	}
+}
+
+func flatten(m map[string]map[string]bool) []string {
+	var out []string
+	for res, verbs := range m {
+		for v := range verbs {
+			out = append(out, res+" "+v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
