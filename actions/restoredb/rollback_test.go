@@ -308,7 +308,7 @@ func TestRestoreWhoseWritersDoNotComeBackSuggestsRollback(t *testing.T) {
 	f.useDir(dir)
 	var refuse atomic.Bool
 	refuse.Store(true)
-	f.kube.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	f.kube.Intercept("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		var ops []struct {
 			Op    string `json:"op"`
 			Value int32  `json:"value"`

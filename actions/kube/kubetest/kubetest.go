@@ -87,6 +87,15 @@ func New(t testing.TB, tick time.Duration, objs ...runtime.Object) *Cluster {
 	return c
 }
 
+// Intercept puts fn first in the reactor chain for verb on resource. Unlike the
+// fake's own PrependReactor it is safe while the controller runs: it takes the
+// lock the fake holds while it invokes reactors.
+func (c *Cluster) Intercept(verb, resource string, fn k8stesting.ReactionFunc) {
+	c.Fake.Lock()
+	defer c.Fake.Unlock()
+	c.PrependReactor(verb, resource, fn)
+}
+
 // SetBehaviour sets how the controller treats namespace/name.
 func (c *Cluster) SetBehaviour(namespace, name string, b Behaviour) {
 	c.mu.Lock()
