@@ -102,14 +102,17 @@ func (b *Bot) createPrivate(ctx context.Context, name string) (string, error) {
 }
 
 // movedRefusal is the answer to incident commands in a channel a security
-// incident left; nil when no incident left channel.
+// incident left; nil when no incident left channel, an internal error when
+// the store cannot tell (never a silent "not moved").
 func (b *Bot) movedRefusal(ctx context.Context, channel string) error {
 	pcs, ok := b.store.(publicChannels)
 	if !ok || channel == "" {
 		return nil
 	}
-	if _, err := pcs.IncidentByPublicChannel(ctx, channel); err != nil {
+	if _, err := pcs.IncidentByPublicChannel(ctx, channel); errors.Is(err, store.ErrNotFound) {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("look up the incident that left channel %s: %w", channel, err)
 	}
 	return commands.Refusef("This incident moved to a private channel because it is a security incident; %s", b.askForAccess(""))
 }

@@ -285,7 +285,7 @@ func snake(name string) string {
 			prevLower := unicode.IsLower(r[i-1])
 			// The start of a word after an initialism: the U in "URLEnv"
 			// is not, the E is; a plural "s" after one ("IDs") stays.
-			nextLower := i+1 < len(r) && unicode.IsLower(r[i+1]) && !(r[i+1] == 's' && i+2 == len(r))
+			nextLower := i+1 < len(r) && unicode.IsLower(r[i+1]) && (r[i+1] != 's' || i+2 != len(r))
 			if prevLower || unicode.IsUpper(r[i-1]) && nextLower {
 				b.WriteByte('_')
 			}

@@ -18,11 +18,11 @@ import (
 // prog with the same arguments.
 func wrap(t *testing.T, bin, prog, script string) {
 	t.Helper()
-	real, err := exec.LookPath(prog)
+	realProg, err := exec.LookPath(prog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := fmt.Sprintf("#!/bin/sh\nREAL=%s\n%s\nexec \"$REAL\" \"$@\"\n", real, script)
+	body := fmt.Sprintf("#!/bin/sh\nREAL=%s\n%s\nexec \"$REAL\" \"$@\"\n", realProg, script)
 	if err := os.WriteFile(filepath.Join(bin, prog), []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}

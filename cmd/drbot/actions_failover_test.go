@@ -90,7 +90,7 @@ func newFailoverWorld(t *testing.T) *failoverWorld {
 	t.Cleanup(health.Close)
 
 	fw.world = newWorld(t, "15m")
-	fw.world.cfg, err = runbook.Parse("failover.yaml", []byte(`
+	fw.cfg, err = runbook.Parse("failover.yaml", []byte(`
 slack:
   approvers: [UBOB, SDBA, carol@example.com]
 approvals:
@@ -107,7 +107,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw.action = failover.New(fw.world.cfg, load)
+	fw.action = failover.New(fw.cfg, load)
 	fw.action.Waits = failover.Waits{MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
 		DBAvailable: time.Minute, DNSChanged: time.Minute, Health: 10 * time.Second, HealthInterval: 20 * time.Millisecond}
 	return fw

@@ -38,8 +38,6 @@ type object struct {
 	Source                string // template or file it came from
 }
 
-func (o object) key() string { return o.Kind + "/" + o.Namespace + "/" + o.Name }
-
 // strictDecoder decodes built-in kinds and fails on unknown or duplicate fields.
 var strictDecoder = serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 

@@ -91,8 +91,8 @@ func New(t testing.TB, tick time.Duration, objs ...runtime.Object) *Cluster {
 // fake's own PrependReactor it is safe while the controller runs: it takes the
 // lock the fake holds while it invokes reactors.
 func (c *Cluster) Intercept(verb, resource string, fn k8stesting.ReactionFunc) {
-	c.Fake.Lock()
-	defer c.Fake.Unlock()
+	c.Lock()
+	defer c.Unlock()
 	c.PrependReactor(verb, resource, fn)
 }
 
