@@ -220,6 +220,15 @@ type Job struct {
 	UniqueByArgs bool      // skip the insert when an unfinished job with the same kind and args exists
 }
 
+// RequestMove is a request state change decided inside a store transaction
+// (see the approval engine's decisions): the new state, its audit row and the
+// jobs that go with it.
+type RequestMove struct {
+	To    string
+	Event AuditEvent
+	Jobs  []Job
+}
+
 // AuditFilter selects audit events. Nil pointers and zero values select all.
 type AuditFilter struct {
 	IncidentID *int64

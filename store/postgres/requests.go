@@ -240,31 +240,7 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 		if !slices.Contains(from, cur.State) || !store.CanTransition(cur.State, to) {
 			return &store.StateConflictError{What: fmt.Sprintf("request %d", id), Current: cur.State, To: to}
 		}
-		out, err = scanRequest(tx.QueryRow(ctx,
-			"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
-		if err != nil {
-			return fmt.Errorf("update state: %w", err)
-		}
-		if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
-			return err
-		}
-		ev.RequestID = &id
-		if ev.IncidentID == nil {
-			ev.IncidentID = out.IncidentID
-		}
-		if ev.Kind == "" {
-			ev.Kind = "request." + to
-		}
-		if ev.Actor == "" {
-			ev.Actor = "drbot"
-		}
-		if len(ev.Data) == 0 {
-			ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
-			if err != nil {
-				return err
-			}
-		}
-		_, err = appendAuditTx(ctx, tx, ev)
+		out, err = moveTx(ctx, db, tx, cur, to, ev, jobs)
 		return err
 	})
 	if err != nil {
@@ -273,6 +249,40 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 			return store.ActionRequest{}, err
 		}
 		return store.ActionRequest{}, fmt.Errorf("move request %d to %s: %w", id, to, err)
+	}
+	return out, nil
+}
+
+// moveTx moves cur (locked by the caller) to state to, inserts jobs and
+// appends ev (defaults: kind request.<to>, actor drbot, data {from, to}) in tx.
+func moveTx(ctx context.Context, db *DB, tx pgx.Tx, cur store.ActionRequest, to string, ev store.AuditEvent, jobs []store.Job) (store.ActionRequest, error) {
+	id := cur.ID
+	out, err := scanRequest(tx.QueryRow(ctx,
+		"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
+	if err != nil {
+		return store.ActionRequest{}, fmt.Errorf("update state: %w", err)
+	}
+	if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
+		return store.ActionRequest{}, err
+	}
+	ev.RequestID = &id
+	if ev.IncidentID == nil {
+		ev.IncidentID = out.IncidentID
+	}
+	if ev.Kind == "" {
+		ev.Kind = "request." + to
+	}
+	if ev.Actor == "" {
+		ev.Actor = "drbot"
+	}
+	if len(ev.Data) == 0 {
+		ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
+		if err != nil {
+			return store.ActionRequest{}, err
+		}
+	}
+	if _, err := appendAuditTx(ctx, tx, ev); err != nil {
+		return store.ActionRequest{}, err
 	}
 	return out, nil
 }
