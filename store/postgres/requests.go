@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -440,40 +439,4 @@ func (db *DB) RecentRequests(ctx context.Context, service string, limit int) ([]
 		return nil, fmt.Errorf("list recent requests of %q: %w", service, err)
 	}
 	return rs, nil
-}
-
-// requestLockClass is the first key of the session advisory locks that
-// serialise the execution of one request across processes ("dr").
-const requestLockClass = int32(0x6472)
-
-// LockRequest takes the execution lock of request id without waiting: a
-// PostgreSQL session advisory lock held on a connection of its own, so it is
-// released when the holder calls release or when its process dies (kill -9
-// closes the connection). ok is false when another holder has it.
-func (db *DB) LockRequest(ctx context.Context, id int64) (release func(), ok bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
-	}
-	key := int32(id) //nolint:gosec // wraps after 2^31 requests; a collision only serialises two requests
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", requestLockClass, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, false, nil
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", requestLockClass, key); err != nil {
-				// The lock dies with the connection: do not give it back to the pool.
-				_ = conn.Conn().Close(ctx)
-			}
-			conn.Release()
-		})
-	}, true, nil
 }
