@@ -141,8 +141,10 @@ func (w *requestWiring) register(workers *river.Workers) {
 	river.AddWorker(workers, &resumeWorker{w: w})
 }
 
-// resumeEvery is how often requests left running by a process that died
-// while others live on are picked up (a restart picks them up at once).
+// resumeEvery is how often requests left approved or running by a process
+// that died while others live on are picked up (a restart looks at once; a
+// request whose dead runner's lease is still live is scheduled for when it
+// expires).
 const resumeEvery = time.Minute
 
 // resumeRequestsArgs is the periodic job that resumes requests left running.
@@ -160,9 +162,9 @@ func (r *resumeWorker) Work(ctx context.Context, _ *river.Job[resumeRequestsArgs
 }
 
 // periodicResume schedules resumeRequestsArgs: a request whose process was
-// killed is resumed by a surviving instance within resumeEvery (each resume
-// job first takes the request's lock, so requests still running elsewhere
-// are left alone).
+// killed is resumed by a surviving instance within resumeEvery (targets with
+// a live execution lease are left to their holder, and each resume job takes
+// the lease first).
 func (w *requestWiring) periodicResume() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(resumeEvery),
 		func() (river.JobArgs, *river.InsertOpts) { return resumeRequestsArgs{}, nil }, nil)
@@ -186,9 +188,16 @@ type executeWorker struct {
 	run *runner.Runner
 }
 
-// Timeout lets a recovery run for hours (a large restore); steps have their own.
+// executeTimeout bounds one execution (a large restore runs for hours; steps
+// have their own timeouts). River's rescuer leaves an execute job alone for
+// this long, far longer than postgres.DefaultRescueStuckJobsAfter: a job
+// orphaned by kill -9 is not what recovers its request. The runner's lease
+// and the periodic resume (resumeEvery) are, within a minute.
+const executeTimeout = 12 * time.Hour
+
+// Timeout is executeTimeout.
 func (w *executeWorker) Timeout(*river.Job[store.ExecuteRequestArgs]) time.Duration {
-	return 12 * time.Hour
+	return executeTimeout
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRequestArgs]) error {
