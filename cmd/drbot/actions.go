@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -130,8 +131,24 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
 	})
 	reqs := bot.NewRequests(bot.RequestsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
-	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger})
+	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
 	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
+}
+
+// executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how
+// long a target stays leased to a runner that stopped renewing it (its
+// process died). Unset or invalid: runner.DefaultLease (30s).
+func executionLease(logger *slog.Logger) time.Duration {
+	v := os.Getenv("DRBOT_EXECUTION_LEASE")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 3*time.Second {
+		logger.Warn("DRBOT_EXECUTION_LEASE is not a duration of at least 3s; using the default", "value", v, "default", runner.DefaultLease)
+		return 0
+	}
+	return d
 }
 
 // register adds the request jobs' workers.

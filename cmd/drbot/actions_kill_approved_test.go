@@ -18,8 +18,8 @@ import (
 // TestKilledServeResumesApprovedRequest: `drbot serve` is killed with SIGKILL
 // after the approval and before the request moved to running (during the
 // re-plan). The next `drbot serve` runs it to the end, once, as soon as the
-// dead runner's lease runs out (DefaultLease, 30 s) — not after River's
-// 12-hour worker timeout.
+// dead runner's lease runs out (DRBOT_EXECUTION_LEASE, 5 s here) — not after
+// River's 12-hour worker timeout.
 func TestKilledServeResumesApprovedRequest(t *testing.T) {
 	w := newWorld(t, "15m")
 	cfgFile := filepath.Join(t.TempDir(), "e2e.yaml")
@@ -40,7 +40,7 @@ services:
 			"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 			"DATABASE_URL=" + w.url, "DRBOT_LISTEN=" + addr,
 			"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
-			"DRBOT_E2E_ACTIONS_URL=" + w.url,
+			"DRBOT_E2E_ACTIONS_URL=" + w.url, "DRBOT_EXECUTION_LEASE=5s",
 		}
 		if hold {
 			cmd.Env = append(cmd.Env, "DRBOT_E2E_HOLD_REPLAN=restore-db")
