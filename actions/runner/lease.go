@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -164,7 +165,7 @@ func (h *holding) stopped(ctx context.Context, req store.ActionRequest, err erro
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	data := fmt.Appendf(nil, `{"target":%q,"holder":%q,"holder_request":%d,"stopped_before":%q}`, le.Target, le.Holder, le.RequestID, before)
+	data, _ := json.Marshal(map[string]any{"target": le.Target, "holder": le.Holder, "holder_request": le.RequestID, "stopped_before": before})
 	if _, aerr := h.r.store.AppendAudit(rctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: "request.lease_lost", Data: data}); aerr != nil {
 		h.r.log.WarnContext(rctx, "record lost lease", "request", req.ID, "err", aerr)
 	}

@@ -1,6 +1,7 @@
 // Package runner executes approved action requests: exactly once across
 // processes (a per-target execution lease in PostgreSQL, renewed while the
-// runner works and fenced before every step, and forward-only state moves), resumably (every step is journaled in the audit log, so an execution
+// runner works and fenced before every step, and forward-only state moves),
+// resumably (every step is journaled in the audit log, so an execution
 // interrupted by a crash resumes where it stopped), with live progress on the
 // request's card, then verifies the result and reports it.
 package runner
