@@ -17,6 +17,10 @@ type Store interface {
 	store.Requests
 	// CreateRequestWith is CreateRequest with jobs built from the inserted row.
 	CreateRequestWith(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job) (store.ActionRequest, error)
+	// DecideRequest records a decision and the state move it causes (its
+	// audit row, its job) in one transaction; move sees every decision.
+	DecideRequest(ctx context.Context, a store.Approval, ev store.AuditEvent,
+		move func(req store.ActionRequest, all []store.Approval) (*store.RequestMove, error)) (store.ActionRequest, error)
 }
 
 // Engine moves requests through their lifecycle. Every change is one store
@@ -156,52 +160,28 @@ func (e *Engine) Decide(ctx context.Context, id int64, actor, decision, reason s
 		}
 		return Result{}, err
 	}
-	_, err = e.store.AddApproval(ctx, store.Approval{RequestID: id, PlanHash: req.PlanHash, Approver: actor, Decision: decision, Reason: reason},
-		store.AuditEvent{})
+	// One transaction: the decision, its audit row and, when it settles the
+	// request, the state move with its audit row and the execution job. The
+	// store locks the request, so of concurrent approvers the last sees every
+	// approval and exactly one moves it.
+	out, err := e.store.DecideRequest(ctx, store.Approval{RequestID: id, PlanHash: req.PlanHash, Approver: actor, Decision: decision, Reason: reason},
+		store.AuditEvent{}, func(cur store.ActionRequest, all []store.Approval) (*store.RequestMove, error) {
+			if decision == store.DecisionDeny {
+				data, _ := json.Marshal(map[string]string{"from": store.RequestPending, "to": store.RequestDenied, "reason": reason})
+				return &store.RequestMove{To: store.RequestDenied, Event: store.AuditEvent{Kind: "request.denied", Actor: actor, Data: data}}, nil
+			}
+			v.Count = Count(cur, all, approvers)
+			v.Approved = v.Count >= pol.Required
+			if !v.Approved {
+				return nil, nil
+			}
+			data, _ := json.Marshal(map[string]any{"from": store.RequestPending, "to": store.RequestApproved, "approvals": v.Count, "required": pol.Required})
+			return &store.RequestMove{To: store.RequestApproved,
+				Event: store.AuditEvent{Kind: "request.approved", Actor: actor, Data: data},
+				Jobs:  []store.Job{{Args: store.ExecuteRequestArgs{RequestID: id}, UniqueByArgs: true}}}, nil
+		})
 	if err != nil {
 		return Result{}, e.conflict(ctx, id, err)
-	}
-	if decision == store.DecisionDeny {
-		data, _ := json.Marshal(map[string]string{"from": store.RequestPending, "to": store.RequestDenied, "reason": reason})
-		out, err := e.store.TransitionRequest(ctx, id, []string{store.RequestPending}, store.RequestDenied,
-			store.AuditEvent{Kind: "request.denied", Actor: actor, Data: data})
-		if err != nil {
-			return Result{}, e.conflict(ctx, id, err)
-		}
-		return Result{Request: out, Verdict: v}, nil
-	}
-	// Count again after our approval committed: of concurrent approvers, the
-	// last to commit sees every approval, so the request never stays pending
-	// with enough approvals; the state lock lets exactly one move it.
-	approvals, err = e.store.Approvals(ctx, id)
-	if err != nil {
-		return Result{}, err
-	}
-	v.Count = Count(req, approvals, approvers)
-	v.Approved = v.Count >= pol.Required
-	if !v.Approved {
-		cur, err := e.store.Request(ctx, id)
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{Request: cur, Verdict: v}, nil
-	}
-	data, _ := json.Marshal(map[string]any{"from": store.RequestPending, "to": store.RequestApproved, "approvals": v.Count, "required": pol.Required})
-	out, err := e.store.TransitionRequest(ctx, id, []string{store.RequestPending}, store.RequestApproved,
-		store.AuditEvent{Kind: "request.approved", Actor: actor, Data: data},
-		store.Job{Args: store.ExecuteRequestArgs{RequestID: id}, UniqueByArgs: true})
-	if err != nil {
-		if errors.Is(err, store.ErrStateConflict) {
-			// Another approval moved it (or it was cancelled meanwhile):
-			// our approval is recorded; report the state as it is.
-			cur, rerr := e.store.Request(ctx, id)
-			if rerr != nil {
-				return Result{}, rerr
-			}
-			v.Approved = false
-			return Result{Request: cur, Verdict: v}, nil
-		}
-		return Result{}, err
 	}
 	return Result{Request: out, Verdict: v}, nil
 }

@@ -220,6 +220,15 @@ type Job struct {
 	UniqueByArgs bool      // skip the insert when an unfinished job with the same kind and args exists
 }
 
+// RequestMove is a request state change decided inside a store transaction
+// (see the approval engine's decisions): the new state, its audit row and the
+// jobs that go with it.
+type RequestMove struct {
+	To    string
+	Event AuditEvent
+	Jobs  []Job
+}
+
 // AuditFilter selects audit events. Nil pointers and zero values select all.
 type AuditFilter struct {
 	IncidentID *int64
@@ -306,4 +315,69 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.
 	Close()
+}
+
+// Lease is the right to execute on a target: a row in the store that its
+// holder renews while it works. Token is a fencing token: every acquisition
+// gets a larger one, so a holder whose lease was taken over can tell.
+type Lease struct {
+	Target    string
+	RequestID int64
+	Holder    string
+	Token     int64
+	ExpiresAt time.Time
+}
+
+// ErrLeaseBusy is returned (wrapped in a *LeaseError) when a target's lease is
+// held by someone else; ErrLeaseLost when a holder's lease is no longer its own.
+var (
+	ErrLeaseBusy = errors.New("execution lease busy")
+	ErrLeaseLost = errors.New("execution lease lost")
+)
+
+// LeaseError names who holds a target's lease now (Holder empty: nobody).
+// It matches ErrLeaseBusy or ErrLeaseLost (Lost) with errors.Is.
+type LeaseError struct {
+	Target    string
+	Holder    string
+	RequestID int64
+	ExpiresAt time.Time
+	Lost      bool
+}
+
+func (e *LeaseError) Error() string {
+	who := "nobody"
+	if e.Holder != "" {
+		who = fmt.Sprintf("%s (request %d)", e.Holder, e.RequestID)
+	}
+	if e.Lost {
+		return fmt.Sprintf("lost the execution lease for %s to %s", e.Target, who)
+	}
+	return fmt.Sprintf("%s is being executed by %s until %s", e.Target, who, e.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is match ErrLeaseBusy or ErrLeaseLost.
+func (e *LeaseError) Is(target error) bool {
+	if e.Lost {
+		return target == ErrLeaseLost
+	}
+	return target == ErrLeaseBusy
+}
+
+// Leases keeps execution leases (one per target). None of these calls keeps
+// a database connection after it returns.
+type Leases interface {
+	// AcquireLease takes target's lease for ttl when it is free or expired,
+	// atomically (never get-then-set); otherwise
+	// it fails with a *LeaseError naming the holder.
+	AcquireLease(ctx context.Context, target string, requestID int64, holder string, ttl time.Duration) (Lease, error)
+	// RenewLease extends l for ttl from now while l.Token is current and
+	// unexpired; otherwise it fails with a *LeaseError (Lost).
+	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// CheckLease fails with a *LeaseError (Lost) unless l.Token is current and unexpired.
+	CheckLease(ctx context.Context, l Lease) error
+	// ReleaseLease gives l up (nothing when it is no longer l's).
+	ReleaseLease(ctx context.Context, l Lease) error
+	// LiveLeases returns the unexpired leases by target.
+	LiveLeases(ctx context.Context) (map[string]Lease, error)
 }

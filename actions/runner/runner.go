@@ -1,6 +1,7 @@
 // Package runner executes approved action requests: exactly once across
-// processes (a per-request PostgreSQL advisory lock and forward-only state
-// moves), resumably (every step is journaled in the audit log, so an execution
+// processes (a per-target execution lease in PostgreSQL, renewed while the
+// runner works and fenced before every step, and forward-only state moves),
+// resumably (every step is journaled in the audit log, so an execution
 // interrupted by a crash resumes where it stopped), with live progress on the
 // request's card, then verifies the result and reports it.
 package runner
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -26,9 +28,9 @@ type Store interface {
 	store.Requests
 	store.Audit
 	store.JobQueue
-	// LockRequest takes request id's execution lock without waiting; ok is
-	// false when another process holds it. The lock dies with its holder.
-	LockRequest(ctx context.Context, id int64) (release func(), ok bool, err error)
+	// Leases are the per-target execution leases: no connection is held
+	// while an execution runs, and a lost lease is noticed before each step.
+	store.Leases
 	// RequestsInState lists requests in any of states.
 	RequestsInState(ctx context.Context, states ...string) ([]store.ActionRequest, error)
 }
@@ -63,7 +65,15 @@ type Options struct {
 	Now     func() time.Time
 	// ProgressEvery throttles progress updates (0: DefaultProgressEvery).
 	ProgressEvery time.Duration
+	// Lease is how long an execution lease lasts without renewal; the runner
+	// renews it every Lease/3 (0: DefaultLease).
+	Lease time.Duration
 }
+
+// DefaultLease is how long a target stays leased to a runner that stopped
+// renewing it (its process died, or it lost the store) before another may
+// take it over.
+const DefaultLease = 30 * time.Second
 
 // Runner executes approved requests.
 type Runner struct {
@@ -73,6 +83,8 @@ type Runner struct {
 	log     *slog.Logger
 	now     func() time.Time
 	every   time.Duration
+	lease   time.Duration
+	host    string
 }
 
 // New returns a Runner; Store, Actions and Cards are required.
@@ -89,30 +101,52 @@ func New(o Options) *Runner {
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = DefaultProgressEvery
 	}
-	return &Runner{store: o.Store, actions: o.Actions, cards: o.Cards, log: o.Logger, now: o.Now, every: o.ProgressEvery}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "drbot"
+	}
+	return &Runner{store: o.Store, actions: o.Actions, cards: o.Cards, log: o.Logger, now: o.Now, every: o.ProgressEvery,
+		lease: o.Lease, host: fmt.Sprintf("%s/%d", host, os.Getpid())}
 }
 
-// Resume enqueues an execution job for every request left running or
-// verifying, typically by a process that was killed. Each job takes the
-// request's lock first, so a request still running in a live process is left
-// to it. Call it after the job workers started.
+// Resume enqueues an execution job for every request left approved, running
+// or verifying, typically by a process that was killed (an approved request
+// whose runner died during the re-plan included). A request whose target's
+// lease is live is left to its holder; its job is scheduled for when that
+// lease would expire (once per lease token), so a dead holder's request
+// resumes as soon as its lease runs out. Each job takes the lease first, so
+// extra jobs do nothing. Call it after the job workers started.
 func (r *Runner) Resume(ctx context.Context) (int, error) {
-	reqs, err := r.store.RequestsInState(ctx, store.RequestRunning, store.RequestVerifying)
+	reqs, err := r.store.RequestsInState(ctx, store.RequestApproved, store.RequestRunning, store.RequestVerifying)
 	if err != nil {
 		return 0, fmt.Errorf("resume requests: %w", err)
 	}
 	if len(reqs) == 0 {
 		return 0, nil
 	}
+	live, err := r.store.LiveLeases(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("resume requests: %w", err)
+	}
 	nonce := newRef()
 	jobs := make([]store.Job, 0, len(reqs))
+	n := 0
 	for _, q := range reqs {
+		if l, ok := live[q.Target]; ok {
+			jobs = append(jobs, store.Job{Args: store.ExecuteRequestArgs{RequestID: q.ID, Resume: fmt.Sprintf("after-lease-%d", l.Token)},
+				RunAt: l.ExpiresAt.Add(time.Second), UniqueByArgs: true})
+			continue
+		}
 		jobs = append(jobs, store.Job{Args: store.ExecuteRequestArgs{RequestID: q.ID, Resume: nonce}})
+		n++
 	}
 	if err := r.store.InsertJobs(ctx, jobs...); err != nil {
 		return 0, fmt.Errorf("resume requests: %w", err)
 	}
-	return len(reqs), nil
+	return n, nil
 }
 
 // Run executes request id if it is approved, resumes it if it is running or
@@ -120,36 +154,58 @@ func (r *Runner) Resume(ctx context.Context) (int, error) {
 // work should be retried (the store failed, or ctx ended mid-way, e.g. at
 // shutdown); an action that fails moves the request to failed and returns nil.
 func (r *Runner) Run(ctx context.Context, id int64) error {
-	release, ok, err := r.store.LockRequest(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		r.log.InfoContext(ctx, "request is being executed by another process", "request", id)
-		return nil
-	}
-	defer release()
-
 	req, err := r.store.Request(ctx, id)
 	if err != nil {
 		return fmt.Errorf("run request %d: %w", id, err)
 	}
-	if req.State != store.RequestApproved && req.State != store.RequestRunning && req.State != store.RequestVerifying {
+	if !runnable(req.State) {
 		return nil // pending, or final: nothing to run
 	}
+	h, err := r.hold(ctx, req)
+	if errors.Is(err, store.ErrLeaseBusy) {
+		r.log.InfoContext(ctx, "request's target is being executed by another runner", "request", id, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("run request %d: %w", id, err)
+	}
+	defer h.release()
+	ctx = h.ctx
+	// Read it again under the lease: another runner may have finished it.
+	cur, err := r.store.Request(ctx, id)
+	if err != nil {
+		return h.stopped(ctx, req, fmt.Errorf("run request %d: %w", id, err))
+	}
+	if !runnable(cur.State) {
+		return nil
+	}
+	return h.stopped(ctx, cur, r.run(ctx, h, cur))
+}
+
+func runnable(state string) bool {
+	return state == store.RequestApproved || state == store.RequestRunning || state == store.RequestVerifying
+}
+
+// run is Run under the lease h.
+func (r *Runner) run(ctx context.Context, h *holding, req store.ActionRequest) error {
+	id := req.ID
+	var err error
 	var plan actions.Plan
 	if err := json.Unmarshal(req.Plan, &plan); err != nil {
-		return r.fail(ctx, req, fmt.Sprintf("the approved plan cannot be read (ref %s)", r.logErr(ctx, req, "decode plan", err)), err)
+		return r.fail(ctx, h, req, fmt.Sprintf("the approved plan cannot be read (ref %s)", r.logErr(ctx, req, "decode plan", err)), err)
 	}
 	a := r.actions[req.Kind]
 	if a == nil {
-		return r.fail(ctx, req, fmt.Sprintf("this drbot has no %s action; nothing was run", req.Kind), nil)
+		return r.fail(ctx, h, req, fmt.Sprintf("this drbot has no %s action; nothing was run", req.Kind), nil)
 	}
 	st := Status{Steps: len(plan.Steps)}
 
 	switch req.State {
 	case store.RequestApproved:
 		changed := r.replan(ctx, req, a, plan)
+		if err := h.fence(ctx, "start"); err != nil {
+			return err
+		}
 		data, _ := json.Marshal(map[string]any{"from": store.RequestApproved, "to": store.RequestRunning, "plan_changed": changed})
 		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestApproved}, store.RequestRunning,
 			store.AuditEvent{Kind: "request.running", Actor: "drbot", Data: data})
@@ -162,15 +218,21 @@ func (r *Runner) Run(ctx context.Context, id int64) error {
 		r.cards.Show(ctx, req, st)
 		fallthrough
 	case store.RequestRunning:
-		j := &journal{r: r, req: req, plan: plan}
+		j := &journal{r: r, req: req, plan: plan, h: h}
 		if req.State == store.RequestRunning && j.resumed(ctx) {
 			j.Note(ctx, "Resumed after a restart: steps already done are skipped.")
 		}
 		if err := a.Execute(ctx, plan, j); err != nil {
+			if h.lostErr(ctx, err) != nil {
+				return err
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("run request %d: interrupted: %w", id, err) // resumed on the next start or retry
 			}
-			return r.fail(ctx, req, r.reason(ctx, req, j.currentStep(), err), err)
+			return r.fail(ctx, h, req, r.reason(ctx, req, j.currentStep(), err), err)
+		}
+		if err := h.fence(ctx, "verify"); err != nil {
+			return err
 		}
 		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestRunning}, store.RequestVerifying,
 			store.AuditEvent{Kind: "request.verifying", Actor: "drbot"})
@@ -180,12 +242,18 @@ func (r *Runner) Run(ctx context.Context, id int64) error {
 		r.cards.Show(ctx, req, Status{Steps: st.Steps, StepIndex: st.Steps, Step: "verify"})
 	}
 
+	if err := h.fence(ctx, "verify"); err != nil {
+		return err
+	}
 	rep, err := a.Verify(ctx, plan)
 	if err != nil {
+		if h.lostErr(ctx, err) != nil {
+			return err
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("verify request %d: interrupted: %w", id, err)
 		}
-		return r.fail(ctx, req, "verification could not run: "+r.reason(ctx, req, "verify", err), err)
+		return r.fail(ctx, h, req, "verification could not run: "+r.reason(ctx, req, "verify", err), err)
 	}
 	data, _ := json.Marshal(map[string]any{"from": store.RequestVerifying, "report": rep, "ok": rep.OK()})
 	to, reason := store.RequestSucceeded, ""
@@ -195,6 +263,9 @@ func (r *Runner) Run(ctx context.Context, id int64) error {
 		if len(rep.Checks) == 0 {
 			reason = "verification ran no checks"
 		}
+	}
+	if err := h.fence(ctx, "report"); err != nil {
+		return err
 	}
 	req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestVerifying}, to,
 		store.AuditEvent{Kind: "request." + to, Actor: "drbot", Data: data})
@@ -267,8 +338,12 @@ func (r *Runner) logErr(ctx context.Context, req store.ActionRequest, what strin
 	return ref
 }
 
-// fail moves req to failed with reason and shows it.
-func (r *Runner) fail(ctx context.Context, req store.ActionRequest, reason string, cause error) error {
+// fail moves req to failed with reason and shows it, unless the lease was
+// lost meanwhile (then the new holder decides).
+func (r *Runner) fail(ctx context.Context, h *holding, req store.ActionRequest, reason string, cause error) error {
+	if err := h.fence(ctx, ""); err != nil {
+		return err
+	}
 	d := map[string]string{"from": req.State, "reason": reason}
 	if cause != nil {
 		d["error"] = cause.Error()
@@ -298,6 +373,7 @@ type journal struct {
 	r    *Runner
 	req  store.ActionRequest
 	plan actions.Plan
+	h    *holding
 
 	mu       sync.Mutex
 	current  string
@@ -341,6 +417,9 @@ func (j *journal) resumed(ctx context.Context) bool {
 }
 
 func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool, bool, error) {
+	if err := j.h.fence(ctx, step); err != nil {
+		return nil, false, false, err
+	}
 	evs, err := j.events(ctx)
 	if err != nil {
 		return nil, false, false, err
@@ -376,6 +455,15 @@ func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool
 }
 
 func (j *journal) Finish(ctx context.Context, step string, result any, stepErr error) error {
+	// A runner that lost its lease records nothing more: the new holder
+	// runs this step again (steps are idempotent).
+	next := step
+	if stepErr == nil {
+		next = j.after(step)
+	}
+	if err := j.h.fence(ctx, next); err != nil {
+		return err
+	}
 	d := stepData{Step: step}
 	if stepErr != nil {
 		d.Error = stepErr.Error()
@@ -404,6 +492,16 @@ func (j *journal) Note(ctx context.Context, text string) {
 		j.r.log.WarnContext(ctx, "record note", "request", j.req.ID, "err", err)
 	}
 	j.r.cards.Note(ctx, j.req, fmt.Sprintf("Request #%d (%s): %s", j.req.ID, j.req.Kind, text))
+}
+
+// after names the step that follows step in the plan ("verify" after the last).
+func (j *journal) after(step string) string {
+	for i, s := range j.plan.Steps {
+		if s.Name == step && i+1 < len(j.plan.Steps) {
+			return j.plan.Steps[i+1].Name
+		}
+	}
+	return "verify"
 }
 
 func (j *journal) currentStep() string {

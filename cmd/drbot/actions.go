@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -131,8 +132,24 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
 	})
 	reqs := bot.NewRequests(bot.RequestsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
-	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger})
+	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
 	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
+}
+
+// executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how
+// long a target stays leased to a runner that stopped renewing it (its
+// process died). Unset or invalid: runner.DefaultLease (30s).
+func executionLease(logger *slog.Logger) time.Duration {
+	v := os.Getenv("DRBOT_EXECUTION_LEASE")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 3*time.Second {
+		logger.Warn("DRBOT_EXECUTION_LEASE is not a duration of at least 3s; using the default", "value", v, "default", runner.DefaultLease)
+		return 0
+	}
+	return d
 }
 
 // register adds the request jobs' workers.
@@ -142,8 +159,10 @@ func (w *requestWiring) register(workers *river.Workers) {
 	river.AddWorker(workers, &resumeWorker{w: w})
 }
 
-// resumeEvery is how often requests left running by a process that died
-// while others live on are picked up (a restart picks them up at once).
+// resumeEvery is how often requests left approved or running by a process
+// that died while others live on are picked up (a restart looks at once; a
+// request whose dead runner's lease is still live is scheduled for when it
+// expires).
 const resumeEvery = time.Minute
 
 // resumeRequestsArgs is the periodic job that resumes requests left running.
@@ -161,9 +180,9 @@ func (r *resumeWorker) Work(ctx context.Context, _ *river.Job[resumeRequestsArgs
 }
 
 // periodicResume schedules resumeRequestsArgs: a request whose process was
-// killed is resumed by a surviving instance within resumeEvery (each resume
-// job first takes the request's lock, so requests still running elsewhere
-// are left alone).
+// killed is resumed by a surviving instance within resumeEvery (targets with
+// a live execution lease are left to their holder, and each resume job takes
+// the lease first).
 func (w *requestWiring) periodicResume() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(resumeEvery),
 		func() (river.JobArgs, *river.InsertOpts) { return resumeRequestsArgs{}, nil }, nil)
@@ -187,9 +206,16 @@ type executeWorker struct {
 	run *runner.Runner
 }
 
-// Timeout lets a recovery run for hours (a large restore); steps have their own.
+// executeTimeout bounds one execution (a large restore runs for hours; steps
+// have their own timeouts). River's rescuer leaves an execute job alone for
+// this long, far longer than postgres.DefaultRescueStuckJobsAfter: a job
+// orphaned by kill -9 is not what recovers its request. The runner's lease
+// and the periodic resume (resumeEvery) are, within a minute.
+const executeTimeout = 12 * time.Hour
+
+// Timeout is executeTimeout.
 func (w *executeWorker) Timeout(*river.Job[store.ExecuteRequestArgs]) time.Duration {
-	return 12 * time.Hour
+	return executeTimeout
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRequestArgs]) error {

@@ -35,6 +35,13 @@ func init() {
 					logger.Warn("e2e: execution held", "kind", kind)
 				}()
 			}
+			if os.Getenv("DRBOT_E2E_HOLD_REPLAN") == kind {
+				entered := a.HoldPlanAfter(1)
+				go func() {
+					<-entered
+					logger.Warn("e2e: re-plan held", "kind", kind)
+				}()
+			}
 			return a, nil
 		})
 	}

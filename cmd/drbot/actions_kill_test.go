@@ -66,7 +66,7 @@ services:
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"DATABASE_URL=" + w.url, "DRBOT_LISTEN=" + addr,
 		"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
-		"DRBOT_E2E_ACTIONS_URL=" + w.url, "DRBOT_E2E_HOLD=restore-db",
+		"DRBOT_E2E_ACTIONS_URL=" + w.url, "DRBOT_EXECUTION_LEASE=5s", "DRBOT_E2E_HOLD=restore-db",
 	}
 	srv := startServer(t, cmd, addr)
 	base, logs := srv.base, srv.logs

@@ -43,7 +43,11 @@ type Options struct {
 	SoftStopTimeout time.Duration
 	// RescueStuckJobsAfter is how long a job may stay running before River
 	// runs it again, assuming its process died (kill -9); 0 means
-	// DefaultRescueStuckJobsAfter. It must exceed every worker's Timeout.
+	// DefaultRescueStuckJobsAfter. River leaves a job whose worker declares a
+	// longer Timeout alone until that Timeout has passed, so workers with a
+	// longer Timeout (audit.verify: 1 h; request.execute: 12 h) must not rely
+	// on the rescue to recover: request executions are recovered by their
+	// lease and the periodic resume (actions/runner), within a minute.
 	RescueStuckJobsAfter time.Duration
 }
 

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -50,13 +51,12 @@ func TestMigrateConcurrentOpenAndIdempotent(t *testing.T) {
 		}
 	}
 	conn := sqlConn(t, url)
-	files, err := os.ReadDir("migrations")
-	if err != nil {
-		t.Fatal(err)
+	latest, err := fs.Glob(os.DirFS("migrations"), "*.sql")
+	if err != nil || len(latest) == 0 {
+		t.Fatalf("migrations: %v, %v", latest, err)
 	}
-	latest := len(files)
-	if n := count(t, conn, "SELECT version FROM drbot_schema_version"); n != latest {
-		t.Errorf("drbot schema version = %d, want %d", n, latest)
+	if n := count(t, conn, "SELECT version FROM drbot_schema_version"); n != len(latest) {
+		t.Errorf("drbot schema version = %d, want %d", n, len(latest))
 	}
 	if n := count(t, conn, "SELECT count(*) FROM drbot_schema_version"); n != 1 {
 		t.Errorf("drbot_schema_version has %d rows, want 1", n)
@@ -82,10 +82,10 @@ func TestMigrateConcurrentOpenAndIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = dbs[1].Ping(ctx)
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("drbot schema is at version 0, want %d", latest)) {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("drbot schema is at version 0, want %d", len(latest))) {
 		t.Errorf("Ping with schema behind = %v, want a version error", err)
 	}
-	if _, err := conn.Exec(ctx, "UPDATE drbot_schema_version SET version = $1", latest); err != nil {
+	if _, err := conn.Exec(ctx, "UPDATE drbot_schema_version SET version = $1", len(latest)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "DELETE FROM river_migration WHERE version = (SELECT max(version) FROM river_migration)"); err != nil {

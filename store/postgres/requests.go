@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -240,31 +239,7 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 		if !slices.Contains(from, cur.State) || !store.CanTransition(cur.State, to) {
 			return &store.StateConflictError{What: fmt.Sprintf("request %d", id), Current: cur.State, To: to}
 		}
-		out, err = scanRequest(tx.QueryRow(ctx,
-			"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
-		if err != nil {
-			return fmt.Errorf("update state: %w", err)
-		}
-		if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
-			return err
-		}
-		ev.RequestID = &id
-		if ev.IncidentID == nil {
-			ev.IncidentID = out.IncidentID
-		}
-		if ev.Kind == "" {
-			ev.Kind = "request." + to
-		}
-		if ev.Actor == "" {
-			ev.Actor = "drbot"
-		}
-		if len(ev.Data) == 0 {
-			ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
-			if err != nil {
-				return err
-			}
-		}
-		_, err = appendAuditTx(ctx, tx, ev)
+		out, err = moveTx(ctx, db, tx, cur, to, ev, jobs)
 		return err
 	})
 	if err != nil {
@@ -273,6 +248,40 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 			return store.ActionRequest{}, err
 		}
 		return store.ActionRequest{}, fmt.Errorf("move request %d to %s: %w", id, to, err)
+	}
+	return out, nil
+}
+
+// moveTx moves cur (locked by the caller) to state to, inserts jobs and
+// appends ev (defaults: kind request.<to>, actor drbot, data {from, to}) in tx.
+func moveTx(ctx context.Context, db *DB, tx pgx.Tx, cur store.ActionRequest, to string, ev store.AuditEvent, jobs []store.Job) (store.ActionRequest, error) {
+	id := cur.ID
+	out, err := scanRequest(tx.QueryRow(ctx,
+		"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
+	if err != nil {
+		return store.ActionRequest{}, fmt.Errorf("update state: %w", err)
+	}
+	if err := db.insertJobsTx(ctx, tx, jobs); err != nil {
+		return store.ActionRequest{}, err
+	}
+	ev.RequestID = &id
+	if ev.IncidentID == nil {
+		ev.IncidentID = out.IncidentID
+	}
+	if ev.Kind == "" {
+		ev.Kind = "request." + to
+	}
+	if ev.Actor == "" {
+		ev.Actor = "drbot"
+	}
+	if len(ev.Data) == 0 {
+		ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
+		if err != nil {
+			return store.ActionRequest{}, err
+		}
+	}
+	if _, err := appendAuditTx(ctx, tx, ev); err != nil {
+		return store.ActionRequest{}, err
 	}
 	return out, nil
 }
@@ -448,40 +457,4 @@ func (db *DB) RequestsOfKind(ctx context.Context, service, kind string, limit in
 		return nil, fmt.Errorf("list %s requests of %q: %w", kind, service, err)
 	}
 	return rs, nil
-}
-
-// requestLockClass is the first key of the session advisory locks that
-// serialise the execution of one request across processes ("dr").
-const requestLockClass = int32(0x6472)
-
-// LockRequest takes the execution lock of request id without waiting: a
-// PostgreSQL session advisory lock held on a connection of its own, so it is
-// released when the holder calls release or when its process dies (kill -9
-// closes the connection). ok is false when another holder has it.
-func (db *DB) LockRequest(ctx context.Context, id int64) (release func(), ok bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
-	}
-	key := int32(id) //nolint:gosec // wraps after 2^31 requests; a collision only serialises two requests
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", requestLockClass, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, false, fmt.Errorf("lock request %d: %w", id, err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, false, nil
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", requestLockClass, key); err != nil {
-				// The lock dies with the connection: do not give it back to the pool.
-				_ = conn.Conn().Close(ctx)
-			}
-			conn.Release()
-		})
-	}, true, nil
 }

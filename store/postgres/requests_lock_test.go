@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,7 +11,11 @@ import (
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
-func TestLockRequestIsExclusiveAcrossPools(t *testing.T) {
+// TestExecutionLeaseIsExclusiveAcrossPools: a lease is taken atomically by
+// one holder, refused to others naming the holder, renewed and fenced by its
+// token, taken over only once expired (with a larger token), and held on no
+// connection.
+func TestExecutionLeaseIsExclusiveAcrossPools(t *testing.T) {
 	ctx := context.Background()
 	db, url := openDB(t)
 	other, err := postgres.Open(ctx, url, postgres.Options{Logger: quietLogger()})
@@ -19,25 +24,56 @@ func TestLockRequestIsExclusiveAcrossPools(t *testing.T) {
 	}
 	defer other.Close()
 
-	release, ok, err := db.LockRequest(ctx, 7)
-	if err != nil || !ok {
-		t.Fatalf("first lock: %t, %v", ok, err)
+	l1, err := db.AcquireLease(ctx, "db:inflow/main", 7, "host-a/1/r1", time.Minute)
+	if err != nil {
+		t.Fatalf("first lease: %v", err)
 	}
-	if _, ok, err := other.LockRequest(ctx, 7); err != nil || ok {
-		t.Fatalf("second process took a held lock: %t, %v", ok, err)
+	if got := db.Pool().Stat().AcquiredConns(); got != 0 {
+		t.Errorf("a held lease keeps %d connections acquired", got)
 	}
-	if r2, ok, err := other.LockRequest(ctx, 8); err != nil || !ok {
-		t.Fatalf("another request's lock: %t, %v", ok, err)
-	} else {
-		r2()
+	_, err = other.AcquireLease(ctx, "db:inflow/main", 8, "host-b/2/r2", time.Minute)
+	var le *store.LeaseError
+	if !errors.As(err, &le) || !errors.Is(err, store.ErrLeaseBusy) || le.Holder != "host-a/1/r1" || le.RequestID != 7 {
+		t.Fatalf("second holder took a held lease or was not told who holds it: %v", err)
 	}
-	release()
-	release() // idempotent
-	r3, ok, err := other.LockRequest(ctx, 7)
-	if err != nil || !ok {
-		t.Fatalf("lock after release: %t, %v", ok, err)
+	if l, err := other.AcquireLease(ctx, "db:inflow/other", 9, "host-b/2/r3", time.Minute); err != nil {
+		t.Fatalf("another target's lease: %v", err)
+	} else if err := other.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
 	}
-	r3()
+	if l1, err = db.RenewLease(ctx, l1, time.Minute); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := db.CheckLease(ctx, l1); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+
+	// Expired (its holder stopped renewing): another takes it over with a
+	// larger token, and the first holder's fence and renewal fail naming it.
+	if _, err := db.Pool().Exec(ctx, "UPDATE execution_leases SET expires_at = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := other.AcquireLease(ctx, "db:inflow/main", 7, "host-b/2/r4", time.Minute)
+	if err != nil || l2.Token <= l1.Token {
+		t.Fatalf("take-over of an expired lease: %+v, %v (first token %d)", l2, err, l1.Token)
+	}
+	for name, err := range map[string]error{"check": db.CheckLease(ctx, l1), "renew": func() error { _, err := db.RenewLease(ctx, l1, time.Minute); return err }()} {
+		if !errors.As(err, &le) || !errors.Is(err, store.ErrLeaseLost) || le.Holder != "host-b/2/r4" {
+			t.Errorf("%s by the old holder: %v", name, err)
+		}
+	}
+	if err := db.ReleaseLease(ctx, l1); err != nil { // no longer its own: nothing
+		t.Fatal(err)
+	}
+	if live, err := db.LiveLeases(ctx); err != nil || live["db:inflow/main"].Token != l2.Token {
+		t.Fatalf("live leases after the old holder's release: %+v, %v", live, err)
+	}
+	if err := other.ReleaseLease(ctx, l2); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := db.LiveLeases(ctx); err != nil || len(live) != 0 {
+		t.Fatalf("live leases after release: %+v, %v", live, err)
+	}
 }
 
 func TestCreateRequestWithJobsAndListings(t *testing.T) {

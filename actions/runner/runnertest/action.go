@@ -32,6 +32,11 @@ type Action struct {
 	gate chan struct{} // when set, the record step waits for it (or ctx)
 	// entered is closed when the record step starts waiting at the gate.
 	entered chan struct{}
+
+	plans       int           // Plan calls so far
+	planAfter   int           // Plan calls past this many wait at planGate
+	planGate    chan struct{} // when set, see planAfter
+	planEntered chan struct{}
 }
 
 var _ actions.Action = (*Action)(nil)
@@ -87,6 +92,18 @@ func (a *Action) Hold() <-chan struct{} {
 	return a.entered
 }
 
+// HoldPlanAfter makes Plan calls after the first n wait (for ctx) until
+// Release: with n = 1 the plan of the command runs and the runner's re-plan,
+// between approval and running, is held. The channel is closed once one waits.
+func (a *Action) HoldPlanAfter(n int) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.planAfter = n
+	a.planGate = make(chan struct{})
+	a.planEntered = make(chan struct{})
+	return a.planEntered
+}
+
 // Release lets held executions continue.
 func (a *Action) Release() {
 	a.mu.Lock()
@@ -94,6 +111,10 @@ func (a *Action) Release() {
 	if a.gate != nil {
 		close(a.gate)
 		a.gate = nil
+	}
+	if a.planGate != nil {
+		close(a.planGate)
+		a.planGate = nil
 	}
 }
 
@@ -106,6 +127,27 @@ type spec struct {
 
 // Plan implements actions.Action.
 func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
+	a.mu.Lock()
+	a.plans++
+	gate, entered := a.planGate, a.planEntered
+	if a.plans <= a.planAfter {
+		gate = nil
+	}
+	if gate != nil {
+		select {
+		case <-entered:
+		default:
+			close(entered)
+		}
+	}
+	a.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return actions.Plan{}, ctx.Err()
+		}
+	}
 	var name string
 	err := a.Pool.QueryRow(ctx, "SELECT name FROM backups ORDER BY created DESC, name DESC LIMIT 1").Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {
