@@ -85,14 +85,14 @@ func (h *holding) heartbeat() {
 			h.mu.Unlock()
 		case errors.As(err, &le):
 			h.r.log.WarnContext(h.ctx, "execution lease lost", "target", cur.Target, "request", cur.RequestID, "err", err)
-			h.lose(le, "")
+			_ = h.lose(le, "") // the execution is cancelled with it; fence reports it
 			return
 		default:
 			// The store did not answer (a failover, a proxy closing the
 			// connection): keep trying until the lease may have run out.
 			h.r.log.WarnContext(h.ctx, "renew execution lease", "target", cur.Target, "request", cur.RequestID, "err", err)
 			if time.Now().After(cur.ExpiresAt) {
-				h.lose(&store.LeaseError{Target: cur.Target, Lost: true}, "")
+				_ = h.lose(&store.LeaseError{Target: cur.Target, Lost: true}, "")
 				return
 			}
 		}
