@@ -74,7 +74,9 @@ func (h *holding) heartbeat() {
 		case <-t.C:
 		}
 		cur := h.current()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), h.r.lease/3)
+		// A renewal that cannot finish a third of a lease before expiry is
+		// given up (below): the next attempt would come too late.
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(h.ctx), earliest(time.Now().Add(h.r.lease/3), cur.ExpiresAt.Add(-h.r.lease/3)))
 		l, err := h.r.store.RenewLease(ctx, cur, h.r.lease)
 		cancel()
 		var le *store.LeaseError
@@ -89,14 +91,24 @@ func (h *holding) heartbeat() {
 			return
 		default:
 			// The store did not answer (a failover, a proxy closing the
-			// connection): keep trying until the lease may have run out.
+			// connection): try again at the next tick only if that attempt
+			// can still fail with a third of the lease left; else stop now,
+			// while the lease is still ours, well before another runner may
+			// take it over (ticks are a third of a lease apart).
 			h.r.log.WarnContext(h.ctx, "renew execution lease", "target", cur.Target, "request", cur.RequestID, "err", err)
-			if time.Now().After(cur.ExpiresAt) {
+			if !time.Now().Add(2 * h.r.lease / 3).Before(cur.ExpiresAt) {
 				_ = h.lose(&store.LeaseError{Target: cur.Target, Lost: true}, "")
 				return
 			}
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // fence checks the lease is still this run's before next (a step name) starts.
