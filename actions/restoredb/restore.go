@@ -347,7 +347,7 @@ func pinnedErr(s Spec, err error) error {
 }
 
 // metaRefusal is the refusal for a plain SQL backup holding a psql
-// meta-command (found by drbot's filter or refused by psql under \restrict).
+// meta-command (refused by psql under \restrict).
 func metaRefusal(s Spec, err error) error {
 	where := strings.TrimPrefix(strings.TrimPrefix(err.Error(), errMetaCommand.Error()), ": ")
 	return actions.Refusef("the backup %s holds a psql meta-command (%s), which could run a shell or write files as drbot: the restore stopped there and the live database %s is untouched",
