@@ -13,6 +13,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 )
 
 // RestoreDB is the restore-db action:
@@ -248,6 +249,12 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 		}
 		return a.restoreSide(ctx, s, t, j)
 	}); err != nil {
+		if errors.As(context.Cause(ctx), new(*store.LeaseError)) {
+			// The runner lost this target's lease: the new holder restarts
+			// the restore into the side database, and dropping it (WITH
+			// FORCE) here would kill that restore.
+			return err
+		}
 		a.dropSide(ctx, t, s, j, "the restore failed")
 		return err
 	}
