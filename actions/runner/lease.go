@@ -74,9 +74,11 @@ func (h *holding) heartbeat() {
 		case <-t.C:
 		}
 		cur := h.current()
-		// A renewal that cannot finish a third of a lease before expiry is
-		// given up (below): the next attempt would come too late.
-		ctx, cancel := context.WithDeadline(context.WithoutCancel(h.ctx), earliest(time.Now().Add(h.r.lease/3), cur.ExpiresAt.Add(-h.r.lease/3)))
+		// cutoff is when a holder that could not renew must have stopped:
+		// a sixth of a lease before it expires and another runner may take
+		// it. No renewal attempt runs past it.
+		cutoff := cur.ExpiresAt.Add(-h.r.lease / 6)
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(h.ctx), earliest(time.Now().Add(h.r.lease/3), cutoff))
 		l, err := h.r.store.RenewLease(ctx, cur, h.r.lease)
 		cancel()
 		var le *store.LeaseError
@@ -91,12 +93,11 @@ func (h *holding) heartbeat() {
 			return
 		default:
 			// The store did not answer (a failover, a proxy closing the
-			// connection): try again at the next tick only if that attempt
-			// can still fail with a third of the lease left; else stop now,
-			// while the lease is still ours, well before another runner may
-			// take it over (ticks are a third of a lease apart).
+			// connection): try again at the next tick (a third of a lease
+			// on) only if it comes before the cutoff; else stop now, while
+			// the lease is still ours.
 			h.r.log.WarnContext(h.ctx, "renew execution lease", "target", cur.Target, "request", cur.RequestID, "err", err)
-			if !time.Now().Add(2 * h.r.lease / 3).Before(cur.ExpiresAt) {
+			if !time.Now().Add(h.r.lease / 3).Before(cutoff) {
 				_ = h.lose(&store.LeaseError{Target: cur.Target, Lost: true}, "")
 				return
 			}

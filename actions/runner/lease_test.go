@@ -346,6 +346,7 @@ func TestRunStopsBeforeItsUnrenewableLeaseExpires(t *testing.T) {
 	if lostAt.IsZero() {
 		t.Fatal("the runner did not report its lease lost")
 	}
+	t.Logf("stopped %s before the lease expired", expires.Sub(lostAt).Round(time.Millisecond))
 	if !lostAt.Before(expires) {
 		t.Errorf("the runner stopped at %s, %s after its lease expired at %s: another runner could already hold it",
 			lostAt.Format(time.RFC3339Nano), lostAt.Sub(expires), expires.Format(time.RFC3339Nano))
