@@ -28,7 +28,17 @@ type snapshot struct {
 	ByName bool      // At was read from the folder's name
 }
 
+// newerSnapshot orders snapshots oldest first. One dated by its name is
+// newer than any dated only by its objects: a folder without a timestamp
+// (models-20260113-020000-old, a quarantined run copied aside) has objects as
+// new as the copy, and must not outrank the real nightly runs.
 func newerSnapshot(a, b snapshot) int {
+	if a.ByName != b.ByName {
+		if a.ByName {
+			return 1
+		}
+		return -1
+	}
 	if c := a.At.Compare(b.At); c != 0 {
 		return c
 	}

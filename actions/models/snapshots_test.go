@@ -195,3 +195,30 @@ func TestRestoreModelsMirrorIsSyncedWhole(t *testing.T) {
 		t.Fatalf("mirror target keys %s", got)
 	}
 }
+
+// TestRestoreModelsIgnoresAnUndatedCopyOfAnOldSnapshot: an operator
+// quarantines a bad run by copying it to models-20260113-020000-old (an S3
+// "rename" is a copy, so its objects are new). Its name holds no timestamp, so
+// it would be dated by its objects — today — and restored as "the newest".
+// Snapshots dated by their names outrank any dated only by their objects.
+func TestRestoreModelsIgnoresAnUndatedCopyOfAnOldSnapshot(t *testing.T) {
+	w := newWorld(t)
+	a := seedNightly(t, w)
+	w.put(t, "lstm-pfd-backups", "models/models-20260113-020000-old/checkpoints/lstm_pfd.pt", "quarantined")
+	w.put(t, "lstm-pfd-backups", "models/models-20260113-020000-old/checkpoints/scaler.pkl", "quarantined")
+	plan, err := a.Plan(ctx(t), actions.Params{Service: "lstm-pfd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fact(plan, "Snapshot"); !strings.HasPrefix(got, "models-20260115-020000 (") {
+		t.Fatalf("snapshot fact %q, want the newest dated run models-20260115-020000", got)
+	}
+	// It can still be restored by name.
+	plan, err = a.Plan(ctx(t), actions.Params{Service: "lstm-pfd", Flags: map[string]string{"backup": "models-20260113-020000-old"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fact(plan, "Snapshot"); got != "models-20260113-020000-old (named by --backup)" {
+		t.Fatalf("snapshot fact %q", got)
+	}
+}

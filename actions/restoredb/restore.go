@@ -13,6 +13,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 )
 
 // RestoreDB is the restore-db action:
@@ -242,12 +243,38 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 		return fmt.Errorf("restore %s: writers configured but no Scaler", s.Database)
 	}
 
-	if _, err := actions.RunStep(ctx, j, StepRestoreSide, func(ctx context.Context, resumed bool) (restoreResult, error) {
+	// The backup's SQL runs as the role that owns live (the swap needs it):
+	// it can rename or drop live, which no restriction of psql prevents.
+	// Live's identity before and after the stream tells whether it did.
+	liveBefore, err := liveOID(ctx, t, s.Live)
+	if err != nil {
+		return err
+	}
+	_, err = actions.RunStep(ctx, j, StepRestoreSide, func(ctx context.Context, resumed bool) (restoreResult, error) {
 		if resumed {
 			j.Note(ctx, fmt.Sprintf("resumed after a restart: the restore into %s was interrupted; starting it again from the beginning", s.Incoming))
 		}
 		return a.restoreSide(ctx, s, t, j)
-	}); err != nil {
+	})
+	if err == nil || !errors.As(context.Cause(ctx), new(*store.LeaseError)) {
+		if liveAfter, oerr := liveOID(context.WithoutCancel(ctx), t, s.Live); oerr == nil && liveAfter != liveBefore {
+			what := "renamed or dropped"
+			if liveBefore == 0 {
+				what = "created"
+			}
+			j.Note(ctx, fmt.Sprintf("the backup %s %s the live database %s while it was restored into %s: stopped before the swap; %s is kept for inspection",
+				s.Backup.Name, what, s.Live, s.Incoming, s.Incoming))
+			return actions.Refusef("the backup %s acted outside the side database: a database named %s was %s during the restore. drbot stopped before the swap and kept %s for inspection; check the server %s now (the backup may be hostile)",
+				s.Backup.Name, s.Live, what, s.Incoming, s.Server)
+		}
+	}
+	if err != nil {
+		if errors.As(context.Cause(ctx), new(*store.LeaseError)) {
+			// The runner lost this target's lease: the new holder restarts
+			// the restore into the side database, and dropping it (WITH
+			// FORCE) here would kill that restore.
+			return err
+		}
 		a.dropSide(ctx, t, s, j, "the restore failed")
 		return err
 	}
@@ -265,6 +292,24 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 			s.Incoming, failedChecks(rep), s.Live)
 	}
 	return a.swapAndScale(ctx, s, t, j, a.rollbackCommand(s))
+}
+
+// liveOID is the oid of the database named live, 0 when there is none.
+func liveOID(ctx context.Context, t *target, live string) (uint32, error) {
+	conn, err := t.admin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var oid uint32
+	err = conn.QueryRow(ctx, "SELECT oid FROM pg_database WHERE datname = $1", live).Scan(&oid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up database %s: %w", live, err)
+	}
+	return oid, nil
 }
 
 // restoreSide creates the side database (dropping what an interrupted
@@ -347,7 +392,7 @@ func pinnedErr(s Spec, err error) error {
 }
 
 // metaRefusal is the refusal for a plain SQL backup holding a psql
-// meta-command (found by drbot's filter or refused by psql under \restrict).
+// meta-command (refused by psql under \restrict).
 func metaRefusal(s Spec, err error) error {
 	where := strings.TrimPrefix(strings.TrimPrefix(err.Error(), errMetaCommand.Error()), ": ")
 	return actions.Refusef("the backup %s holds a psql meta-command (%s), which could run a shell or write files as drbot: the restore stopped there and the live database %s is untouched",

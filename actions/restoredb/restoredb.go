@@ -395,6 +395,11 @@ func swap(ctx context.Context, t *target, s Spec, resumed bool, j actions.Journa
 			return swapResult{}, err
 		}
 		return swapResult{Live: s.Live, Outgoing: s.Outgoing, Settled: "swapped"}, nil
+	case live && !in && out && !resumed:
+		// This run never started its swap, so another request did (two
+		// plans of one second name the same databases): nothing to do here.
+		return swapResult{}, actions.Refusef("%s was already swapped in by another request (%s is gone and %s exists); nothing was changed by this one",
+			s.Incoming, s.Incoming, s.Outgoing)
 	case live && !in && out:
 		j.Note(ctx, fmt.Sprintf("resumed after a restart: the swap had completed (%s is live, the previous one is %s)", s.Incoming, s.Outgoing))
 		return swapResult{Live: s.Live, Outgoing: s.Outgoing, Settled: "already swapped"}, nil

@@ -79,77 +79,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // that could act outside the side database (\connect, \!, \o, \copy, …).
 var errMetaCommand = errors.New("plain SQL backup holds a psql meta-command")
 
-// metaFilter passes SQL through and fails on a line that starts with a psql
-// meta-command other than what pg_dump writes (\restrict, \unrestrict) and
-// what COPY data lines can start with (\. \\ \N and escapes \b \f \n \r \t \v,
-// octal digits, \x).
-type metaFilter struct {
-	r         io.Reader
-	lineStart bool
-	pending   []byte // a backslash at a line start whose command word is incomplete
-}
-
-func newMetaFilter(r io.Reader) *metaFilter { return &metaFilter{r: r, lineStart: true} }
-
-func (m *metaFilter) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	buf := p[:n]
-	for i := 0; i < len(buf); i++ {
-		b := buf[i]
-		if len(m.pending) > 0 {
-			m.pending = append(m.pending, b)
-			if done, bad := m.judge(); bad != "" {
-				return i, fmt.Errorf("%w: a line starting %s", errMetaCommand, bad)
-			} else if done {
-				m.pending = m.pending[:0]
-			}
-		} else if m.lineStart && b == '\\' {
-			m.pending = append(m.pending[:0], b)
-		}
-		m.lineStart = b == '\n'
-	}
-	if errors.Is(err, io.EOF) && len(m.pending) > 0 {
-		if _, bad := m.judgeFinal(); bad != "" {
-			return n, fmt.Errorf("%w: a line starting %s", errMetaCommand, bad)
-		}
-	}
-	return n, err
-}
-
-// judge decides on m.pending (a backslash and the bytes after it): done when
-// it is allowed, bad (non-empty) when it is not; neither when more is needed.
-// Allowed: \. \\ octal digits (COPY data), a first letter that starts a COPY
-// escape (\N \b \f \n \r \t \v \x; as psql commands these only change
-// output settings), and \unrestrict (\restrict starts with r).
-func (m *metaFilter) judge() (done bool, bad string) {
-	rest := m.pending[1:]
-	c := rest[0]
-	switch {
-	case c == '.' || c == '\\' || c == '\n' || c == '\r' || (c >= '0' && c <= '7'):
-		return true, ""
-	case !isLetter(c):
-		return false, string(m.pending)
-	case strings.IndexByte("NbfnrtvxX", c) >= 0:
-		return true, ""
-	}
-	last := rest[len(rest)-1]
-	if isLetter(last) && len(rest) < 16 {
-		return false, "" // the word goes on
-	}
-	word := strings.TrimRightFunc(string(rest), func(r rune) bool { return r > 0x7f || !isLetter(byte(r&0x7f)) })
-	if word == "unrestrict" {
-		return true, ""
-	}
-	return false, "\\" + word
-}
-
-func (m *metaFilter) judgeFinal() (bool, string) {
-	m.pending = append(m.pending, '\n')
-	return m.judge()
-}
-
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
 // tailBuffer keeps the last bytes written to it (a program's stderr).
 type tailBuffer struct {
 	mu  sync.Mutex
@@ -174,9 +103,10 @@ func (t *tailBuffer) String() string {
 }
 
 // stream runs prog with args and env, feeding it src (decompressed when
-// format is FormatSQLGz; when plain, filtered for line-start psql
-// meta-commands and preceded by \restrict with a fresh random key, so psql
-// itself refuses every meta-command in the backup, wherever it stands). A
+// format is FormatSQLGz; when plain, preceded by \restrict with a fresh
+// random key, so psql itself refuses every meta-command in the backup,
+// wherever it stands; only psql's lexer knows a meta-command from a line of
+// a quoted string, so nothing before it judges the text). A
 // failure to read src is returned as srcErr, the program's own failure as
 // err (with the tail of its stderr, which never holds credentials).
 func stream(ctx context.Context, src io.Reader, format, prog string, args, env []string) (srcErr, err error) {
@@ -195,7 +125,7 @@ func stream(ctx context.Context, src io.Reader, format, prog string, args, env [
 		if key, kerr = restrictKey(); kerr != nil {
 			return nil, kerr
 		}
-		in = newRestrictReader(newMetaFilter(in), key)
+		in = newRestrictReader(in, key)
 	}
 	path, err := exec.LookPath(prog)
 	if err != nil {

@@ -1,49 +1,9 @@
 package restoredb
 
 import (
-	"errors"
-	"io"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
-
-func TestMetaFilter(t *testing.T) {
-	ok := []string{
-		"\\restrict abc123\nSET x = 1;\nCOPY t (a, b) FROM stdin;\n\\N\t1\n\\\\x\t2\n\\tline\t3\n\\.\n\\unrestrict abc123\n",
-		"SELECT 1; -- \\connect in a comment is not at a line start\n",
-		"COPY t FROM stdin;\n\\001\t1\n\\.\n",
-		"",
-	}
-	bad := map[string]string{
-		"\\connect other\n":          "\\connect",
-		"SELECT 1;\n\\c other\n":     "\\c",
-		"\\! touch /tmp/x\n":         "\\!",
-		"\\o /tmp/out\n":             "\\o",
-		"\\copy t to '/tmp/x'\n":     "\\copy",
-		"SELECT 1;\n\\ir other.sql":  "\\ir",
-		"\\gexec\n":                  "\\gexec",
-		"\\setenv PGPASSWORD x\n":    "\\setenv",
-		"\\lo_export 1 /tmp/x\n":     "\\lo",
-		"\\unrestrictive_nonsense\n": "\\unrestrictive",
-	}
-	for _, in := range ok {
-		for name, r := range map[string]io.Reader{"whole": strings.NewReader(in), "bytewise": iotest.OneByteReader(strings.NewReader(in))} {
-			got, err := io.ReadAll(newMetaFilter(r))
-			if err != nil || string(got) != in {
-				t.Errorf("%s %q: got %q, %v; want it passed through", name, in, got, err)
-			}
-		}
-	}
-	for in, word := range bad {
-		for name, r := range map[string]io.Reader{"whole": strings.NewReader(in), "bytewise": iotest.OneByteReader(strings.NewReader(in))} {
-			_, err := io.ReadAll(newMetaFilter(r))
-			if !errors.Is(err, errMetaCommand) || !strings.Contains(err.Error(), word) {
-				t.Errorf("%s %q: err %v, want errMetaCommand naming %s", name, in, err, word)
-			}
-		}
-	}
-}
 
 func TestLibpqEnvCarriesCredentialsOutsideArgv(t *testing.T) {
 	for k, v := range map[string]string{"SLACK_BOT_TOKEN": "xoxb-nope", "AWS_SECRET_ACCESS_KEY": "aws-nope",

@@ -74,7 +74,11 @@ func (h *holding) heartbeat() {
 		case <-t.C:
 		}
 		cur := h.current()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), h.r.lease/3)
+		// cutoff is when a holder that could not renew must have stopped:
+		// a sixth of a lease before it expires and another runner may take
+		// it. No renewal attempt runs past it.
+		cutoff := cur.ExpiresAt.Add(-h.r.lease / 6)
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(h.ctx), earliest(time.Now().Add(h.r.lease/3), cutoff))
 		l, err := h.r.store.RenewLease(ctx, cur, h.r.lease)
 		cancel()
 		var le *store.LeaseError
@@ -89,14 +93,23 @@ func (h *holding) heartbeat() {
 			return
 		default:
 			// The store did not answer (a failover, a proxy closing the
-			// connection): keep trying until the lease may have run out.
+			// connection): try again at the next tick (a third of a lease
+			// on) only if it comes before the cutoff; else stop now, while
+			// the lease is still ours.
 			h.r.log.WarnContext(h.ctx, "renew execution lease", "target", cur.Target, "request", cur.RequestID, "err", err)
-			if time.Now().After(cur.ExpiresAt) {
+			if !time.Now().Add(h.r.lease / 3).Before(cutoff) {
 				_ = h.lose(&store.LeaseError{Target: cur.Target, Lost: true}, "")
 				return
 			}
 		}
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // fence checks the lease is still this run's before next (a step name) starts.

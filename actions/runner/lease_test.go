@@ -3,9 +3,11 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,5 +269,89 @@ func TestRunStopsWhenLeaseStolen(t *testing.T) {
 	}
 	if n, err := run.Resume(ctx); err != nil || n != 1 {
 		t.Errorf("Resume after the lease was released = %d, %v", n, err)
+	}
+}
+
+// unreachableRenewals is the real store whose lease renewals fail as when
+// the store stops answering this runner (a failover, a proxy dropping its
+// connections), while everything else still works. It records when the
+// runner reported its lease lost.
+type unreachableRenewals struct {
+	*postgres.DB
+	down      atomic.Bool
+	mu        sync.Mutex
+	lostAt    time.Time
+	lastLease store.Lease
+}
+
+func (u *unreachableRenewals) RenewLease(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
+	if u.down.Load() {
+		return store.Lease{}, errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+	}
+	nl, err := u.DB.RenewLease(ctx, l, ttl)
+	if err == nil {
+		u.mu.Lock()
+		u.lastLease = nl
+		u.mu.Unlock()
+	}
+	return nl, err
+}
+
+func (u *unreachableRenewals) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error) {
+	if ev.Kind == "request.lease_lost" {
+		u.mu.Lock()
+		if u.lostAt.IsZero() {
+			u.lostAt = time.Now()
+		}
+		u.mu.Unlock()
+	}
+	return u.DB.AppendAudit(ctx, ev)
+}
+
+// TestRunStopsBeforeItsUnrenewableLeaseExpires: a runner that cannot renew
+// its lease stops its execution while the lease is still its own, so that a
+// runner taking the expired lease over (the resume does, within a minute)
+// never works on the target at the same time. It stopped only once the
+// lease had already run out, a third of a lease too late.
+func TestRunStopsBeforeItsUnrenewableLeaseExpires(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if err := f.action.AddBackup(ctx, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	r := f.approved(t)
+	st := &unreachableRenewals{DB: f.db}
+	lease := 6 * time.Second
+	run := runner.New(runner.Options{Store: st, Actions: actions.Registry{"restore-db": f.action}, Cards: f.cards, Logger: quiet(),
+		ProgressEvery: time.Hour, Lease: lease})
+	entered := f.action.Hold()
+	defer f.action.Release()
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx, r.ID) }()
+	<-entered
+	// Wait for one renewal, then the store stops answering renewals.
+	waitUntil(t, "a renewal", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.lastLease.Token != 0
+	})
+	st.down.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	st.mu.Lock()
+	lostAt := st.lostAt
+	expires := st.lastLease.ExpiresAt // the last renewal's, in the store's clock (this machine's)
+	st.mu.Unlock()
+	if lostAt.IsZero() {
+		t.Fatal("the runner did not report its lease lost")
+	}
+	t.Logf("stopped %s before the lease expired", expires.Sub(lostAt).Round(time.Millisecond))
+	if !lostAt.Before(expires) {
+		t.Errorf("the runner stopped at %s, %s after its lease expired at %s: another runner could already hold it",
+			lostAt.Format(time.RFC3339Nano), lostAt.Sub(expires), expires.Format(time.RFC3339Nano))
+	}
+	if ex := f.executions(t); len(ex) != 0 {
+		t.Errorf("the runner went on without a lease: executions %v", ex)
 	}
 }
