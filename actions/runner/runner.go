@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -321,9 +322,8 @@ func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.
 // reason is the user-safe failure reason of err: a refusal's own message,
 // otherwise the step and a log reference.
 func (r *Runner) reason(ctx context.Context, req store.ActionRequest, step string, err error) string {
-	var rf interface{ UserMessage() string }
-	if errors.As(err, &rf) {
-		return rf.UserMessage()
+	if rf, ok := usererr.As(err); ok {
+		return rf.Msg
 	}
 	ref := r.logErr(ctx, req, "step "+step, err)
 	if step == "" {
