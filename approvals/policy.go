@@ -88,7 +88,7 @@ type Decision struct {
 	Request   store.ActionRequest
 	Approvals []store.Approval // the decisions so far
 	Actor     string           // the chat user id from the signed payload
-	Decision  string           // store.DecisionApprove or store.DecisionDeny
+	Decision  store.Decision   // store.DecisionApprove or store.DecisionDeny
 	Approvers Approvers
 	Policy    Policy
 	Now       time.Time

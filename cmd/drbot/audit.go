@@ -93,30 +93,30 @@ type auditExport struct {
 }
 
 type exportIncident struct {
-	ID          int64      `json:"id"`
-	PagerDutyID string     `json:"pagerduty_id"`
-	Service     string     `json:"service"`
-	Title       string     `json:"title"`
-	Status      string     `json:"status"`
-	Channel     string     `json:"channel,omitempty"`
-	Security    bool       `json:"security"`
-	OpenedAt    time.Time  `json:"opened_at"`
-	AckedAt     *time.Time `json:"acked_at,omitempty"`
-	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+	ID          int64                `json:"id"`
+	PagerDutyID string               `json:"pagerduty_id"`
+	Service     string               `json:"service"`
+	Title       string               `json:"title"`
+	Status      store.IncidentStatus `json:"status"`
+	Channel     string               `json:"channel,omitempty"`
+	Security    bool                 `json:"security"`
+	OpenedAt    time.Time            `json:"opened_at"`
+	AckedAt     *time.Time           `json:"acked_at,omitempty"`
+	ResolvedAt  *time.Time           `json:"resolved_at,omitempty"`
 }
 
 type exportRequest struct {
-	ID          int64            `json:"id"`
-	Kind        string           `json:"kind"`
-	Target      string           `json:"target"`
-	State       string           `json:"state"`
-	RequestedBy string           `json:"requested_by"`
-	Reason      string           `json:"reason,omitempty"`
-	PlanHash    string           `json:"plan_hash"`
-	Plan        json.RawMessage  `json:"plan,omitempty"`
-	Approvals   []store.Approval `json:"approvals"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
+	ID          int64              `json:"id"`
+	Kind        string             `json:"kind"`
+	Target      string             `json:"target"`
+	State       store.RequestState `json:"state"`
+	RequestedBy string             `json:"requested_by"`
+	Reason      string             `json:"reason,omitempty"`
+	PlanHash    string             `json:"plan_hash"`
+	Plan        json.RawMessage    `json:"plan,omitempty"`
+	Approvals   []store.Approval   `json:"approvals"`
+	CreatedAt   time.Time          `json:"created_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
 }
 
 type exportEvent struct {
@@ -254,7 +254,7 @@ func writeMarkdown(w io.Writer, e auditExport) error {
 		for _, r := range e.Requests {
 			var who []string
 			for _, a := range r.Approvals {
-				who = append(who, a.Approver+" ("+a.Decision+")")
+				who = append(who, a.Approver+" ("+string(a.Decision)+")")
 			}
 			hash := r.PlanHash
 			if len(hash) > 12 {
