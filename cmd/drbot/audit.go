@@ -93,30 +93,30 @@ type auditExport struct {
 }
 
 type exportIncident struct {
-	ID          int64                `json:"id"`
-	PagerDutyID string               `json:"pagerduty_id"`
-	Service     string               `json:"service"`
-	Title       string               `json:"title"`
-	Status      store.IncidentStatus `json:"status"`
-	Channel     string               `json:"channel,omitempty"`
-	Security    bool                 `json:"security"`
-	OpenedAt    time.Time            `json:"opened_at"`
-	AckedAt     *time.Time           `json:"acked_at,omitempty"`
-	ResolvedAt  *time.Time           `json:"resolved_at,omitempty"`
+	ID          int64      `json:"id"`
+	PagerDutyID string     `json:"pagerduty_id"`
+	Service     string     `json:"service"`
+	Title       string     `json:"title"`
+	Status      string     `json:"status"`
+	Channel     string     `json:"channel,omitempty"`
+	Security    bool       `json:"security"`
+	OpenedAt    time.Time  `json:"opened_at"`
+	AckedAt     *time.Time `json:"acked_at,omitempty"`
+	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
 }
 
 type exportRequest struct {
-	ID          int64              `json:"id"`
-	Kind        string             `json:"kind"`
-	Target      string             `json:"target"`
-	State       store.RequestState `json:"state"`
-	RequestedBy string             `json:"requested_by"`
-	Reason      string             `json:"reason,omitempty"`
-	PlanHash    string             `json:"plan_hash"`
-	Plan        json.RawMessage    `json:"plan,omitempty"`
-	Approvals   []store.Approval   `json:"approvals"`
-	CreatedAt   time.Time          `json:"created_at"`
-	UpdatedAt   time.Time          `json:"updated_at"`
+	ID          int64            `json:"id"`
+	Kind        string           `json:"kind"`
+	Target      string           `json:"target"`
+	State       string           `json:"state"`
+	RequestedBy string           `json:"requested_by"`
+	Reason      string           `json:"reason,omitempty"`
+	PlanHash    string           `json:"plan_hash"`
+	Plan        json.RawMessage  `json:"plan,omitempty"`
+	Approvals   []store.Approval `json:"approvals"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
 }
 
 type exportEvent struct {
@@ -146,7 +146,7 @@ func buildExport(ctx context.Context, db *postgres.DB, id int64) (auditExport, e
 		return auditExport{}, fmt.Errorf("read incident %d: %w", id, err)
 	}
 	exp := auditExport{
-		Incident: exportIncident{ID: inc.ID, PagerDutyID: inc.PagerDutyID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
+		Incident: exportIncident{ID: inc.ID, PagerDutyID: inc.PagerDutyID, Service: inc.Service, Title: inc.Title, Status: string(inc.Status),
 			Channel: inc.Channel, Security: inc.Security, OpenedAt: inc.OpenedAt.UTC(), AckedAt: inc.AckedAt, ResolvedAt: inc.ResolvedAt},
 		Requests:    []exportRequest{},
 		Events:      []exportEvent{},
@@ -164,7 +164,7 @@ func buildExport(ctx context.Context, db *postgres.DB, id int64) (auditExport, e
 		if as == nil {
 			as = []store.Approval{}
 		}
-		exp.Requests = append(exp.Requests, exportRequest{ID: r.ID, Kind: r.Kind, Target: r.Target, State: r.State, RequestedBy: r.RequestedBy,
+		exp.Requests = append(exp.Requests, exportRequest{ID: r.ID, Kind: r.Kind, Target: r.Target, State: string(r.State), RequestedBy: r.RequestedBy,
 			Reason: r.Reason, PlanHash: r.PlanHash, Plan: r.Plan, Approvals: as, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt})
 	}
 	after := int64(0)
