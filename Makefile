@@ -7,7 +7,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/drbot-dev/drbot/internal/buildinfo.Version=$(VERSION) -X github.com/drbot-dev/drbot/internal/buildinfo.Commit=$(COMMIT)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(shell $(GO) env GOPATH)/bin/golangci-lint
-# The whole suite; CI (.ci/run) runs exactly `make test`.
+# The whole suite; CI (.ci/run) runs `make check`, then exactly `make test`.
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 BENCH ?= .
 BENCH_TIME ?= 1x
@@ -38,7 +38,7 @@ test: deps ## Run the whole test suite (real PostgreSQL, moto_server, fake Slack
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: check
-check: ## Lint with golangci-lint $(GOLANGCI_LINT_VERSION) (installed on first use), gofmt, go vet.
+check: ## Lint with golangci-lint $(GOLANGCI_LINT_VERSION) (installed on first use; depguard enforces the import table), gofmt, go vet.
 	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q "$(GOLANGCI_LINT_VERSION:v%=%)"; then \
 		echo "installing golangci-lint $(GOLANGCI_LINT_VERSION)"; \
 		$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); fi

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/drbot-dev/drbot/internal/usererr"
 )
 
 // Params is what a command hands an action: the service and the parsed arguments.
@@ -194,15 +196,11 @@ type CheckResult struct {
 // Refusal is a user-safe reason an action will not plan or run as asked: no
 // backup in the location, an unknown database, a pinned object that is gone.
 // Its Msg is shown to users verbatim; it never carries credentials or SQL.
-type Refusal struct{ Msg string }
-
-func (r *Refusal) Error() string { return r.Msg }
-
-// UserMessage marks the error as safe to show (see commands.AsRefusal).
-func (r *Refusal) UserMessage() string { return r.Msg }
+// It is the one user-safe error type of every layer (internal/usererr).
+type Refusal = usererr.Refusal
 
 // Refusef returns a *Refusal with a formatted message.
-func Refusef(format string, a ...any) error { return &Refusal{Msg: fmt.Sprintf(format, a...)} }
+var Refusef = usererr.Refusef
 
 // Registry maps command names to actions.
 type Registry map[string]Action

@@ -1,6 +1,10 @@
 package actions
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/drbot-dev/drbot/store"
+)
 
 // The runner's Journal records every step of an execution in the audit log:
 // a row of kind AuditStepStarted when the step starts and one of kind
@@ -8,8 +12,8 @@ import "encoding/json"
 // need to know what an earlier request did (rollback: did its swap happen?)
 // read these rows.
 const (
-	AuditStepStarted  = "step.started"
-	AuditStepFinished = "step.finished"
+	AuditStepStarted  = store.AuditStepStarted
+	AuditStepFinished = store.AuditStepFinished
 )
 
 // StepRecord is the data of a step's audit rows: the step's name and, when it

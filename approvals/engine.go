@@ -106,7 +106,7 @@ func (e *Engine) Create(ctx context.Context, n NewRequest) (store.ActionRequest,
 		IncidentID: n.IncidentID, Service: n.Service, Kind: n.Kind, Target: n.Target,
 		Params: n.Params, Plan: n.Plan, RequestedBy: n.RequestedBy, Reason: n.Reason,
 		Channel: n.Channel, ExpiresAt: expires,
-	}, store.AuditEvent{Kind: "request.created", Actor: n.RequestedBy, Data: data},
+	}, store.AuditEvent{Kind: store.AuditRequestCreated, Actor: n.RequestedBy, Data: data},
 		func(r store.ActionRequest) []store.Job {
 			return []store.Job{{Args: store.ExpireRequestArgs{RequestID: r.ID}, RunAt: r.ExpiresAt, UniqueByArgs: true}}
 		})
@@ -132,7 +132,7 @@ type Result struct {
 // approval that reaches the required count moves the request to approved and
 // enqueues its execution in the same transaction; of concurrent approvals
 // exactly one does.
-func (e *Engine) Decide(ctx context.Context, id int64, actor, decision, reason string) (Result, error) {
+func (e *Engine) Decide(ctx context.Context, id int64, actor string, decision store.Decision, reason string) (Result, error) {
 	req, err := e.store.Request(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -167,8 +167,8 @@ func (e *Engine) Decide(ctx context.Context, id int64, actor, decision, reason s
 	out, err := e.store.DecideRequest(ctx, store.Approval{RequestID: id, PlanHash: req.PlanHash, Approver: actor, Decision: decision, Reason: reason},
 		store.AuditEvent{}, func(cur store.ActionRequest, all []store.Approval) (*store.RequestMove, error) {
 			if decision == store.DecisionDeny {
-				data, _ := json.Marshal(map[string]string{"from": store.RequestPending, "to": store.RequestDenied, "reason": reason})
-				return &store.RequestMove{To: store.RequestDenied, Event: store.AuditEvent{Kind: "request.denied", Actor: actor, Data: data}}, nil
+				data, _ := json.Marshal(map[string]string{"from": string(store.RequestPending), "to": string(store.RequestDenied), "reason": reason})
+				return &store.RequestMove{To: store.RequestDenied, Event: store.AuditEvent{Kind: store.AuditRequestDenied, Actor: actor, Data: data}}, nil
 			}
 			v.Count = Count(cur, all, approvers)
 			v.Approved = v.Count >= pol.Required
@@ -177,7 +177,7 @@ func (e *Engine) Decide(ctx context.Context, id int64, actor, decision, reason s
 			}
 			data, _ := json.Marshal(map[string]any{"from": store.RequestPending, "to": store.RequestApproved, "approvals": v.Count, "required": pol.Required})
 			return &store.RequestMove{To: store.RequestApproved,
-				Event: store.AuditEvent{Kind: "request.approved", Actor: actor, Data: data},
+				Event: store.AuditEvent{Kind: store.AuditRequestApproved, Actor: actor, Data: data},
 				Jobs:  []store.Job{{Args: store.ExecuteRequestArgs{RequestID: id}, UniqueByArgs: true}}}, nil
 		})
 	if err != nil {
@@ -213,8 +213,8 @@ func (e *Engine) Cancel(ctx context.Context, id int64, actor string) (store.Acti
 	if err := CanCancel(req, actor); err != nil {
 		return store.ActionRequest{}, err
 	}
-	out, err := e.store.TransitionRequest(ctx, id, []string{store.RequestPending, store.RequestApproved}, store.RequestCancelled,
-		store.AuditEvent{Kind: "request.cancelled", Actor: actor})
+	out, err := e.store.TransitionRequest(ctx, id, []store.RequestState{store.RequestPending, store.RequestApproved}, store.RequestCancelled,
+		store.AuditEvent{Kind: store.AuditRequestCancelled, Actor: actor})
 	if err != nil {
 		return store.ActionRequest{}, e.conflict(ctx, id, err)
 	}
@@ -238,8 +238,8 @@ func (e *Engine) Expire(ctx context.Context, id int64) (req store.ActionRequest,
 	if now := e.now(); !req.ExpiresAt.IsZero() && now.Add(time.Second).Before(req.ExpiresAt) {
 		return req, false, fmt.Errorf("expire request %d at %s (now %s): %w", id, req.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), ErrNotYet)
 	}
-	out, err := e.store.TransitionRequest(ctx, id, []string{store.RequestPending}, store.RequestExpired,
-		store.AuditEvent{Kind: "request.expired", Actor: "drbot"})
+	out, err := e.store.TransitionRequest(ctx, id, []store.RequestState{store.RequestPending}, store.RequestExpired,
+		store.AuditEvent{Kind: store.AuditRequestExpired, Actor: "drbot"})
 	if err != nil {
 		if errors.Is(err, store.ErrStateConflict) {
 			cur, rerr := e.store.Request(ctx, id)

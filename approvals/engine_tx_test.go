@@ -10,7 +10,7 @@ import (
 
 // decisionTrace is what a decision left in the database.
 type decisionTrace struct {
-	state     string
+	state     store.RequestState
 	approvals int
 	audit     []string
 	execute   int

@@ -11,21 +11,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
-// Refusal is a user-safe reason a decision or request is not taken. Its Msg is
-// shown to the user who acted (privately); nothing changed.
-type Refusal struct {
-	Code string // stable reason code, for tests and metrics
-	Msg  string
-}
-
-func (r *Refusal) Error() string { return r.Msg }
-
-// UserMessage marks the error as safe to show (commands.AsRefusal).
-func (r *Refusal) UserMessage() string { return r.Msg }
+// Refusal is a user-safe reason a decision or request is not taken (its Code
+// says which); its Msg is shown to the user who acted (privately); nothing
+// changed. It is the one user-safe error type of every layer (internal/usererr).
+type Refusal = usererr.Refusal
 
 // Refusal codes.
 const (
@@ -94,7 +88,7 @@ type Decision struct {
 	Request   store.ActionRequest
 	Approvals []store.Approval // the decisions so far
 	Actor     string           // the chat user id from the signed payload
-	Decision  string           // store.DecisionApprove or store.DecisionDeny
+	Decision  store.Decision   // store.DecisionApprove or store.DecisionDeny
 	Approvers Approvers
 	Policy    Policy
 	Now       time.Time

@@ -24,7 +24,7 @@ func TestEvaluate(t *testing.T) {
 	with := func(f func(*store.ActionRequest)) store.ActionRequest { r := pending; f(&r); return r }
 	approvers := Approvers{"UALICE": true, "UBOB": true, "UCAROL": true, "UDAVE": true}
 	one, two := Policy{Required: 1}, Policy{Required: 2}
-	appr := func(who, hash, decision string) store.Approval {
+	appr := func(who, hash string, decision store.Decision) store.Approval {
 		return store.Approval{RequestID: 7, Approver: who, PlanHash: hash, Decision: decision}
 	}
 
@@ -33,7 +33,7 @@ func TestEvaluate(t *testing.T) {
 		req       store.ActionRequest
 		approvals []store.Approval
 		actor     string
-		decision  string
+		decision  store.Decision
 		policy    Policy
 		refusal   string // expected refusal code; "" = accepted
 		count     int

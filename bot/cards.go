@@ -23,7 +23,7 @@ type CardInput struct {
 	Now       time.Time // for the expiry's "in 12m"
 }
 
-var stateLabel = map[string]string{
+var stateLabel = map[store.RequestState]string{
 	store.RequestPending:   "⏳ waiting for approval",
 	store.RequestApproved:  "✅ approved, starting",
 	store.RequestRunning:   "🔄 running",

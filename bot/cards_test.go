@@ -51,7 +51,7 @@ func TestRequestCardStates(t *testing.T) {
 	pol := approvals.Policy{Required: 2}
 	bob := store.Approval{Approver: "UBOB", PlanHash: req.PlanHash, Decision: store.DecisionApprove}
 	stale := store.Approval{Approver: "UCAROL", PlanHash: "old", Decision: store.DecisionApprove}
-	with := func(state string) store.ActionRequest { r := req; r.State = state; return r }
+	with := func(state store.RequestState) store.ActionRequest { r := req; r.State = state; return r }
 	rep := actions.Report{Checks: []actions.CheckResult{{Name: "experiments present", Kind: "sql", Target: "lstm_pfd", Expected: "> 0", Observed: "1523", OK: true}}}
 
 	cases := []struct {

@@ -146,9 +146,9 @@ func (b *Bot) clickChecklist(ctx context.Context, c chat.Click) (chat.Message, e
 		if was == checked {
 			return nil
 		}
-		kind, v := "checklist.unticked", "0"
+		kind, v := store.AuditChecklistUnticked, "0"
 		if checked {
-			kind, v = "checklist.ticked", "1"
+			kind, v = store.AuditChecklistTicked, "1"
 		}
 		ev, err := markEvent(inc.ID, c.User.ID, kind, checkMarkPrefix+id, v, map[string]any{"item": item.Label, "user_name": c.User.Name})
 		if err != nil {

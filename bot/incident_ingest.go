@@ -287,7 +287,7 @@ func eventAudit(incidentID int64, ev IncidentEvent) (store.AuditEvent, error) {
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("incident %d: encode audit data: %w", incidentID, err)
 	}
-	return store.AuditEvent{IncidentID: &incidentID, Actor: actor, Kind: "incident." + ev.Kind, Data: data, At: ev.At}, nil
+	return store.AuditEvent{IncidentID: &incidentID, Actor: actor, Kind: store.AuditIncidentPrefix + ev.Kind, Data: data, At: ev.At}, nil
 }
 
 // ignoredEvent records an event for a PagerDuty service no runbook names.
@@ -295,7 +295,7 @@ func ignoredEvent(ev IncidentEvent) store.AuditEvent {
 	data, _ := json.Marshal(map[string]string{ // strings only: cannot fail
 		"pagerduty_service": ev.ServiceID, "pagerduty_id": ev.PagerDutyID, "kind": ev.Kind, "delivery_id": ev.DeliveryID,
 	})
-	return store.AuditEvent{Actor: "pagerduty", Kind: "pagerduty.ignored", Data: data, At: ev.At}
+	return store.AuditEvent{Actor: "pagerduty", Kind: store.AuditPagerDutyIgnored, Data: data, At: ev.At}
 }
 
 // WaitSetUp waits until the incident with PagerDuty id pdID has its channel

@@ -185,7 +185,7 @@ func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, us
 			}
 		}
 		data, _ := json.Marshal(map[string]string{"reason": reason, "user_name": user.Name}) // strings: cannot fail
-		return tx.AppendAudit(ctx, store.AuditEvent{IncidentID: &inc.ID, Actor: user.ID, Kind: "incident.security", Data: data})
+		return tx.AppendAudit(ctx, store.AuditEvent{IncidentID: &inc.ID, Actor: user.ID, Kind: store.AuditIncidentSecurity, Data: data})
 	})
 	if err != nil {
 		return chat.Message{}, err
@@ -307,40 +307,40 @@ func describeEvent(e store.AuditEvent) string {
 	}
 	actor := e.Actor
 	switch e.Kind {
-	case "incident.opened":
+	case store.AuditIncidentOpened:
 		return fmt.Sprintf("Incident opened: %s (%s, %s urgency)", str("title"), str("service"), orDash(str("urgency")))
-	case "incident.channel_set":
+	case store.AuditIncidentChannelSet:
 		return "Incident channel created"
-	case "incident.header_posted", "incident.checklist_posted", "incident.topic_set", "incident.setup_done",
-		"incident.hooks_run", "incident.escalation_invited", "incident.escalation_posted", "incident.escalation_noted",
-		"incident.rto_warning_posted", "incident.resolution_posted", "incident.post_checklist_posted":
+	case store.AuditIncidentHeaderPosted, store.AuditIncidentChecklistPosted, store.AuditIncidentTopicSet, store.AuditIncidentSetupDone,
+		store.AuditIncidentHooksRun, store.AuditIncidentEscalationInvited, store.AuditIncidentEscalationPosted, store.AuditIncidentEscalationNoted,
+		store.AuditIncidentRTOWarningPosted, store.AuditIncidentResolutionPosted, store.AuditIncidentPostChecklistPosted:
 		return ""
-	case "incident.oncall_invited":
+	case store.AuditIncidentOncallInvited:
 		return "On-call responders invited"
-	case "incident.announced":
+	case store.AuditIncidentAnnounced:
 		if str(store.MarkValue) == "no announce_channel" {
 			return ""
 		}
 		return "Incident announced in " + str(store.MarkValue)
-	case "incident.pagerduty_noted":
+	case store.AuditIncidentPagerDutyNoted:
 		if str(store.MarkValue) == "skipped" {
 			return ""
 		}
 		return "PagerDuty note added with a link to the channel"
-	case "incident.escalation_fired":
+	case store.AuditIncidentEscalationFired:
 		return fmt.Sprintf("Escalated to %s (%s)", str("role"), strings.Join(stringsOf(d["notify"]), ", "))
-	case "incident.rto_warning":
+	case store.AuditIncidentRTOWarning:
 		p, _ := d["percent"].(float64)
 		return fmt.Sprintf("RTO warning: %d%% of the RTO used", int(p))
-	case "incident.security":
+	case store.AuditIncidentSecurity:
 		s := "Marked a security incident by " + orDash(str("user_name"))
 		if r := str("reason"); r != "" {
 			s += ": " + r
 		}
 		return s
-	case "checklist.ticked", "checklist.unticked":
+	case store.AuditChecklistTicked, store.AuditChecklistUnticked:
 		verb := "Ticked"
-		if e.Kind == "checklist.unticked" {
+		if e.Kind == store.AuditChecklistUnticked {
 			verb = "Unticked"
 		}
 		who := str("user_name")
@@ -348,10 +348,10 @@ func describeEvent(e store.AuditEvent) string {
 			who = actor
 		}
 		return fmt.Sprintf("%s %q (%s)", verb, str("item"), who)
-	case "pagerduty.ignored":
+	case store.AuditPagerDutyIgnored:
 		return ""
 	}
-	if k, ok := strings.CutPrefix(e.Kind, "incident."); ok {
+	if k, ok := strings.CutPrefix(e.Kind, store.AuditIncidentPrefix); ok {
 		s := strings.ToUpper(k[:1]) + strings.ReplaceAll(k[1:], "_", " ")
 		if actor != "" && actor != "pagerduty" {
 			s += " by " + actor
@@ -401,13 +401,13 @@ func (b *Bot) postResolution(ctx context.Context, id int64, resolvedAt time.Time
 		return err
 	}
 	suffix := "." + strconv.FormatInt(resolvedAt.Unix(), 10)
-	if err := b.step(ctx, id, marks, "resolution"+suffix, "incident.resolution_posted", func() (string, error) {
+	if err := b.step(ctx, id, marks, "resolution"+suffix, store.AuditIncidentResolutionPosted, func() (string, error) {
 		_, err := b.chat.Post(ctx, inc.Channel, resolutionSummary(inc, resolvedAt, evs))
 		return "", err
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, markPostChecklistTS, "incident.post_checklist_posted", func() (string, error) {
+	if err := b.step(ctx, id, marks, markPostChecklistTS, store.AuditIncidentPostChecklistPosted, func() (string, error) {
 		ref, err := b.chat.Post(ctx, inc.Channel, checklistMessage(marks, postIncidentSection))
 		if err != nil {
 			return "", err
@@ -439,10 +439,10 @@ func figures(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent) i
 		f.TimeToResolve = resolvedAt.Sub(inc.OpenedAt)
 	}
 	for _, e := range evs {
-		if e.RequestID != nil || strings.HasPrefix(e.Kind, "request.") || strings.HasPrefix(e.Kind, "action.") || strings.HasPrefix(e.Kind, "approval.") {
+		if e.RequestID != nil || strings.HasPrefix(e.Kind, store.AuditRequestPrefix) || strings.HasPrefix(e.Kind, store.AuditActionPrefix) || strings.HasPrefix(e.Kind, store.AuditApprovalPrefix) {
 			f.Actions = append(f.Actions, e.At.UTC().Format("15:04")+" "+describeEvent(e))
 		}
-		if e.Kind == "incident.resolved" {
+		if e.Kind == store.AuditIncidentResolved {
 			var d map[string]any
 			_ = json.Unmarshal(e.Data, &d)
 			if n, _ := d["note"].(string); n != "" {

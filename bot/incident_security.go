@@ -27,7 +27,7 @@ import (
 )
 
 // KindIncidentSecure moves a security incident to a private channel.
-const KindIncidentSecure = "incident.secure"
+const KindIncidentSecure = store.KindIncidentSecure
 
 // SecureArgs moves incident IncidentID to a private channel; Line is what is
 // posted there about who marked it, MarkedBy the marker's user id.
@@ -145,7 +145,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 		return errors.New("incident channel not set up yet") // retried
 	}
 	public := inc.Channel
-	if err := b.step(ctx, inc.ID, marks, markSecureChannel, "incident.secure_channel_created", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, markSecureChannel, store.AuditIncidentSecureChannelCreated, func() (string, error) {
 		for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
 			name := SecureChannelName(b.cfg.Slack.ChannelPrefix, inc.Service, inc.OpenedAt, attempt)
 			id, err := b.createPrivate(ctx, name)
@@ -163,7 +163,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 		return err
 	}
 	private := marks[markSecureChannel]
-	if err := b.step(ctx, inc.ID, marks, markSecureTopic, "incident.secure_topic_set", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, markSecureTopic, store.AuditIncidentSecureTopicSet, func() (string, error) {
 		if err := b.chat.SetTopic(ctx, private, topic(inc)); err != nil {
 			b.log.WarnContext(ctx, "could not set the private channel's topic", "incident", inc.ID, "err", err)
 			return "failed", nil
@@ -172,7 +172,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, inc.ID, marks, markSecureInvited, "incident.secure_invited", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, markSecureInvited, store.AuditIncidentSecureInvited, func() (string, error) {
 		var ids []string
 		if ml, ok := b.chat.(chat.MemberLister); ok {
 			members, err := ml.ChannelMembers(ctx, public)
@@ -198,7 +198,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, inc.ID, marks, markSecureHeader, "incident.secure_header_posted", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, markSecureHeader, store.AuditIncidentSecureHeaderPosted, func() (string, error) {
 		cur, err := b.store.Incident(ctx, inc.ID)
 		if err != nil {
 			return "", err
@@ -212,7 +212,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, inc.ID, marks, markSecureChecklist, "incident.secure_checklist_posted", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, markSecureChecklist, store.AuditIncidentSecureChecklistPosted, func() (string, error) {
 		ref, err := b.chat.Post(ctx, private, checklistMessage(marks, ""))
 		if err != nil {
 			return "", fmt.Errorf("post checklist in the private channel: %w", err)
@@ -244,7 +244,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 			return err
 		}
 		for _, m := range [][2]string{{markHeaderTS, marks[markSecureHeader]}, {markChecklistTS, marks[markSecureChecklist]}, {markSecureMoved, public}} {
-			ev, err := markEvent(cur.ID, "drbot", "incident.secure_moved", m[0], m[1], nil)
+			ev, err := markEvent(cur.ID, "drbot", store.AuditIncidentSecureMoved, m[0], m[1], nil)
 			if err != nil {
 				return err
 			}

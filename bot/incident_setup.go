@@ -47,7 +47,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 		inc.Channel = channelID
 		b.log.InfoContext(ctx, "incident channel created", "incident", inc.ID, "channel", channelID, "name", name)
 	}
-	if err := b.step(ctx, id, marks, "topic.set", "incident.topic_set", func() (string, error) {
+	if err := b.step(ctx, id, marks, "topic.set", store.AuditIncidentTopicSet, func() (string, error) {
 		if err := b.chat.SetTopic(ctx, inc.Channel, topic(inc)); err != nil {
 			b.log.WarnContext(ctx, "could not set the incident channel's topic", "incident", inc.ID, "err", err)
 			return "failed", nil
@@ -56,7 +56,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, markHeaderTS, "incident.header_posted", func() (string, error) {
+	if err := b.step(ctx, id, marks, markHeaderTS, store.AuditIncidentHeaderPosted, func() (string, error) {
 		// The latest state: events may have arrived since the incident opened.
 		cur, err := b.store.Incident(ctx, id)
 		if err != nil {
@@ -70,12 +70,12 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, "oncall.invited", "incident.oncall_invited", func() (string, error) {
+	if err := b.step(ctx, id, marks, "oncall.invited", store.AuditIncidentOncallInvited, func() (string, error) {
 		return b.inviteOnCall(ctx, inc, svc != nil, policyOf(b, inc))
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, markChecklistTS, "incident.checklist_posted", func() (string, error) {
+	if err := b.step(ctx, id, marks, markChecklistTS, store.AuditIncidentChecklistPosted, func() (string, error) {
 		ref, err := b.chat.Post(ctx, inc.Channel, checklistMessage(marks, ""))
 		if err != nil {
 			return "", fmt.Errorf("post checklist: %w", err)
@@ -84,7 +84,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, "announced", "incident.announced", func() (string, error) {
+	if err := b.step(ctx, id, marks, "announced", store.AuditIncidentAnnounced, func() (string, error) {
 		ch := b.cfg.Slack.AnnounceChannel
 		if ch == "" {
 			return "no announce_channel", nil
@@ -116,7 +116,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 		}
 	}
 	if svc != nil {
-		if err := b.step(ctx, id, marks, "hooks.run", "incident.hooks_run", func() (string, error) {
+		if err := b.step(ctx, id, marks, "hooks.run", store.AuditIncidentHooksRun, func() (string, error) {
 			b.mu.RLock()
 			hooks := append([]OpenedFunc(nil), b.opened...)
 			b.mu.RUnlock()
@@ -130,7 +130,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	return b.setMark(ctx, id, "incident.setup_done", markSetupDone, b.now().UTC().Format("2006-01-02T15:04:05Z"), nil)
+	return b.setMark(ctx, id, store.AuditIncidentSetupDone, markSetupDone, b.now().UTC().Format("2006-01-02T15:04:05Z"), nil)
 }
 
 // incidentOrdinal is implemented by stores that can say how many incidents

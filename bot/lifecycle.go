@@ -83,20 +83,20 @@ func (b *Bot) EnableLifecycle(opts LifecycleOptions) {
 
 // Job kinds of the incident lifecycle.
 const (
-	KindIncidentSetup    = "incident.setup"
-	KindIncidentEscalate = "incident.escalate"
-	KindIncidentRTO      = "incident.rto"
-	KindIncidentHeader   = "incident.header"
-	KindIncidentPost     = "incident.post"
-	KindIncidentResolved = "incident.resolved"
-	KindIncidentNote     = "incident.pagerduty_note"
-	KindIncidentEvent    = "incident.event"
+	KindIncidentSetup    = store.KindIncidentSetup
+	KindIncidentEscalate = store.KindIncidentEscalate
+	KindIncidentRTO      = store.KindIncidentRTO
+	KindIncidentHeader   = store.KindIncidentHeader
+	KindIncidentPost     = store.KindIncidentPost
+	KindIncidentResolved = store.KindIncidentResolved
+	KindIncidentNote     = store.KindIncidentNote
+	KindIncidentEvent    = store.KindIncidentEvent
 )
 
 // QueueIncidentEvents is the River queue of incident.event jobs; the store
 // runs it with one worker per process (postgres.QueueIncidentEvents), so
 // events apply in the order they were recorded.
-const QueueIncidentEvents = "incident_events"
+const QueueIncidentEvents = store.QueueIncidentEvents
 
 // timerKinds are cancelled when an incident is resolved.
 var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO}

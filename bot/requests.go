@@ -185,7 +185,7 @@ func (r *Requests) clickDeny(ctx context.Context, c chat.Click) (chat.Message, e
 
 // decide records the clicker's decision. Identity is the click's user id,
 // which adapters take from the signed payload only.
-func (r *Requests) decide(ctx context.Context, c chat.Click, decision string) (chat.Message, error) {
+func (r *Requests) decide(ctx context.Context, c chat.Click, decision store.Decision) (chat.Message, error) {
 	id, err := requestOf(c)
 	if err != nil {
 		return chat.Message{}, err

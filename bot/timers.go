@@ -73,7 +73,7 @@ func (b *Bot) fireEscalation(ctx context.Context, incidentID int64, index int) e
 	}
 	e := svc.Escalation[index]
 	key := escalationMark(index)
-	inc, marks, err := b.fire(ctx, incidentID, key, "incident.escalation_fired", map[string]any{"role": e.Role, "notify": e.Notify, "after": e.After.String(), "on": e.On})
+	inc, marks, err := b.fire(ctx, incidentID, key, store.AuditIncidentEscalationFired, map[string]any{"role": e.Role, "notify": e.Notify, "after": e.After.String(), "on": e.On})
 	if errors.Is(err, errSkip) {
 		b.log.InfoContext(ctx, "escalation not fired: incident resolved", "incident", incidentID, "role", e.Role)
 		return nil
@@ -85,7 +85,7 @@ func (b *Bot) fireEscalation(ctx context.Context, incidentID int64, index int) e
 		return errors.New("incident channel not set up yet") // retried
 	}
 	users, missing := b.resolvePeople(ctx, e.Notify)
-	if err := b.step(ctx, inc.ID, marks, key+".invited", "incident.escalation_invited", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, key+".invited", store.AuditIncidentEscalationInvited, func() (string, error) {
 		if len(users) == 0 {
 			return "nobody", nil
 		}
@@ -105,7 +105,7 @@ func (b *Bot) fireEscalation(ctx context.Context, incidentID int64, index int) e
 	if len(missing) > 0 {
 		text += fmt.Sprintf("\nCould not find in chat: %s. Reach them another way.", strings.Join(missing, ", "))
 	}
-	if err := b.step(ctx, inc.ID, marks, key+".posted", "incident.escalation_posted", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, key+".posted", store.AuditIncidentEscalationPosted, func() (string, error) {
 		_, err := b.chat.Post(ctx, inc.Channel, chat.Plain(text))
 		return "", err
 	}); err != nil {
@@ -135,7 +135,7 @@ func (b *Bot) addNote(ctx context.Context, a NoteArgs) error {
 	if err != nil {
 		return err
 	}
-	return b.step(ctx, inc.ID, marks, a.Key, "incident.pagerduty_noted", func() (string, error) {
+	return b.step(ctx, inc.ID, marks, a.Key, store.AuditIncidentPagerDutyNoted, func() (string, error) {
 		if err := b.lc.pd.AddNote(ctx, inc.PagerDutyID, a.Content); err != nil {
 			if strings.Contains(err.Error(), "not found in PagerDuty") {
 				b.log.WarnContext(ctx, "PagerDuty does not know the incident; note dropped", "incident", inc.ID, "pagerduty_id", inc.PagerDutyID)
@@ -216,7 +216,7 @@ func (b *Bot) resolvePeople(ctx context.Context, notify []string) (users, missin
 // fireRTOWarning is the incident.rto worker.
 func (b *Bot) fireRTOWarning(ctx context.Context, incidentID int64, pct int) error {
 	key := rtoMark(pct)
-	inc, marks, err := b.fire(ctx, incidentID, key, "incident.rto_warning", map[string]any{"percent": pct})
+	inc, marks, err := b.fire(ctx, incidentID, key, store.AuditIncidentRTOWarning, map[string]any{"percent": pct})
 	if errors.Is(err, errSkip) {
 		return nil
 	}
@@ -233,7 +233,7 @@ func (b *Bot) fireRTOWarning(ctx context.Context, incidentID int64, pct int) err
 		left := inc.RTO - inc.RTO*time.Duration(pct)/100
 		text = fmt.Sprintf("RTO warning: %d%% of the %s RTO used, %s left (deadline %s).", pct, formatDuration(inc.RTO), formatDuration(left), deadline(inc))
 	}
-	if err := b.step(ctx, inc.ID, marks, key+".posted", "incident.rto_warning_posted", func() (string, error) {
+	if err := b.step(ctx, inc.ID, marks, key+".posted", store.AuditIncidentRTOWarningPosted, func() (string, error) {
 		_, err := b.chat.Post(ctx, inc.Channel, chat.Plain(text))
 		return "", err
 	}); err != nil {

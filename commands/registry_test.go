@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/internal/editdist"
 )
 
 func TestRegisterRejects(t *testing.T) {
@@ -132,8 +133,8 @@ func TestEditDistanceAndClosest(t *testing.T) {
 		{"kitten", "sitting", 3}, {"ca", "abc", 3}, {"東京", "京東", 1},
 	}
 	for _, tc := range cases {
-		if got := editDistance(tc.a, tc.b); got != tc.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
+		if got := editdist.Distance(tc.a, tc.b); got != tc.d {
+			t.Errorf("Distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
 		}
 	}
 	names := []string{"failover", "help", "restore-db", "scale", "status"}

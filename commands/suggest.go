@@ -3,6 +3,8 @@ package commands
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/drbot-dev/drbot/internal/editdist"
 )
 
 // maxSuggestInput bounds the words closest compares, so that a 4 KB word costs
@@ -25,7 +27,7 @@ func closest(word string, candidates []string) string {
 		if len(word) >= 3 && strings.HasPrefix(c, word) {
 			prefixed = append(prefixed, c)
 		}
-		d := editDistance(word, c)
+		d := editdist.Distance(word, c)
 		if d > maxDistance(c) {
 			continue
 		}
@@ -50,31 +52,4 @@ func maxDistance(name string) int {
 	default:
 		return 3
 	}
-}
-
-// editDistance is the optimal-string-alignment distance between a and b:
-// insertions, deletions, substitutions and transpositions of adjacent runes.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev2 := make([]int, len(rb)+1)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(rb)]
 }

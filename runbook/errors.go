@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/drbot-dev/drbot/internal/editdist"
 )
 
 // Problem is one thing wrong in a runbook config file.
@@ -54,7 +56,7 @@ func suggest(key string, known []string) string {
 	best, bestDist := "", -1
 	lower := strings.ToLower(key)
 	for _, k := range known {
-		d := levenshtein(lower, k)
+		d := editdist.Distance(lower, k)
 		if bestDist < 0 || d < bestDist {
 			best, bestDist = k, d
 		}
@@ -68,31 +70,6 @@ func suggest(key string, known []string) string {
 		return ""
 	}
 	return best
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		// Keys this long are not typos of ours; avoid quadratic work on junk.
-		return 1 << 20
-	}
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 func fmtQuote(s string) string {

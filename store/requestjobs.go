@@ -1,13 +1,10 @@
 package store
 
-// Job kinds of the request lifecycle. Their workers are registered by the
-// process that works jobs (cmd/drbot); both the approval engine (which inserts
-// them with a state change) and the action runner (which works them) know them
-// through these neutral argument types.
-const (
-	KindExecuteRequest = "request.execute"
-	KindExpireRequest  = "request.expire"
-)
+// The request lifecycle's jobs (KindExecuteRequest, KindExpireRequest in
+// kinds.go). Their workers are registered by the process that works jobs
+// (cmd/drbot); both the approval engine (which inserts them with a state
+// change) and the action runner (which works them) know them through these
+// neutral argument types.
 
 // ExecuteRequestArgs runs an approved request (or resumes a running one).
 // Resume is empty for the job inserted with the approval and a unique value

@@ -14,11 +14,14 @@ import (
 // ErrNotFound is returned when a record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// IncidentStatus is where an incident is in PagerDuty's lifecycle.
+type IncidentStatus string
+
 // Incident statuses.
 const (
-	IncidentTriggered    = "triggered"
-	IncidentAcknowledged = "acknowledged"
-	IncidentResolved     = "resolved"
+	IncidentTriggered    IncidentStatus = "triggered"
+	IncidentAcknowledged IncidentStatus = "acknowledged"
+	IncidentResolved     IncidentStatus = "resolved"
 )
 
 // Incident is one PagerDuty incident that drbot handles.
@@ -29,7 +32,7 @@ type Incident struct {
 	Title       string
 	Urgency     string
 	URL         string // PagerDuty link
-	Status      string
+	Status      IncidentStatus
 	Channel     string // chat channel id, once created
 	Security    bool
 	OpenedAt    time.Time
@@ -39,20 +42,23 @@ type Incident struct {
 	RPO         time.Duration
 }
 
+// RequestState is the state of an action request.
+type RequestState string
+
 // Action request states. A request moves forward only along
 // pending → approved → running → verifying → succeeded|failed, or ends
 // denied|expired|cancelled from pending (cancelled|expired also from approved);
 // see CanTransition for the exact moves.
 const (
-	RequestPending   = "pending"
-	RequestApproved  = "approved"
-	RequestRunning   = "running"
-	RequestVerifying = "verifying"
-	RequestSucceeded = "succeeded"
-	RequestFailed    = "failed"
-	RequestDenied    = "denied"
-	RequestExpired   = "expired"
-	RequestCancelled = "cancelled"
+	RequestPending   RequestState = "pending"
+	RequestApproved  RequestState = "approved"
+	RequestRunning   RequestState = "running"
+	RequestVerifying RequestState = "verifying"
+	RequestSucceeded RequestState = "succeeded"
+	RequestFailed    RequestState = "failed"
+	RequestDenied    RequestState = "denied"
+	RequestExpired   RequestState = "expired"
+	RequestCancelled RequestState = "cancelled"
 )
 
 // ActionRequest is a request to run a destructive action, gated by approvals.
@@ -66,7 +72,7 @@ type ActionRequest struct {
 	Plan           json.RawMessage // the exact plan shown to approvers
 	PlanHash       string          // sha256 hex of Plan
 	RequestedBy    string          // chat user id
-	State          string
+	State          RequestState
 	Reason         string
 	IdempotencyKey string
 	Channel        string
@@ -81,8 +87,8 @@ type Approval struct {
 	ID        int64
 	RequestID int64
 	PlanHash  string
-	Approver  string // chat user id
-	Decision  string // "approve" or "deny"
+	Approver  string   // chat user id
+	Decision  Decision // DecisionApprove or DecisionDeny
 	Reason    string
 	At        time.Time
 }
@@ -94,7 +100,7 @@ type AuditEvent struct {
 	IncidentID *int64
 	RequestID  *int64
 	Actor      string // chat user id, "pagerduty", "drbot", …
-	Kind       string // incident.opened, request.created, approval.approved, step.started, …
+	Kind       string // one of the Audit… constants (kinds.go): incident.opened, request.created, …
 	Data       json.RawMessage
 	At         time.Time
 	PrevHash   []byte
@@ -144,8 +150,8 @@ func (e *StateConflictError) Is(target error) bool { return target == ErrStateCo
 // It matches ErrTargetBusy with errors.Is.
 type TargetBusyError struct {
 	Target    string
-	RequestID int64  // the request that holds the target
-	State     string // its state
+	RequestID int64        // the request that holds the target
+	State     RequestState // its state
 	Kind      string
 	By        string // who requested it
 }
@@ -158,7 +164,7 @@ func (e *TargetBusyError) Error() string {
 func (e *TargetBusyError) Is(target error) bool { return target == ErrTargetBusy }
 
 // requestMoves is the request state machine: the states each state may move to.
-var requestMoves = map[string][]string{
+var requestMoves = map[RequestState][]RequestState{
 	RequestPending:   {RequestApproved, RequestDenied, RequestExpired, RequestCancelled},
 	RequestApproved:  {RequestRunning, RequestCancelled, RequestExpired, RequestFailed},
 	RequestRunning:   {RequestVerifying, RequestFailed},
@@ -174,13 +180,13 @@ var requestMoves = map[string][]string{
 //	verifying → succeeded | failed
 //
 // succeeded, failed, denied, expired and cancelled are final.
-func CanTransition(from, to string) bool {
+func CanTransition(from, to RequestState) bool {
 	return slices.Contains(requestMoves[from], to)
 }
 
 // InFlight reports whether a request in state s holds its target
 // (pending, approved, running or verifying).
-func InFlight(s string) bool {
+func InFlight(s RequestState) bool {
 	switch s {
 	case RequestPending, RequestApproved, RequestRunning, RequestVerifying:
 		return true
@@ -189,7 +195,7 @@ func InFlight(s string) bool {
 }
 
 // Final reports whether s is a final request state.
-func Final(s string) bool {
+func Final(s RequestState) bool {
 	switch s {
 	case RequestSucceeded, RequestFailed, RequestDenied, RequestExpired, RequestCancelled:
 		return true
@@ -197,10 +203,13 @@ func Final(s string) bool {
 	return false
 }
 
+// Decision is one approver's decision on a request.
+type Decision string
+
 // Approval decisions.
 const (
-	DecisionApprove = "approve"
-	DecisionDeny    = "deny"
+	DecisionApprove Decision = "approve"
+	DecisionDeny    Decision = "deny"
 )
 
 // JobArgs describes a durable job's arguments. It must encode to JSON, and
@@ -224,7 +233,7 @@ type Job struct {
 // (see the approval engine's decisions): the new state, its audit row and the
 // jobs that go with it.
 type RequestMove struct {
-	To    string
+	To    RequestState
 	Event AuditEvent
 	Jobs  []Job
 }
@@ -275,7 +284,7 @@ type Requests interface {
 	// TransitionRequest moves request id to state to if its current state is
 	// one of from and the move is allowed by CanTransition; ev and jobs are
 	// written in the same transaction. Otherwise it returns a *StateConflictError.
-	TransitionRequest(ctx context.Context, id int64, from []string, to string, ev AuditEvent, jobs ...Job) (ActionRequest, error)
+	TransitionRequest(ctx context.Context, id int64, from []RequestState, to RequestState, ev AuditEvent, jobs ...Job) (ActionRequest, error)
 	// AddApproval records a decision with ev. A second decision by the same
 	// approver for the same request and plan hash fails with ErrDuplicate.
 	AddApproval(ctx context.Context, a Approval, ev AuditEvent) (Approval, error)

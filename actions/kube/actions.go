@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -282,12 +283,11 @@ func VerifyWorkload(ctx context.Context, c *Client, namespace string, ref runboo
 	return r
 }
 
-// userError returns a user-safe text for err: its UserMessage when it has
-// one, else a generic reason (the detail goes to the log).
+// userError returns a user-safe text for err: its refusal's message when it
+// is one, else a generic reason (the detail goes to the log).
 func userError(err error) string {
-	var u interface{ UserMessage() string }
-	if errors.As(err, &u) {
-		return u.UserMessage()
+	if u, ok := usererr.As(err); ok {
+		return u.Msg
 	}
 	return "could not read the workload from Kubernetes"
 }

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -121,6 +122,9 @@ func (e *NotFoundError) Error() string {
 
 // UserMessage marks the error as safe to show.
 func (e *NotFoundError) UserMessage() string { return e.Error() }
+
+// As makes the error a user-safe *usererr.Refusal to errors.As.
+func (e *NotFoundError) As(target any) bool { return usererr.Into(target, e.Error()) }
 
 // Workload is what drbot needs to know about a deployment or statefulset.
 type Workload struct {
@@ -254,6 +258,9 @@ func (e *ReplicasChangedError) Error() string {
 // UserMessage marks the error as safe to show.
 func (e *ReplicasChangedError) UserMessage() string { return e.Error() }
 
+// As makes the error a user-safe *usererr.Refusal to errors.As.
+func (e *ReplicasChangedError) As(target any) bool { return usererr.Into(target, e.Error()) }
+
 // specReplicas returns spec.replicas and whether the field is set.
 func (c *Client) specReplicas(ctx context.Context, namespace string, ref runbook.WorkloadRef) (int32, bool, error) {
 	var r *int32
@@ -378,6 +385,9 @@ func (e *RolloutFailedError) Error() string {
 
 // UserMessage marks the error as safe to show.
 func (e *RolloutFailedError) UserMessage() string { return e.Error() }
+
+// As makes the error a user-safe *usererr.Refusal to errors.As.
+func (e *RolloutFailedError) As(target any) bool { return usererr.Into(target, e.Error()) }
 
 // ErrProgressDeadline is wrapped by the error of a rollout whose Progressing
 // condition says ProgressDeadlineExceeded.

@@ -96,7 +96,7 @@ func (b *bot) do(kind string, args, flags map[string]string) store.ActionRequest
 	if err != nil {
 		b.f.t.Fatal(err)
 	}
-	if _, err := b.db.TransitionRequest(b.f.ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{Kind: "request.approved"}); err != nil {
+	if _, err := b.db.TransitionRequest(b.f.ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{Kind: "request.approved"}); err != nil {
 		b.f.t.Fatal(err)
 	}
 	if err := b.run.Run(b.f.ctx, r.ID); err != nil {
@@ -267,9 +267,9 @@ func TestRollbackOfARestoreInterruptedMidSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []string{store.RequestApproved, store.RequestRunning, store.RequestFailed} {
-		from := map[string]string{store.RequestApproved: store.RequestPending, store.RequestRunning: store.RequestApproved, store.RequestFailed: store.RequestRunning}[to]
-		if _, err := b.db.TransitionRequest(f.ctx, r.ID, []string{from}, to, store.AuditEvent{Kind: "request." + to}); err != nil {
+	for _, to := range []store.RequestState{store.RequestApproved, store.RequestRunning, store.RequestFailed} {
+		from := map[store.RequestState]store.RequestState{store.RequestApproved: store.RequestPending, store.RequestRunning: store.RequestApproved, store.RequestFailed: store.RequestRunning}[to]
+		if _, err := b.db.TransitionRequest(f.ctx, r.ID, []store.RequestState{from}, to, store.AuditEvent{Kind: store.RequestMovedKind(to)}); err != nil {
 			t.Fatal(err)
 		}
 		if to == store.RequestRunning {

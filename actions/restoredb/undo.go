@@ -84,7 +84,7 @@ func readSwap(ctx context.Context, h History, id int64) (swapRecord, error) {
 // undoable is a restore-db request rollback can undo.
 type undoable struct {
 	ID    int64
-	State string
+	State store.RequestState
 	Spec  Spec
 	Swap  swapRecord
 }
@@ -98,7 +98,7 @@ func (u undoable) describe() string {
 	if !u.Swap.Finished {
 		s += " (interrupted mid-swap)"
 	}
-	return s + " (" + u.State + ")"
+	return s + " (" + string(u.State) + ")"
 }
 
 func (u undoable) backup() string {

@@ -179,7 +179,7 @@ func (h *holding) stopped(ctx context.Context, req store.ActionRequest, err erro
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	data, _ := json.Marshal(map[string]any{"target": le.Target, "holder": le.Holder, "holder_request": le.RequestID, "stopped_before": before})
-	if _, aerr := h.r.store.AppendAudit(rctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: "request.lease_lost", Data: data}); aerr != nil {
+	if _, aerr := h.r.store.AppendAudit(rctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: store.AuditRequestLeaseLost, Data: data}); aerr != nil {
 		h.r.log.WarnContext(rctx, "record lost lease", "request", req.ID, "err", aerr)
 	}
 	h.r.log.WarnContext(rctx, "execution stopped: lease lost", "request", req.ID, "target", le.Target, "holder", le.Holder, "cause", err)

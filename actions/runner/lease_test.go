@@ -34,7 +34,7 @@ func (f *fixture) approvedFor(t *testing.T, db *postgres.DB, service string) sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err = db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
+	r, err = db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func (w *restoreWorld) approved(flags map[string]string) store.ActionRequest {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r, err = w.f.db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
+	r, err = w.f.db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -32,7 +33,7 @@ type Store interface {
 	// while an execution runs, and a lost lease is noticed before each step.
 	store.Leases
 	// RequestsInState lists requests in any of states.
-	RequestsInState(ctx context.Context, states ...string) ([]store.ActionRequest, error)
+	RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error)
 }
 
 // Status is what a request's card shows besides the request and its approvals.
@@ -182,7 +183,7 @@ func (r *Runner) Run(ctx context.Context, id int64) error {
 	return h.stopped(ctx, cur, r.run(ctx, h, cur))
 }
 
-func runnable(state string) bool {
+func runnable(state store.RequestState) bool {
 	return state == store.RequestApproved || state == store.RequestRunning || state == store.RequestVerifying
 }
 
@@ -207,8 +208,8 @@ func (r *Runner) run(ctx context.Context, h *holding, req store.ActionRequest) e
 			return err
 		}
 		data, _ := json.Marshal(map[string]any{"from": store.RequestApproved, "to": store.RequestRunning, "plan_changed": changed})
-		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestApproved}, store.RequestRunning,
-			store.AuditEvent{Kind: "request.running", Actor: "drbot", Data: data})
+		req, err = r.store.TransitionRequest(ctx, id, []store.RequestState{store.RequestApproved}, store.RequestRunning,
+			store.AuditEvent{Kind: store.AuditRequestRunning, Actor: "drbot", Data: data})
 		if err != nil {
 			if errors.Is(err, store.ErrStateConflict) {
 				return nil // cancelled or expired meanwhile
@@ -234,8 +235,8 @@ func (r *Runner) run(ctx context.Context, h *holding, req store.ActionRequest) e
 		if err := h.fence(ctx, "verify"); err != nil {
 			return err
 		}
-		req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestRunning}, store.RequestVerifying,
-			store.AuditEvent{Kind: "request.verifying", Actor: "drbot"})
+		req, err = r.store.TransitionRequest(ctx, id, []store.RequestState{store.RequestRunning}, store.RequestVerifying,
+			store.AuditEvent{Kind: store.AuditRequestVerifying, Actor: "drbot"})
 		if err != nil {
 			return err
 		}
@@ -267,8 +268,8 @@ func (r *Runner) run(ctx context.Context, h *holding, req store.ActionRequest) e
 	if err := h.fence(ctx, "report"); err != nil {
 		return err
 	}
-	req, err = r.store.TransitionRequest(ctx, id, []string{store.RequestVerifying}, to,
-		store.AuditEvent{Kind: "request." + to, Actor: "drbot", Data: data})
+	req, err = r.store.TransitionRequest(ctx, id, []store.RequestState{store.RequestVerifying}, to,
+		store.AuditEvent{Kind: store.RequestMovedKind(to), Actor: "drbot", Data: data})
 	if err != nil {
 		return err
 	}
@@ -311,7 +312,7 @@ func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.
 	text := fmt.Sprintf("The plan would be different now (%s changed: %s); running the approved plan exactly as approved (%s).",
 		strings.Join(changed, ", "), now.Summary, approved.Summary)
 	data, _ := json.Marshal(map[string]any{"approved_hash": req.PlanHash, "current_hash": h, "current_summary": now.Summary, "changed": changed})
-	if _, err := r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: "plan.changed", Data: data}); err != nil {
+	if _, err := r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: req.IncidentID, RequestID: &req.ID, Actor: "drbot", Kind: store.AuditPlanChanged, Data: data}); err != nil {
 		r.log.WarnContext(ctx, "record plan change", "request", req.ID, "err", err)
 	}
 	r.cards.Note(ctx, req, fmt.Sprintf("Request #%d: %s", req.ID, text))
@@ -321,9 +322,8 @@ func (r *Runner) replan(ctx context.Context, req store.ActionRequest, a actions.
 // reason is the user-safe failure reason of err: a refusal's own message,
 // otherwise the step and a log reference.
 func (r *Runner) reason(ctx context.Context, req store.ActionRequest, step string, err error) string {
-	var rf interface{ UserMessage() string }
-	if errors.As(err, &rf) {
-		return rf.UserMessage()
+	if rf, ok := usererr.As(err); ok {
+		return rf.Msg
 	}
 	ref := r.logErr(ctx, req, "step "+step, err)
 	if step == "" {
@@ -344,13 +344,13 @@ func (r *Runner) fail(ctx context.Context, h *holding, req store.ActionRequest, 
 	if err := h.fence(ctx, ""); err != nil {
 		return err
 	}
-	d := map[string]string{"from": req.State, "reason": reason}
+	d := map[string]string{"from": string(req.State), "reason": reason}
 	if cause != nil {
 		d["error"] = cause.Error()
 	}
 	data, _ := json.Marshal(d)
-	out, err := r.store.TransitionRequest(ctx, req.ID, []string{store.RequestApproved, store.RequestRunning, store.RequestVerifying}, store.RequestFailed,
-		store.AuditEvent{Kind: "request.failed", Actor: "drbot", Data: data})
+	out, err := r.store.TransitionRequest(ctx, req.ID, []store.RequestState{store.RequestApproved, store.RequestRunning, store.RequestVerifying}, store.RequestFailed,
+		store.AuditEvent{Kind: store.AuditRequestFailed, Actor: "drbot", Data: data})
 	if err != nil {
 		if errors.Is(err, store.ErrStateConflict) {
 			return nil
@@ -399,7 +399,7 @@ func (j *journal) events(ctx context.Context) ([]store.AuditEvent, error) {
 			return nil, err
 		}
 		for _, ev := range evs {
-			if ev.Kind == "step.started" || ev.Kind == "step.finished" {
+			if ev.Kind == store.AuditStepStarted || ev.Kind == store.AuditStepFinished {
 				out = append(out, ev)
 			}
 		}
@@ -431,9 +431,9 @@ func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool
 			continue
 		}
 		switch ev.Kind {
-		case "step.started":
+		case store.AuditStepStarted:
 			started = true
-		case "step.finished":
+		case store.AuditStepFinished:
 			if d.Error == "" {
 				return d.Result, true, true, nil
 			}
@@ -444,7 +444,7 @@ func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool
 	if err != nil {
 		return nil, false, false, err
 	}
-	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "step.started", Data: data}); err != nil {
+	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: store.AuditStepStarted, Data: data}); err != nil {
 		return nil, false, false, err
 	}
 	j.mu.Lock()
@@ -478,7 +478,7 @@ func (j *journal) Finish(ctx context.Context, step string, result any, stepErr e
 	if err != nil {
 		return err
 	}
-	_, err = j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "step.finished", Data: data})
+	_, err = j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: store.AuditStepFinished, Data: data})
 	return err
 }
 
@@ -488,7 +488,7 @@ func (j *journal) Progress(ctx context.Context, p actions.Progress) {
 
 func (j *journal) Note(ctx context.Context, text string) {
 	data, _ := json.Marshal(map[string]string{"text": text})
-	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: "request.note", Data: data}); err != nil {
+	if _, err := j.r.store.AppendAudit(ctx, store.AuditEvent{IncidentID: j.req.IncidentID, RequestID: &j.req.ID, Actor: "drbot", Kind: store.AuditRequestNote, Data: data}); err != nil {
 		j.r.log.WarnContext(ctx, "record note", "request", j.req.ID, "err", err)
 	}
 	j.r.cards.Note(ctx, j.req, fmt.Sprintf("Request #%d (%s): %s", j.req.ID, j.req.Kind, text))

@@ -37,7 +37,7 @@ type cardLog struct {
 func (c *cardLog) Show(_ context.Context, req store.ActionRequest, st runner.Status) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := req.State
+	s := string(req.State)
 	if st.StepIndex > 0 {
 		s += ":" + st.Step
 	}
@@ -104,7 +104,7 @@ func (f *fixture) approved(t *testing.T) store.ActionRequest {
 	if h != r.PlanHash {
 		t.Fatalf("plan hash %s != stored hash %s", h, r.PlanHash)
 	}
-	r, err = f.db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
+	r, err = f.db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ const resumeEvery = time.Minute
 // resumeRequestsArgs is the periodic job that resumes requests left running.
 type resumeRequestsArgs struct{}
 
-func (resumeRequestsArgs) Kind() string { return "request.resume" }
+func (resumeRequestsArgs) Kind() string { return store.KindResumeRequests }
 
 type resumeWorker struct {
 	river.WorkerDefaults[resumeRequestsArgs]

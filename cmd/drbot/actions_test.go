@@ -244,7 +244,7 @@ func (w *world) card(t testing.TB, db *postgres.DB, after int64) (fakeslack.Mess
 	return m, req.ID
 }
 
-func (w *world) waitState(t testing.TB, db *postgres.DB, id int64, state string) store.ActionRequest {
+func (w *world) waitState(t testing.TB, db *postgres.DB, id int64, state store.RequestState) store.ActionRequest {
 	t.Helper()
 	var r store.ActionRequest
 	deadline := time.Now().Add(wait)

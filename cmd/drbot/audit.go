@@ -146,7 +146,7 @@ func buildExport(ctx context.Context, db *postgres.DB, id int64) (auditExport, e
 		return auditExport{}, fmt.Errorf("read incident %d: %w", id, err)
 	}
 	exp := auditExport{
-		Incident: exportIncident{ID: inc.ID, PagerDutyID: inc.PagerDutyID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
+		Incident: exportIncident{ID: inc.ID, PagerDutyID: inc.PagerDutyID, Service: inc.Service, Title: inc.Title, Status: string(inc.Status),
 			Channel: inc.Channel, Security: inc.Security, OpenedAt: inc.OpenedAt.UTC(), AckedAt: inc.AckedAt, ResolvedAt: inc.ResolvedAt},
 		Requests:    []exportRequest{},
 		Events:      []exportEvent{},
@@ -164,7 +164,7 @@ func buildExport(ctx context.Context, db *postgres.DB, id int64) (auditExport, e
 		if as == nil {
 			as = []store.Approval{}
 		}
-		exp.Requests = append(exp.Requests, exportRequest{ID: r.ID, Kind: r.Kind, Target: r.Target, State: r.State, RequestedBy: r.RequestedBy,
+		exp.Requests = append(exp.Requests, exportRequest{ID: r.ID, Kind: r.Kind, Target: r.Target, State: string(r.State), RequestedBy: r.RequestedBy,
 			Reason: r.Reason, PlanHash: r.PlanHash, Plan: r.Plan, Approvals: as, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt})
 	}
 	after := int64(0)
@@ -254,7 +254,7 @@ func writeMarkdown(w io.Writer, e auditExport) error {
 		for _, r := range e.Requests {
 			var who []string
 			for _, a := range r.Approvals {
-				who = append(who, a.Approver+" ("+a.Decision+")")
+				who = append(who, a.Approver+" ("+string(a.Decision)+")")
 			}
 			hash := r.PlanHash
 			if len(hash) > 12 {

@@ -43,7 +43,7 @@ func (db *DB) DecideRequest(ctx context.Context, a store.Approval, ev store.Audi
 			return notFound(fmt.Sprintf("request %d", a.RequestID), err)
 		}
 		if cur.State != store.RequestPending {
-			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: cur.State, To: "take a decision"}
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: string(cur.State), To: "take a decision"}
 		}
 		_, err = scanApproval(tx.QueryRow(ctx, `
 			INSERT INTO approvals (request_id, plan_hash, approver, decision, reason, at)
@@ -61,16 +61,16 @@ func (db *DB) DecideRequest(ctx context.Context, a store.Approval, ev store.Audi
 			ev.IncidentID = cur.IncidentID
 		}
 		if ev.Kind == "" {
-			ev.Kind = "approval.approved"
+			ev.Kind = store.AuditApprovalApproved
 			if a.Decision == store.DecisionDeny {
-				ev.Kind = "approval.denied"
+				ev.Kind = store.AuditApprovalDenied
 			}
 		}
 		if ev.Actor == "" {
 			ev.Actor = a.Approver
 		}
 		if len(ev.Data) == 0 {
-			ev.Data, err = json.Marshal(map[string]string{"decision": a.Decision, "plan_hash": a.PlanHash, "reason": a.Reason})
+			ev.Data, err = json.Marshal(map[string]string{"decision": string(a.Decision), "plan_hash": a.PlanHash, "reason": a.Reason})
 			if err != nil {
 				return err
 			}
@@ -95,7 +95,7 @@ func (db *DB) DecideRequest(ctx context.Context, a store.Approval, ev store.Audi
 			return err
 		}
 		if !store.CanTransition(cur.State, m.To) {
-			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: cur.State, To: m.To}
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: string(cur.State), To: string(m.To)}
 		}
 		out, err = moveTx(ctx, db, tx, cur, m.To, m.Event, m.Jobs)
 		return err

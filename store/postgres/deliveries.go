@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/drbot-dev/drbot/store"
 )
 
 // RecordDelivery records a webhook delivery id and reports whether it is new;
@@ -37,7 +39,7 @@ func (db *DB) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, err
 const DeliveryRetention = 7 * 24 * time.Hour
 
 // PruneDeliveriesKind is the kind of the job that forgets old deliveries.
-const PruneDeliveriesKind = "deliveries.prune"
+const PruneDeliveriesKind = store.KindPruneDeliveries
 
 // PruneDeliveriesArgs is the job that forgets deliveries older than DeliveryRetention.
 type PruneDeliveriesArgs struct{}

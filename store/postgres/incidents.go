@@ -65,7 +65,7 @@ func nullString(s string) *string {
 	return &s
 }
 
-func validIncidentStatus(s string) bool {
+func validIncidentStatus(s store.IncidentStatus) bool {
 	switch s {
 	case store.IncidentTriggered, store.IncidentAcknowledged, store.IncidentResolved:
 		return true
@@ -135,7 +135,7 @@ func (db *DB) OpenIncident(ctx context.Context, inc store.Incident, jobs ...stor
 			return err
 		}
 		_, err = appendAuditTx(ctx, tx, store.AuditEvent{
-			IncidentID: &out.ID, Actor: "pagerduty", Kind: "incident.opened", Data: data,
+			IncidentID: &out.ID, Actor: "pagerduty", Kind: store.AuditIncidentOpened, Data: data,
 		})
 		return err
 	})
@@ -199,7 +199,7 @@ func (db *DB) SetIncidentChannel(ctx context.Context, id int64, channel string) 
 			return err
 		}
 		data, _ := json.Marshal(map[string]string{"channel": channel})
-		_, err := appendAuditTx(ctx, tx, store.AuditEvent{IncidentID: &id, Actor: "drbot", Kind: "incident.channel_set", Data: data})
+		_, err := appendAuditTx(ctx, tx, store.AuditEvent{IncidentID: &id, Actor: "drbot", Kind: store.AuditIncidentChannelSet, Data: data})
 		return err
 	})
 	if err != nil {
@@ -357,7 +357,7 @@ func (t *incidentTx) OpenIncident(ctx context.Context, inc store.Incident) (stor
 	if err != nil {
 		return store.Incident{}, false, err
 	}
-	t.audits = append(t.audits, store.AuditEvent{IncidentID: &out.ID, Actor: "pagerduty", Kind: "incident.opened", Data: data})
+	t.audits = append(t.audits, store.AuditEvent{IncidentID: &out.ID, Actor: "pagerduty", Kind: store.AuditIncidentOpened, Data: data})
 	return out, true, nil
 }
 

@@ -34,7 +34,7 @@ func (t *incidentTx) MoveChannel(ctx context.Context, id int64, channel string) 
 		return "", fmt.Errorf("move incident %d to %s: %w", id, channel, err)
 	}
 	data, _ := json.Marshal(map[string]string{"from": *cur, "channel": channel}) // strings: cannot fail
-	t.audits = append(t.audits, store.AuditEvent{IncidentID: &id, Actor: "drbot", Kind: "incident.channel_moved", Data: data})
+	t.audits = append(t.audits, store.AuditEvent{IncidentID: &id, Actor: "drbot", Kind: store.AuditIncidentChannelMoved, Data: data})
 	return *cur, nil
 }
 

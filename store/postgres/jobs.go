@@ -50,7 +50,7 @@ func (db *DB) InsertJobs(ctx context.Context, jobs ...store.Job) error {
 
 // QueueIncidentEvents is the queue of recorded webhook events waiting to be
 // applied: one worker per process, so events apply in arrival order.
-const QueueIncidentEvents = "incident_events"
+const QueueIncidentEvents = store.QueueIncidentEvents
 
 // DefaultRescueStuckJobsAfter is how long a job may run before River assumes
 // its process died and runs it again (Options.RescueStuckJobsAfter).
@@ -133,7 +133,7 @@ func (db *DB) StopJobs(ctx context.Context) error {
 }
 
 // AuditVerifyKind is the kind of the audit chain verification job.
-const AuditVerifyKind = "audit.verify"
+const AuditVerifyKind = store.KindAuditVerify
 
 // AuditVerifyArgs is the job that verifies the whole audit chain.
 type AuditVerifyArgs struct{}

@@ -44,7 +44,7 @@ func TestJobsCommitAndRollBackWithState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved,
+	_, err = db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved,
 		store.AuditEvent{Actor: "U2", Data: json.RawMessage(`{not json`)}, noteJob("run-restore"))
 	if err == nil {
 		t.Fatal("transition with an invalid audit row succeeded")
@@ -64,7 +64,7 @@ func TestJobsCommitAndRollBackWithState(t *testing.T) {
 	}
 
 	// And a successful one commits both.
-	if _, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved,
+	if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved,
 		store.AuditEvent{Actor: "U2"}, noteJob("run-restore")); err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func (db *DB) CreateRequestWith(ctx context.Context, r store.ActionRequest, ev s
 				ev.IncidentID = out.IncidentID
 			}
 			if ev.Kind == "" {
-				ev.Kind = "request.created"
+				ev.Kind = store.AuditRequestCreated
 			}
 			if ev.Actor == "" {
 				ev.Actor = out.RequestedBy
@@ -229,7 +229,7 @@ func (db *DB) RequestsForIncident(ctx context.Context, incidentID int64) ([]stor
 // of concurrent transitions from the same state exactly one wins. ev (defaults:
 // kind request.<to>, actor drbot, data {from, to}) and jobs are written in the
 // same transaction.
-func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to string, ev store.AuditEvent, jobs ...store.Job) (store.ActionRequest, error) {
+func (db *DB) TransitionRequest(ctx context.Context, id int64, from []store.RequestState, to store.RequestState, ev store.AuditEvent, jobs ...store.Job) (store.ActionRequest, error) {
 	var out store.ActionRequest
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := scanRequest(tx.QueryRow(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE id = $1 FOR UPDATE", id))
@@ -237,7 +237,7 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 			return notFound(fmt.Sprintf("request %d", id), err)
 		}
 		if !slices.Contains(from, cur.State) || !store.CanTransition(cur.State, to) {
-			return &store.StateConflictError{What: fmt.Sprintf("request %d", id), Current: cur.State, To: to}
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", id), Current: string(cur.State), To: string(to)}
 		}
 		out, err = moveTx(ctx, db, tx, cur, to, ev, jobs)
 		return err
@@ -254,7 +254,7 @@ func (db *DB) TransitionRequest(ctx context.Context, id int64, from []string, to
 
 // moveTx moves cur (locked by the caller) to state to, inserts jobs and
 // appends ev (defaults: kind request.<to>, actor drbot, data {from, to}) in tx.
-func moveTx(ctx context.Context, db *DB, tx pgx.Tx, cur store.ActionRequest, to string, ev store.AuditEvent, jobs []store.Job) (store.ActionRequest, error) {
+func moveTx(ctx context.Context, db *DB, tx pgx.Tx, cur store.ActionRequest, to store.RequestState, ev store.AuditEvent, jobs []store.Job) (store.ActionRequest, error) {
 	id := cur.ID
 	out, err := scanRequest(tx.QueryRow(ctx,
 		"UPDATE action_requests SET state = $2, updated_at = now() WHERE id = $1 RETURNING "+requestColumns, id, to))
@@ -269,13 +269,13 @@ func moveTx(ctx context.Context, db *DB, tx pgx.Tx, cur store.ActionRequest, to 
 		ev.IncidentID = out.IncidentID
 	}
 	if ev.Kind == "" {
-		ev.Kind = "request." + to
+		ev.Kind = store.RequestMovedKind(to)
 	}
 	if ev.Actor == "" {
 		ev.Actor = "drbot"
 	}
 	if len(ev.Data) == 0 {
-		ev.Data, err = json.Marshal(map[string]string{"from": cur.State, "to": to})
+		ev.Data, err = json.Marshal(map[string]string{"from": string(cur.State), "to": string(to)})
 		if err != nil {
 			return store.ActionRequest{}, err
 		}
@@ -300,7 +300,7 @@ func (db *DB) SetRequestMessage(ctx context.Context, id int64, channel, ts strin
 		if err != nil {
 			return err
 		}
-		_, err = appendAuditTx(ctx, tx, store.AuditEvent{IncidentID: incidentID, RequestID: &id, Actor: "drbot", Kind: "request.card_posted", Data: data})
+		_, err = appendAuditTx(ctx, tx, store.AuditEvent{IncidentID: incidentID, RequestID: &id, Actor: "drbot", Kind: store.AuditRequestCardPosted, Data: data})
 		return err
 	})
 	if err != nil {
@@ -345,14 +345,14 @@ func (db *DB) AddApproval(ctx context.Context, a store.Approval, ev store.AuditE
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var (
 			incidentID *int64
-			state      string
+			state      store.RequestState
 		)
 		err := tx.QueryRow(ctx, "SELECT incident_id, state FROM action_requests WHERE id = $1 FOR SHARE", a.RequestID).Scan(&incidentID, &state)
 		if err != nil {
 			return notFound(fmt.Sprintf("request %d", a.RequestID), err)
 		}
 		if state != store.RequestPending {
-			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: state, To: "take a decision"}
+			return &store.StateConflictError{What: fmt.Sprintf("request %d", a.RequestID), Current: string(state), To: "take a decision"}
 		}
 		out, err = scanApproval(tx.QueryRow(ctx, `
 			INSERT INTO approvals (request_id, plan_hash, approver, decision, reason, at)
@@ -370,16 +370,16 @@ func (db *DB) AddApproval(ctx context.Context, a store.Approval, ev store.AuditE
 			ev.IncidentID = incidentID
 		}
 		if ev.Kind == "" {
-			ev.Kind = "approval.approved"
+			ev.Kind = store.AuditApprovalApproved
 			if a.Decision == store.DecisionDeny {
-				ev.Kind = "approval.denied"
+				ev.Kind = store.AuditApprovalDenied
 			}
 		}
 		if ev.Actor == "" {
 			ev.Actor = a.Approver
 		}
 		if len(ev.Data) == 0 {
-			ev.Data, err = json.Marshal(map[string]string{"decision": a.Decision, "plan_hash": a.PlanHash, "reason": a.Reason})
+			ev.Data, err = json.Marshal(map[string]string{"decision": string(a.Decision), "plan_hash": a.PlanHash, "reason": a.Reason})
 			if err != nil {
 				return err
 			}
@@ -411,8 +411,12 @@ func (db *DB) Approvals(ctx context.Context, requestID int64) ([]store.Approval,
 }
 
 // RequestsInState returns the requests in any of states, oldest first.
-func (db *DB) RequestsInState(ctx context.Context, states ...string) ([]store.ActionRequest, error) {
-	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE state = ANY($1) ORDER BY id", states)
+func (db *DB) RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error) {
+	names := make([]string, len(states))
+	for i, s := range states {
+		names[i] = string(s)
+	}
+	rows, err := db.pool.Query(ctx, "SELECT "+requestColumns+" FROM action_requests WHERE state = ANY($1) ORDER BY id", names)
 	if err != nil {
 		return nil, fmt.Errorf("list requests in states %v: %w", states, err)
 	}

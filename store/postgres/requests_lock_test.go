@@ -96,10 +96,10 @@ func TestCreateRequestWithJobsAndListings(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = $1 AND (args->>'request_id')::bigint = $2", store.KindExpireRequest, r.ID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("expiry jobs = %d, %v", n, err)
 	}
-	if _, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{}); err != nil {
+	if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestApproved}, store.RequestRunning, store.AuditEvent{}); err != nil {
+	if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestApproved}, store.RequestRunning, store.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	running, err := db.RequestsInState(ctx, store.RequestRunning, store.RequestVerifying)

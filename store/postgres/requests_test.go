@@ -87,27 +87,27 @@ func TestTransitionRequestForwardOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := []struct {
-		from []string
-		to   string
+		from []store.RequestState
+		to   store.RequestState
 	}{
-		{[]string{store.RequestPending}, store.RequestRunning},   // skips approval
-		{[]string{store.RequestPending}, store.RequestSucceeded}, // skips everything
-		{[]string{store.RequestApproved}, store.RequestRunning},  // from does not match
-		{nil, store.RequestApproved},                             // no from state
-		{[]string{store.RequestPending}, store.RequestPending},   // not a move
-		{[]string{store.RequestPending}, "exploded"},             // unknown state
+		{[]store.RequestState{store.RequestPending}, store.RequestRunning},   // skips approval
+		{[]store.RequestState{store.RequestPending}, store.RequestSucceeded}, // skips everything
+		{[]store.RequestState{store.RequestApproved}, store.RequestRunning},  // from does not match
+		{nil, store.RequestApproved},                                         // no from state
+		{[]store.RequestState{store.RequestPending}, store.RequestPending},   // not a move
+		{[]store.RequestState{store.RequestPending}, "exploded"},             // unknown state
 	}
 	for _, c := range refused {
 		_, err := db.TransitionRequest(ctx, r.ID, c.from, c.to, store.AuditEvent{})
 		sc, ok := isConflict(err)
-		if !ok || sc.Current != store.RequestPending {
+		if !ok || sc.Current != string(store.RequestPending) {
 			t.Errorf("TransitionRequest(%v → %s) = %v, want a state conflict at pending", c.from, c.to, err)
 		}
 	}
-	path := []string{store.RequestApproved, store.RequestRunning, store.RequestVerifying, store.RequestSucceeded}
+	path := []store.RequestState{store.RequestApproved, store.RequestRunning, store.RequestVerifying, store.RequestSucceeded}
 	state := store.RequestPending
 	for _, to := range path {
-		got, err := db.TransitionRequest(ctx, r.ID, []string{state}, to, store.AuditEvent{Actor: "U2"})
+		got, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{state}, to, store.AuditEvent{Actor: "U2"})
 		if err != nil {
 			t.Fatalf("%s → %s: %v", state, to, err)
 		}
@@ -115,19 +115,19 @@ func TestTransitionRequestForwardOnly(t *testing.T) {
 			t.Errorf("after %s → %s: %+v", state, to, got)
 		}
 		// Backwards is refused at every step.
-		if _, err := db.TransitionRequest(ctx, r.ID, []string{to}, state, store.AuditEvent{}); err == nil {
+		if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{to}, state, store.AuditEvent{}); err == nil {
 			t.Errorf("backwards %s → %s allowed", to, state)
-		} else if sc, ok := isConflict(err); !ok || sc.Current != to {
+		} else if sc, ok := isConflict(err); !ok || sc.Current != string(to) {
 			t.Errorf("backwards %s → %s = %v, want a state conflict at %s", to, state, err, to)
 		}
 		state = to
 	}
-	for _, to := range []string{store.RequestFailed, store.RequestCancelled, store.RequestPending} {
-		if _, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestSucceeded}, to, store.AuditEvent{}); !errors.Is(err, store.ErrStateConflict) {
+	for _, to := range []store.RequestState{store.RequestFailed, store.RequestCancelled, store.RequestPending} {
+		if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestSucceeded}, to, store.AuditEvent{}); !errors.Is(err, store.ErrStateConflict) {
 			t.Errorf("succeeded → %s = %v, want ErrStateConflict", to, err)
 		}
 	}
-	if _, err := db.TransitionRequest(ctx, 999999, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.TransitionRequest(ctx, 999999, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("transition of a missing request = %v, want ErrNotFound", err)
 	}
 	evs, err := db.AuditEvents(ctx, store.AuditFilter{RequestID: &r.ID})
@@ -154,7 +154,7 @@ func TestTransitionRequestConcurrentOneWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := []string{store.RequestApproved, store.RequestDenied, store.RequestExpired, store.RequestCancelled}
+	targets := []store.RequestState{store.RequestApproved, store.RequestDenied, store.RequestExpired, store.RequestCancelled}
 	var (
 		wg        sync.WaitGroup
 		wins      atomic.Int32
@@ -164,7 +164,7 @@ func TestTransitionRequestConcurrentOneWins(t *testing.T) {
 	for i := range 12 {
 		wg.Go(func() {
 			to := targets[i%len(targets)]
-			_, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, to, store.AuditEvent{Actor: fmt.Sprintf("U%d", i)}, noteJob(to))
+			_, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, to, store.AuditEvent{Actor: fmt.Sprintf("U%d", i)}, noteJob(string(to)))
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -208,16 +208,16 @@ func TestOneInFlightRequestPerTarget(t *testing.T) {
 		t.Fatalf("second request on a busy target = %v, want TargetBusyError naming request %d", err, first.ID)
 	}
 	// Moving along keeps the target held; a final state frees it.
-	for _, to := range []string{store.RequestApproved, store.RequestRunning} {
+	for _, to := range []store.RequestState{store.RequestApproved, store.RequestRunning} {
 		cur, _ := db.Request(ctx, first.ID)
-		if _, err := db.TransitionRequest(ctx, first.ID, []string{cur.State}, to, store.AuditEvent{}); err != nil {
+		if _, err := db.TransitionRequest(ctx, first.ID, []store.RequestState{cur.State}, to, store.AuditEvent{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.CreateRequest(ctx, second, store.AuditEvent{}); !errors.Is(err, store.ErrTargetBusy) {
 			t.Errorf("with the first request %s: %v, want ErrTargetBusy", to, err)
 		}
 	}
-	if _, err := db.TransitionRequest(ctx, first.ID, []string{store.RequestRunning}, store.RequestFailed, store.AuditEvent{}); err != nil {
+	if _, err := db.TransitionRequest(ctx, first.ID, []store.RequestState{store.RequestRunning}, store.RequestFailed, store.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.CreateRequest(ctx, second, store.AuditEvent{}); err != nil {
@@ -282,7 +282,7 @@ func TestAddApproval(t *testing.T) {
 	if err != nil || len(as) != 2 || as[0].Approver != "U2" || as[0].PlanHash != r.PlanHash {
 		t.Errorf("Approvals = %+v, %v", as, err)
 	}
-	if _, err := db.TransitionRequest(ctx, r.ID, []string{store.RequestPending}, store.RequestDenied, store.AuditEvent{}); err != nil {
+	if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestDenied, store.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	late := store.Approval{RequestID: r.ID, PlanHash: r.PlanHash, Approver: "U4", Decision: store.DecisionApprove}
