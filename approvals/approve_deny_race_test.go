@@ -22,7 +22,7 @@ func TestEngineApproveAndDenyAtTheSameInstant(t *testing.T) {
 		start := make(chan struct{})
 		errs := map[string]error{}
 		var mu sync.Mutex
-		for who, decision := range map[string]string{"UBOB": store.DecisionApprove, "UCAROL": store.DecisionDeny} {
+		for who, decision := range map[string]store.Decision{"UBOB": store.DecisionApprove, "UCAROL": store.DecisionDeny} {
 			wg.Go(func() {
 				<-start
 				_, err := e.Decide(ctx, r.ID, who, decision, "")

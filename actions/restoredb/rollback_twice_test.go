@@ -45,7 +45,7 @@ func TestRollbackPastedTwiceInOneSecond(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.db.TransitionRequest(f.ctx, r.ID, []string{store.RequestPending}, store.RequestApproved, store.AuditEvent{Kind: "request.approved"}); err != nil {
+		if _, err := b.db.TransitionRequest(f.ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestApproved, store.AuditEvent{Kind: "request.approved"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.run.Run(f.ctx, r.ID); err != nil {
