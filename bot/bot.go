@@ -63,9 +63,6 @@ type Store interface {
 // like a command's: a *commands.Refusal is shown, anything else is logged.
 type ClickFunc func(ctx context.Context, c chat.Click) (chat.Message, error)
 
-// OpenedFunc runs after a new incident's channel is set up and its header posted.
-type OpenedFunc func(ctx context.Context, inc store.Incident, svc *runbook.Service) error
-
 // Options configures a Bot.
 type Options struct {
 	Config   *runbook.Config
@@ -78,9 +75,6 @@ type Options struct {
 	Now func() time.Time
 	// Metrics registers the bot's collectors; nil = not registered.
 	Metrics prometheus.Registerer
-	// OpenJobs returns durable jobs to schedule in the same transaction that
-	// records a new incident (escalation timers, RTO warnings). Optional.
-	OpenJobs func(svc *runbook.Service, inc store.Incident) []store.Job
 }
 
 // Bot is the incident lifecycle core. It implements chat.Handler.
@@ -92,16 +86,12 @@ type Bot struct {
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
-	openJobs func(svc *runbook.Service, inc store.Incident) []store.Job
 
 	mu     sync.RWMutex
 	clicks map[string]ClickFunc
-	opened []OpenedFunc
 
-	locks keyedMutex
-
-	// lc is the durable incident lifecycle (incident_lifecycle.go); nil
-	// until EnableLifecycle, when incident events are handled in-process.
+	// lc is the durable incident lifecycle (lifecycle.go); nil until
+	// EnableLifecycle, when incident events are refused.
 	lc *lifecycle
 }
 
@@ -121,7 +111,6 @@ func New(opts Options) *Bot {
 		log:      opts.Logger,
 		now:      opts.Now,
 		metrics:  newMetrics(),
-		openJobs: opts.OpenJobs,
 		clicks:   map[string]ClickFunc{},
 	}
 	if b.log == nil {
@@ -147,14 +136,6 @@ func (b *Bot) OnClick(actionID string, fn ClickFunc) {
 		panic(fmt.Sprintf("bot: click handler for %q registered twice", actionID))
 	}
 	b.clicks[actionID] = fn
-}
-
-// OnIncidentOpened registers fn to run after each new incident's channel is
-// created and its header posted. Errors are logged; they do not undo the incident.
-func (b *Bot) OnIncidentOpened(fn OpenedFunc) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.opened = append(b.opened, fn)
 }
 
 // Outcomes of commands and clicks, as metric labels.

@@ -91,9 +91,6 @@ func (b *Bot) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Ser
 			if created {
 				*outcome = "opened"
 				jobs := append([]store.Job{{Args: SetupArgs{IncidentID: inc.ID}}}, b.timerJobs(svc, inc, nil)...)
-				if b.openJobs != nil {
-					jobs = append(jobs, b.openJobs(svc, inc)...)
-				}
 				if err := tx.InsertJobs(ctx, jobs...); err != nil {
 					return err
 				}

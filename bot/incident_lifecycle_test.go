@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
 
@@ -74,6 +75,8 @@ type lc struct {
 	api    *pagerduty.API
 	client *slack.Client
 	bot    *bot.Bot
+	// metrics is the registry of the current start's collectors.
+	metrics *prometheus.Registry
 
 	announce, alice, lead, security string
 }
@@ -130,7 +133,8 @@ func (h *lc) start() {
 	h.db = db
 	ops := &bot.IncidentCommands{}
 	reg := commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(db), Incidents: ops})
-	h.bot = bot.New(bot.Options{Config: h.cfg, Store: db, Commands: reg, Chat: h.client, Logger: logger})
+	h.metrics = prometheus.NewRegistry()
+	h.bot = bot.New(bot.Options{Config: h.cfg, Store: db, Commands: reg, Chat: h.client, Logger: logger, Metrics: h.metrics})
 	ops.Bind(h.bot)
 	h.bot.EnableLifecycle(bot.LifecycleOptions{Store: db, PagerDuty: h.api, HeaderDebounce: 50 * time.Millisecond})
 	workers := river.NewWorkers()
@@ -809,5 +813,97 @@ func TestLifecycleSetupFindsTheOrphanOnALaterPage(t *testing.T) {
 		if c.Params["types"] != "public_channel" || c.Params["exclude_archived"] != "true" {
 			t.Errorf("conversations.list params = %v", c.Params)
 		}
+	}
+}
+
+// counter is the value of the counter name whose labels include labels.
+func (h *lc) counter(name string, labels map[string]string) float64 {
+	h.t.Helper()
+	fams, err := h.metrics.Gather()
+	if err != nil {
+		h.t.Fatalf("gather: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// PagerDuty's acknowledge, note and resolve each post one line in the
+// incident channel, are audited in order, and are counted; a repeated
+// acknowledgement changes nothing. (Ported from the in-process path's
+// TestLifecycleEvents, TestTriggerOpensIncident and TestUnknownServiceIgnored.)
+func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
+	h := newLifecycle(t)
+	t0 := time.Now().Add(10 * time.Minute).Truncate(time.Second) // no timer fires during the test
+	h.trigger("PDASH", "PLSTMPF", "Dashboard down", t0)
+	inc := h.waitSetUp("PDASH")
+	if v := h.counter("drbot_incidents_opened_total", map[string]string{"service": "lstm-pfd"}); v != 1 {
+		t.Errorf("drbot_incidents_opened_total = %v", v)
+	}
+	h.trigger("PBILLING", "PNOPE", "Invoices stuck", t0)
+	if v := h.counter("drbot_incidents_ignored_total", nil); v != 1 {
+		t.Errorf("drbot_incidents_ignored_total = %v", v)
+	}
+
+	for i, ev := range []bot.IncidentEvent{
+		{Kind: bot.EventAcknowledged, At: t0.Add(3 * time.Minute)},
+		{Kind: bot.EventAcknowledged, At: t0.Add(4 * time.Minute)}, // repeated: no change
+		{Kind: bot.EventAnnotated, At: t0.Add(10 * time.Minute), Note: "restoring from last night's backup"},
+		{Kind: bot.EventResolved, At: t0.Add(75 * time.Minute)},
+	} {
+		ev.DeliveryID = fmt.Sprintf("e-%d", i)
+		ev.PagerDutyID, ev.ServiceID, ev.Actor = "PDASH", "PLSTMPF", "dba@example.com"
+		if err := h.bot.HandleIncidentEvent(h.ctx, ev); err != nil {
+			t.Fatalf("%s: %v", ev.Kind, err)
+		}
+	}
+	h.waitMessage(inc.Channel, "Resolved in PagerDuty by dba@example.com, 1h15m after it opened. RTO of 1h missed by 15m.")
+	h.waitMessage(inc.Channel, "PagerDuty note by dba@example.com: restoring from last night's backup")
+	if n := h.countContaining(inc.Channel, "Acknowledged in PagerDuty by dba@example.com."); n != 1 {
+		t.Errorf("acknowledged announced %d times", n)
+	}
+	h.eventually("resolved topic", 20*time.Second, func() bool {
+		ch, _ := h.slack.ChannelByName(channelNameOf(h, inc))
+		return ch.Topic == "RESOLVED · lstm-pfd · Dashboard down"
+	})
+	got := h.incident("PDASH")
+	if got.Status != store.IncidentResolved || got.AckedAt == nil || !got.AckedAt.Equal(t0.Add(3*time.Minute)) ||
+		got.ResolvedAt == nil || !got.ResolvedAt.Equal(t0.Add(75*time.Minute)) {
+		t.Fatalf("incident = %+v", got)
+	}
+	evs, err := h.db.AuditEvents(h.ctx, store.AuditFilter{IncidentID: &got.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range evs {
+		switch e.Kind {
+		case "incident.opened", "incident.acknowledged", "incident.annotated", "incident.resolved":
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	// The repeated acknowledgement is audited (marked unchanged, to keep its
+	// time for ordering) but not announced.
+	if k := strings.Join(kinds, ","); k != "incident.opened,incident.acknowledged,incident.acknowledged,incident.annotated,incident.resolved" {
+		t.Errorf("audit kinds = %s", k)
+	}
+	if rep, err := h.db.VerifyAudit(h.ctx); err != nil || !rep.OK() {
+		t.Fatalf("audit chain: %+v %v", rep, err)
 	}
 }

@@ -115,21 +115,6 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	if svc != nil {
-		if err := b.step(ctx, id, marks, "hooks.run", "incident.hooks_run", func() (string, error) {
-			b.mu.RLock()
-			hooks := append([]OpenedFunc(nil), b.opened...)
-			b.mu.RUnlock()
-			for _, fn := range hooks {
-				if err := fn(ctx, inc, svc); err != nil {
-					b.log.ErrorContext(ctx, "incident opened hook failed", "incident", inc.ID, "err", err)
-				}
-			}
-			return "", nil
-		}); err != nil {
-			return err
-		}
-	}
 	return b.setMark(ctx, id, "incident.setup_done", markSetupDone, b.now().UTC().Format("2006-01-02T15:04:05Z"), nil)
 }
 
