@@ -1,26 +1,26 @@
-// Package bot is drbot's platform-neutral core: it turns chat commands, button
-// clicks and PagerDuty incident events into the incident lifecycle (an incident
-// record, its channel, status updates) and renders user-safe replies. Chat
-// platforms plug in through chat.Adapter (bot/slack, bot/shell); PagerDuty
-// through IncidentEvent (bot/pagerduty).
+// Package bot is drbot's chat handler: it dispatches /dr commands to the
+// command registry and button clicks to their registered handlers, and turns
+// their errors into user-safe replies (a refusal as is, anything else as a
+// reference id into the log). Chat platforms plug in through chat.Adapter
+// (bot/slack, bot/shell) and hand it commands and clicks as a chat.Handler.
+// The incident lifecycle lives in bot/incident.
 package bot
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
-	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -52,47 +52,27 @@ type (
 // Plain returns a message of one paragraph.
 func Plain(text string) Message { return chat.Plain(text) }
 
-// Store is what the bot keeps: incidents and the audit log.
-// *postgres.DB implements it.
-type Store interface {
-	store.Incidents
-	store.Audit
-}
-
 // ClickFunc handles a button press or checklist tick. Its error is rendered
 // like a command's: a *commands.Refusal is shown, anything else is logged.
 type ClickFunc func(ctx context.Context, c chat.Click) (chat.Message, error)
 
 // Options configures a Bot.
 type Options struct {
-	Config   *runbook.Config
-	Store    Store
 	Commands *commands.Registry
-	Chat     chat.Adapter
 	// Logger receives internal failures; nil = slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; nil = time.Now.
-	Now func() time.Time
 	// Metrics registers the bot's collectors; nil = not registered.
 	Metrics prometheus.Registerer
 }
 
-// Bot is the incident lifecycle core. It implements chat.Handler.
+// Bot is the chat handler: commands and clicks in, user-safe replies out.
 type Bot struct {
-	cfg      *runbook.Config
-	store    Store
 	commands *commands.Registry
-	chat     chat.Adapter
 	log      *slog.Logger
-	now      func() time.Time
 	metrics  *metrics
 
 	mu     sync.RWMutex
 	clicks map[string]ClickFunc
-
-	// lc is the durable incident lifecycle (lifecycle.go); nil until
-	// EnableLifecycle, when incident events are refused.
-	lc *lifecycle
 }
 
 var _ chat.Handler = (*Bot)(nil)
@@ -100,24 +80,17 @@ var _ chat.Handler = (*Bot)(nil)
 // New returns a Bot. It panics when a required option is missing or the metrics
 // cannot be registered: both are wiring bugs.
 func New(opts Options) *Bot {
-	if opts.Config == nil || opts.Store == nil || opts.Commands == nil || opts.Chat == nil {
-		panic("bot.New: Config, Store, Commands and Chat are required")
+	if opts.Commands == nil {
+		panic("bot.New: Commands is required")
 	}
 	b := &Bot{
-		cfg:      opts.Config,
-		store:    opts.Store,
 		commands: opts.Commands,
-		chat:     opts.Chat,
 		log:      opts.Logger,
-		now:      opts.Now,
 		metrics:  newMetrics(),
 		clicks:   map[string]ClickFunc{},
 	}
 	if b.log == nil {
 		b.log = slog.Default()
-	}
-	if b.now == nil {
-		b.now = time.Now
 	}
 	if opts.Metrics != nil {
 		if err := b.metrics.register(opts.Metrics); err != nil {
@@ -249,7 +222,7 @@ func ServiceForChannel(st store.Incidents) func(ctx context.Context, channel str
 	return func(ctx context.Context, channel string) (string, bool, error) {
 		inc, err := st.IncidentByChannel(ctx, channel)
 		if err != nil {
-			if isNotFound(err) {
+			if errors.Is(err, store.ErrNotFound) {
 				return "", false, nil
 			}
 			return "", false, fmt.Errorf("incident for channel %s: %w", channel, err)

@@ -123,12 +123,8 @@ func newHarness(t *testing.T) *harness {
 		Now:  func() time.Time { return triggeredAt },
 	})
 	h.bot = bot.New(bot.Options{
-		Config:   cfg,
-		Store:    db,
 		Commands: reg,
-		Chat:     h.sh,
 		Logger:   logger,
-		Now:      func() time.Time { return triggeredAt.Add(5 * time.Minute) },
 		Metrics:  h.reg,
 	})
 	h.sh.SetHandler(h.bot)
@@ -312,7 +308,7 @@ func TestShellRun(t *testing.T) {
 		User:    "alice",
 		Handler: h.bot,
 	})
-	b := bot.New(bot.Options{Config: h.cfg, Store: h.db, Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(h.db)}), Chat: sh, Logger: slog.New(slog.DiscardHandler)})
+	b := bot.New(bot.Options{Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(h.db)}), Logger: slog.New(slog.DiscardHandler)})
 	sh.SetHandler(b)
 	if err := sh.Run(h.ctx); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // checklist, announces the channel, adds a PagerDuty note and runs the
 // opened hooks. Each step is marked when done, so a retry (after an error, a
 // crash or a restart) resumes with the first step not done.
-func (b *Bot) setupIncident(ctx context.Context, id int64) error {
+func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ type incidentOrdinal interface {
 
 // createChannelFrom is createChannel starting the suffix search at start
 // (falling back to the plain name first when start > 1 finds all taken).
-func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int, private bool) (id, name string, err error) {
+func (b *Lifecycle) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int, private bool) (id, name string, err error) {
 	if start <= 1 {
 		return b.createChannel(ctx, service, openedAt, private)
 	}
@@ -145,7 +145,7 @@ func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt ti
 }
 
 // policyOf is the escalation policy whose on-calls are invited to inc's channel.
-func policyOf(b *Bot, inc store.Incident) string {
+func policyOf(b *Lifecycle, inc store.Incident) string {
 	if svc, ok := b.cfg.Service(inc.Service); ok {
 		return svc.PagerDuty.EscalationPolicyID
 	}
@@ -154,14 +154,14 @@ func policyOf(b *Bot, inc store.Incident) string {
 
 // channelName is the channel's name as drbot created it (for notes); the id
 // is what PagerDuty users can search for when names were suffixed.
-func (b *Bot) channelName(inc store.Incident) string {
+func (b *Lifecycle) channelName(inc store.Incident) string {
 	return ChannelName(b.cfg.Slack.ChannelPrefix, inc.Service, inc.OpenedAt, 1)
 }
 
 // inviteOnCall invites the on-call responders of policy: PagerDuty on-calls →
 // e-mails → chat users. People who cannot be found are reported in the
 // channel; a PagerDuty failure is retried with the job.
-func (b *Bot) inviteOnCall(ctx context.Context, inc store.Incident, known bool, policy string) (string, error) {
+func (b *Lifecycle) inviteOnCall(ctx context.Context, inc store.Incident, known bool, policy string) (string, error) {
 	if !known || policy == "" || b.lc.pd == nil {
 		return "no escalation policy or PagerDuty API", nil
 	}

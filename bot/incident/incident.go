@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -21,14 +21,7 @@ var errNoChange = errors.New("no change")
 // HandleIncidentEvent records one incident event, in one transaction, and
 // returns; jobs do the rest (see ingest). Events for PagerDuty services that
 // no runbook service claims are recorded, logged, counted and ignored.
-func (b *Bot) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
-	if b.lc == nil {
-		return errors.New("bot: incident events need the durable lifecycle (EnableLifecycle)")
-	}
-	return b.handleDurably(ctx, ev)
-}
-
-func (b *Bot) handleDurably(ctx context.Context, ev IncidentEvent) error {
+func (b *Lifecycle) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
 	if ev.PagerDutyID == "" {
 		return fmt.Errorf("incident event %s has no incident id", ev.Kind)
 	}
@@ -44,7 +37,7 @@ func (b *Bot) handleDurably(ctx context.Context, ev IncidentEvent) error {
 }
 
 // countEvent logs and counts an event's outcome.
-func (b *Bot) countEvent(ctx context.Context, ev IncidentEvent, outcome string, err error) error {
+func (b *Lifecycle) countEvent(ctx context.Context, ev IncidentEvent, outcome string, err error) error {
 	svc, _ := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
 	switch {
 	case err != nil:
@@ -78,7 +71,7 @@ func eventLabel(kind string) string {
 
 // createChannel creates the incident channel, adding -2, -3, … while names are
 // taken; a security incident's channel is private.
-func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time, private bool) (id, name string, err error) {
+func (b *Lifecycle) createChannel(ctx context.Context, service string, openedAt time.Time, private bool) (id, name string, err error) {
 	for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
 		id, err = b.openChannel(ctx, name, private)
@@ -101,7 +94,7 @@ func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.T
 // the caller tries the next suffix. Two incidents adopting one orphan at once
 // cannot both link it (channels are unique in the store); the loser's job
 // fails and its retry moves on to the next suffix.
-func (b *Bot) openChannel(ctx context.Context, name string, private bool) (string, error) {
+func (b *Lifecycle) openChannel(ctx context.Context, name string, private bool) (string, error) {
 	if private {
 		// Private channels are not listed for adoption: a taken name moves on
 		// to the next suffix.

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func rtoClock(inc store.Incident, now time.Time) string {
 
 // refreshHeader is the incident.header worker: chat.update of the header with
 // the incident's current state.
-func (b *Bot) refreshHeader(ctx context.Context, id int64) error {
+func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
