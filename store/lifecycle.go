@@ -49,3 +49,8 @@ const (
 	MarkValue = "value"
 	MarksKey  = "marks"
 )
+
+// QueueIncidentEvents is the job queue of recorded incident events waiting to
+// be applied; the store runs it with one worker per process, so events apply
+// in the order they were recorded.
+const QueueIncidentEvents = "incident_events"

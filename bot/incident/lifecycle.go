@@ -137,11 +137,6 @@ const (
 	KindIncidentEvent    = "incident.event"
 )
 
-// QueueIncidentEvents is the River queue of incident.event jobs; the store
-// runs it with one worker per process (postgres.QueueIncidentEvents), so
-// events apply in the order they were recorded.
-const QueueIncidentEvents = "incident_events"
-
 // timerKinds are cancelled when an incident is resolved.
 var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO}
 
@@ -236,7 +231,9 @@ type EventArgs struct {
 func (EventArgs) Kind() string { return KindIncidentEvent }
 
 // InsertOpts puts events on their own queue.
-func (EventArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueIncidentEvents} }
+func (EventArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: store.QueueIncidentEvents}
+}
 
 // NoteArgs adds a note to the incident in PagerDuty; Key marks it done.
 type NoteArgs struct {
