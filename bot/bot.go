@@ -8,8 +8,6 @@ package bot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -203,17 +201,10 @@ func refusal(r *commands.Refusal) chat.Message {
 // failure logs an internal error under a fresh reference id and returns the
 // user-safe reply that quotes it.
 func (b *Bot) failure(ctx context.Context, what string, err error, attrs ...any) chat.Message {
-	ref := newRef()
+	ref := store.NewRef()
 	b.log.ErrorContext(ctx, what+" failed", append([]any{"ref", ref, "err", err}, attrs...)...)
 	text := fmt.Sprintf("Something went wrong on drbot's side (ref %s). The details are in drbot's log.", ref)
 	return chat.Message{Text: text, Blocks: []chat.Block{chat.Text{Text: text}}, Ephemeral: true}
-}
-
-// newRef returns a short random reference id such as 3f9a1c.
-func newRef() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
 }
 
 // ServiceForChannel returns the commands.Deps.ServiceForChannel function for st:
