@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -542,9 +541,15 @@ func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
+// TimelineStore is what ExportTimeline reads. *postgres.DB implements it.
+type TimelineStore interface {
+	store.Incidents
+	store.Audit
+}
+
 // ExportTimeline returns the Markdown post-mortem skeleton of the incident
 // whose drbot id or PagerDuty id is ref.
-func ExportTimeline(ctx context.Context, st Store, ref string, now time.Time) (string, error) {
+func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.Time) (string, error) {
 	var (
 		inc store.Incident
 		err error
@@ -560,10 +565,9 @@ func ExportTimeline(ctx context.Context, st Store, ref string, now time.Time) (s
 		}
 		return "", err
 	}
-	evs, err := st.AuditEvents(ctx, store.AuditFilter{IncidentID: &inc.ID, Limit: 10000})
+	evs, err := incidentAudit(ctx, st, inc.ID)
 	if err != nil {
 		return "", err
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
 	return TimelineMarkdown(inc, evs, now), nil
 }
