@@ -6,5 +6,5 @@
 // implements commands.IncidentOps) and exports the timeline as a Markdown
 // post-mortem. Everything slow runs as durable River jobs (RegisterWorkers).
 // It talks to chat only through chat.Adapter and to PagerDuty through
-// PagerDutyAPI; bot/pagerduty and the shell hand it IncidentEvents.
+// PagerDutyAPI; bot/pagerduty and the shell hand it Events.
 package incident

@@ -21,7 +21,7 @@ var errNoChange = errors.New("no change")
 // HandleIncidentEvent records one incident event, in one transaction, and
 // returns; jobs do the rest (see ingest). Events for PagerDuty services that
 // no runbook service claims are recorded, logged, counted and ignored.
-func (b *Lifecycle) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
+func (b *Lifecycle) HandleIncidentEvent(ctx context.Context, ev Event) error {
 	if ev.PagerDutyID == "" {
 		return fmt.Errorf("incident event %s has no incident id", ev.Kind)
 	}
@@ -37,7 +37,7 @@ func (b *Lifecycle) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) e
 }
 
 // countEvent logs and counts an event's outcome.
-func (b *Lifecycle) countEvent(ctx context.Context, ev IncidentEvent, outcome string, err error) error {
+func (b *Lifecycle) countEvent(ctx context.Context, ev Event, outcome string, err error) error {
 	svc, _ := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
 	switch {
 	case err != nil:
@@ -129,7 +129,7 @@ func (b *Lifecycle) openChannel(ctx context.Context, name string, private bool) 
 }
 
 // applyEvent changes i as ev says; errNoChange when ev repeats the current state.
-func applyEvent(i *store.Incident, ev IncidentEvent) error {
+func applyEvent(i *store.Incident, ev Event) error {
 	at := ev.At
 	switch ev.Kind {
 	case EventAcknowledged:
@@ -166,7 +166,7 @@ func applyEvent(i *store.Incident, ev IncidentEvent) error {
 }
 
 // eventLine is the line posted in the incident channel for ev.
-func eventLine(before, after store.Incident, ev IncidentEvent, now time.Time) string {
+func eventLine(before, after store.Incident, ev Event, now time.Time) string {
 	by := ""
 	if ev.Actor != "" {
 		by = " by " + ev.Actor
@@ -213,9 +213,9 @@ func eventLine(before, after store.Incident, ev IncidentEvent, now time.Time) st
 	return fmt.Sprintf("PagerDuty reported %q%s.", ev.Kind, by)
 }
 
-// IncidentHeader is the first message in an incident channel: title, service,
+// baseHeader is the first message in an incident channel: title, service,
 // urgency, PagerDuty link, and the RTO/RPO targets with the RTO deadline.
-func IncidentHeader(inc store.Incident) chat.Message {
+func baseHeader(inc store.Incident) chat.Message {
 	fields := []chat.Field{
 		{Label: "Service", Value: inc.Service},
 		{Label: "Urgency", Value: orDash(inc.Urgency)},

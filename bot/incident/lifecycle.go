@@ -224,7 +224,7 @@ func (ResolvedArgs) InsertOpts() river.InsertOpts { return uniqueForever() }
 
 // EventArgs applies one recorded incident event.
 type EventArgs struct {
-	Event IncidentEvent `json:"event"`
+	Event Event `json:"event"`
 }
 
 // Kind implements store.JobArgs and river.JobArgs.

@@ -184,7 +184,7 @@ func (h *lc) callSummary() string {
 
 func (h *lc) trigger(pdID, serviceID, title string, at time.Time) {
 	h.t.Helper()
-	ev := incident.IncidentEvent{DeliveryID: "d-" + pdID, Kind: incident.EventTriggered, PagerDutyID: pdID, ServiceID: serviceID,
+	ev := incident.Event{DeliveryID: "d-" + pdID, Kind: incident.EventTriggered, PagerDutyID: pdID, ServiceID: serviceID,
 		Title: title, Urgency: "high", URL: "https://pd.example/incidents/" + pdID, At: at}
 	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 		h.t.Fatalf("trigger: %v", err)
@@ -307,7 +307,7 @@ func TestLifecycleDuplicateAndConcurrentDeliveriesMakeOneChannel(t *testing.T) {
 			if i%2 == 1 {
 				id = fmt.Sprintf("d-%d", i)
 			}
-			errs <- h.life.HandleIncidentEvent(h.ctx, incident.IncidentEvent{DeliveryID: id, Kind: incident.EventTriggered,
+			errs <- h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: id, Kind: incident.EventTriggered,
 				PagerDutyID: "PDUP", ServiceID: "PINFLOW", Title: "API down", At: at})
 		})
 	}
@@ -374,7 +374,7 @@ func TestLifecycleEscalationResolveCancelsAndReopenRearms(t *testing.T) {
 
 	// Resolve in PagerDuty: the 1h escalation and the RTO warnings are cancelled.
 	resolveAt := time.Now()
-	if err := h.life.HandleIncidentEvent(h.ctx, incident.IncidentEvent{DeliveryID: "r1", Kind: incident.EventResolved, PagerDutyID: pdInc.ID, At: resolveAt}); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: "r1", Kind: incident.EventResolved, PagerDutyID: pdInc.ID, At: resolveAt}); err != nil {
 		t.Fatal(err)
 	}
 	// The delivery is recorded; its job applies it and cancels the timers.
@@ -386,7 +386,7 @@ func TestLifecycleEscalationResolveCancelsAndReopenRearms(t *testing.T) {
 	h.waitMessage(inc.Channel, "Post-Incident checklist")
 
 	// Reopen: the timers that had not fired are armed again; the fired one is not.
-	if err := h.life.HandleIncidentEvent(h.ctx, incident.IncidentEvent{DeliveryID: "o1", Kind: incident.EventReopened, PagerDutyID: pdInc.ID, At: time.Now()}); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: "o1", Kind: incident.EventReopened, PagerDutyID: pdInc.ID, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	h.eventually("timers re-armed", 20*time.Second, func() bool {
@@ -583,7 +583,7 @@ func TestLifecycleTimerSurvivesRestart(t *testing.T) {
 
 func TestLifecycleUnknownServiceRecordedAndIgnored(t *testing.T) {
 	h := newLifecycle(t)
-	ev := incident.IncidentEvent{DeliveryID: "d-x", Kind: incident.EventTriggered, PagerDutyID: "PX", ServiceID: "PNOPE", Title: "x", At: time.Now()}
+	ev := incident.Event{DeliveryID: "d-x", Kind: incident.EventTriggered, PagerDutyID: "PX", ServiceID: "PNOPE", Title: "x", At: time.Now()}
 	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +659,7 @@ func TestLifecycleOutOfOrderDeliveriesEndInTheLatestStatus(t *testing.T) {
 	h.trigger("PORDER", "PLSTMPF", "Flapping", t0)
 	inc := h.waitSetUp("PORDER")
 	// PagerDuty sent resolve (t0+1m), then reopen (t0+2m); they arrive reversed.
-	for _, ev := range []incident.IncidentEvent{
+	for _, ev := range []incident.Event{
 		{DeliveryID: "o-2", Kind: incident.EventReopened, PagerDutyID: "PORDER", At: t0.Add(2 * time.Minute)},
 		{DeliveryID: "o-1", Kind: incident.EventResolved, PagerDutyID: "PORDER", At: t0.Add(time.Minute)},
 		{DeliveryID: "o-3", Kind: incident.EventAcknowledged, PagerDutyID: "PORDER", Actor: "Alice", At: t0.Add(3 * time.Minute)},
@@ -863,7 +863,7 @@ func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
 		t.Errorf("drbot_incidents_ignored_total = %v", v)
 	}
 
-	for i, ev := range []incident.IncidentEvent{
+	for i, ev := range []incident.Event{
 		{Kind: incident.EventAcknowledged, At: t0.Add(3 * time.Minute)},
 		{Kind: incident.EventAcknowledged, At: t0.Add(4 * time.Minute)}, // repeated: no change
 		{Kind: incident.EventAnnotated, At: t0.Add(10 * time.Minute), Note: "restoring from last night's backup"},

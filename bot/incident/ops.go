@@ -91,7 +91,7 @@ func (b *Lifecycle) commandEvent(ctx context.Context, channel string, user chat.
 			return chat.Message{}, fmt.Errorf("%s incident %s in PagerDuty: %w", command, inc.PagerDutyID, err)
 		}
 	}
-	ev := IncidentEvent{Kind: kind, PagerDutyID: inc.PagerDutyID, Actor: userLabel(user), Note: note, At: b.now()}
+	ev := Event{Kind: kind, PagerDutyID: inc.PagerDutyID, Actor: userLabel(user), Note: note, At: b.now()}
 	if _, err := b.ingest(ctx, nil, ev); err != nil {
 		return chat.Message{}, err
 	}
@@ -173,7 +173,7 @@ func (b *Lifecycle) Status(ctx context.Context, channel string) (chat.Message, e
 		if err != nil {
 			return chat.Message{}, err
 		}
-		m := IncidentHeaderAt(inc, marks, b.now())
+		m := HeaderAt(inc, marks, b.now())
 		m.Ephemeral = true
 		return m, nil
 	}

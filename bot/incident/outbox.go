@@ -146,7 +146,7 @@ func (b *Lifecycle) Deliver(ctx context.Context, channel, user string, m chat.Me
 		_, err = b.chat.Post(ctx, channel, m)
 	}
 	if err == nil {
-		return err
+		return nil
 	}
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)

@@ -177,7 +177,7 @@ var polledStatuses = []string{"triggered", "acknowledged", "resolved"}
 // created since since, and maps each to an event of the kind matching its
 // status. DeliveryID is derived from the incident id, status and last status
 // change time, so listing an unchanged incident again yields the same id.
-func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time.Time) ([]incident.IncidentEvent, error) {
+func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time.Time) ([]incident.Event, error) {
 	opts := pagerduty.ListIncidentsOptions{
 		ServiceIDs: serviceIDs,
 		Statuses:   polledStatuses,
@@ -188,7 +188,7 @@ func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time
 	} else {
 		opts.Since = since.UTC().Format(time.RFC3339)
 	}
-	var events []incident.IncidentEvent
+	var events []incident.Event
 	for range maxPages {
 		resp, err := a.client.ListIncidentsWithContext(ctx, opts)
 		if err != nil {
@@ -211,7 +211,7 @@ func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time
 }
 
 // incidentEvent maps a listed incident to the event its status implies.
-func incidentEvent(inc pagerduty.Incident) (incident.IncidentEvent, bool) {
+func incidentEvent(inc pagerduty.Incident) (incident.Event, bool) {
 	var kind string
 	switch inc.Status {
 	case "triggered":
@@ -221,7 +221,7 @@ func incidentEvent(inc pagerduty.Incident) (incident.IncidentEvent, bool) {
 	case "resolved":
 		kind = incident.EventResolved
 	default:
-		return incident.IncidentEvent{}, false
+		return incident.Event{}, false
 	}
 	changed := inc.LastStatusChangeAt
 	if changed == "" {
@@ -232,7 +232,7 @@ func incidentEvent(inc pagerduty.Incident) (incident.IncidentEvent, bool) {
 		at = time.Time{}
 	}
 	sum := sha256.Sum256([]byte(inc.ID + "\x00" + inc.Status + "\x00" + changed))
-	ev := incident.IncidentEvent{
+	ev := incident.Event{
 		DeliveryID:  "poll-" + hex.EncodeToString(sum[:16]),
 		Kind:        kind,
 		PagerDutyID: inc.ID,

@@ -172,7 +172,7 @@ func TestListIncidentsMapsStatusesAndPaginates(t *testing.T) {
 	if len(evs) != 130 {
 		t.Fatalf("%d events, want 130", len(evs))
 	}
-	byID := map[string]incident.IncidentEvent{}
+	byID := map[string]incident.Event{}
 	for _, ev := range evs {
 		byID[ev.PagerDutyID] = ev
 	}

@@ -1,5 +1,5 @@
 // Package pagerduty is drbot's PagerDuty adapter and the only importer of
-// go-pagerduty: v3 webhook verification and decoding into incident.IncidentEvent, a
+// go-pagerduty: v3 webhook verification and decoding into incident.Event, a
 // REST API client (on-calls, notes, acknowledge, resolve, list) and a poller that
 // feeds incidents through the same pipeline as webhooks.
 package pagerduty
@@ -99,40 +99,40 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// Decode turns a v3 webhook body into an IncidentEvent. Errors caused by the body
+// Decode turns a v3 webhook body into an incident.Event. Errors caused by the body
 // wrap ErrMalformed (unknown event types also wrap ErrUnknownEventType); the
 // "pagey.ping" test event returns ErrPing. Raw keeps a copy of body.
-func Decode(body []byte) (incident.IncidentEvent, error) {
+func Decode(body []byte) (incident.Event, error) {
 	var env WebhookEnvelope
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&env); err != nil {
-		return incident.IncidentEvent{}, malformed("body is not a v3 webhook JSON object: %v", err)
+		return incident.Event{}, malformed("body is not a v3 webhook JSON object: %v", err)
 	}
 	if dec.More() {
-		return incident.IncidentEvent{}, malformed("unexpected data after the JSON object")
+		return incident.Event{}, malformed("unexpected data after the JSON object")
 	}
 	e := env.Event
 	if e.EventType == "pagey.ping" {
-		return incident.IncidentEvent{}, ErrPing
+		return incident.Event{}, ErrPing
 	}
 	if e.ID == "" {
-		return incident.IncidentEvent{}, malformed("missing event.id")
+		return incident.Event{}, malformed("missing event.id")
 	}
 	kind, ok := strings.CutPrefix(e.EventType, "incident.")
 	if e.EventType == "" {
-		return incident.IncidentEvent{}, malformed("missing event.event_type")
+		return incident.Event{}, malformed("missing event.event_type")
 	}
 	if !ok || !knownKinds[kind] {
-		return incident.IncidentEvent{}, fmt.Errorf("%w: %w %q", ErrMalformed, ErrUnknownEventType, e.EventType)
+		return incident.Event{}, fmt.Errorf("%w: %w %q", ErrMalformed, ErrUnknownEventType, e.EventType)
 	}
 	at, err := time.Parse(time.RFC3339Nano, e.OccurredAt)
 	if err != nil {
-		return incident.IncidentEvent{}, malformed("event.occurred_at %q is not an RFC 3339 time", e.OccurredAt)
+		return incident.Event{}, malformed("event.occurred_at %q is not an RFC 3339 time", e.OccurredAt)
 	}
 	if len(e.Data) == 0 || bytes.Equal(e.Data, []byte("null")) {
-		return incident.IncidentEvent{}, malformed("missing event.data")
+		return incident.Event{}, malformed("missing event.data")
 	}
-	ev := incident.IncidentEvent{
+	ev := incident.Event{
 		DeliveryID: e.ID,
 		Kind:       kind,
 		At:         at,
@@ -144,10 +144,10 @@ func Decode(body []byte) (incident.IncidentEvent, error) {
 	if kind == incident.EventAnnotated {
 		var n NoteData
 		if err := json.Unmarshal(e.Data, &n); err != nil {
-			return incident.IncidentEvent{}, malformed("event.data is not an incident note: %v", err)
+			return incident.Event{}, malformed("event.data is not an incident note: %v", err)
 		}
 		if n.Incident.ID == "" {
-			return incident.IncidentEvent{}, malformed("missing event.data.incident.id")
+			return incident.Event{}, malformed("missing event.data.incident.id")
 		}
 		ev.PagerDutyID = n.Incident.ID
 		ev.Title = n.Incident.Summary
@@ -157,10 +157,10 @@ func Decode(body []byte) (incident.IncidentEvent, error) {
 	}
 	var d IncidentData
 	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return incident.IncidentEvent{}, malformed("event.data is not an incident: %v", err)
+		return incident.Event{}, malformed("event.data is not an incident: %v", err)
 	}
 	if d.ID == "" {
-		return incident.IncidentEvent{}, malformed("missing event.data.id (the incident id)")
+		return incident.Event{}, malformed("missing event.data.id (the incident id)")
 	}
 	ev.PagerDutyID = d.ID
 	ev.ServiceID = d.Service.ID

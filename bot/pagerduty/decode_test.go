@@ -48,7 +48,7 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := incident.IncidentEvent{
+		want := incident.Event{
 			DeliveryID: "01BWDWL3NYY7LUFPZCC28QUCMK", Kind: incident.EventPriorityUpdated, PagerDutyID: "PGR0VU2",
 			ServiceID: "PF9KMXH", Title: "A little bump in the road", Urgency: "high", Priority: "P1",
 			Status: "triggered", URL: "https://acme.pagerduty.com/incidents/PGR0VU2", Actor: "Tenex Engineer",
@@ -64,7 +64,7 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, ev, incident.IncidentEvent{
+		assertEvent(t, ev, incident.Event{
 			DeliveryID: "01BWDWKCFQZZ8QB8V9BKWA5JYW", Kind: incident.EventTriggered, PagerDutyID: "PGR0VU2",
 			ServiceID: "PF9KMXH", Title: "A little bump in the road", Urgency: "high", Status: "triggered",
 			URL: "https://acme.pagerduty.com/incidents/PGR0VU2", Actor: "API Service",
@@ -76,7 +76,7 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, ev, incident.IncidentEvent{
+		assertEvent(t, ev, incident.Event{
 			DeliveryID: "01BWDX1YKNXB7W2BJ3WNYB4Z1D", Kind: incident.EventAnnotated, PagerDutyID: "PGR0VU2",
 			Title: "A little bump in the road", URL: "https://acme.pagerduty.com/incidents/PGR0VU2",
 			Actor: "Tenex Engineer", Note: "Restored the primary from the 02:00 snapshot.",
@@ -86,7 +86,7 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 }
 
 // assertEvent compares everything but Raw.
-func assertEvent(t *testing.T, got, want incident.IncidentEvent) {
+func assertEvent(t *testing.T, got, want incident.Event) {
 	t.Helper()
 	got.Raw, want.Raw = nil, nil
 	if got.DeliveryID != want.DeliveryID || got.Kind != want.Kind || got.PagerDutyID != want.PagerDutyID ||

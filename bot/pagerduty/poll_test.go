@@ -16,10 +16,10 @@ import (
 type dedupeIngest struct {
 	mu       sync.Mutex
 	seen     map[string]int // delivery id → times offered
-	accepted []incident.IncidentEvent
+	accepted []incident.Event
 }
 
-func (d *dedupeIngest) ingest(_ context.Context, ev incident.IncidentEvent) error {
+func (d *dedupeIngest) ingest(_ context.Context, ev incident.Event) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seen[ev.DeliveryID]++
@@ -29,14 +29,14 @@ func (d *dedupeIngest) ingest(_ context.Context, ev incident.IncidentEvent) erro
 	return nil
 }
 
-func (d *dedupeIngest) snapshot() (map[string]int, []incident.IncidentEvent) {
+func (d *dedupeIngest) snapshot() (map[string]int, []incident.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := make(map[string]int, len(d.seen))
 	for k, v := range d.seen {
 		seen[k] = v
 	}
-	return seen, append([]incident.IncidentEvent(nil), d.accepted...)
+	return seen, append([]incident.Event(nil), d.accepted...)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -137,7 +137,7 @@ func TestPollSurvivesAPIErrors(t *testing.T) {
 
 func TestPollRejectsBadArguments(t *testing.T) {
 	_, api := newFakeAndAPI(t)
-	if err := pagerduty.Poll(t.Context(), api, nil, 0, func(context.Context, incident.IncidentEvent) error { return nil }, nil); err == nil {
+	if err := pagerduty.Poll(t.Context(), api, nil, 0, func(context.Context, incident.Event) error { return nil }, nil); err == nil {
 		t.Error("zero interval accepted")
 	}
 	if err := pagerduty.Poll(t.Context(), nil, nil, time.Second, nil, nil); err == nil {

@@ -29,7 +29,7 @@ type WebhookOptions struct {
 	// Ingest durably records an event (and deduplicates by DeliveryID). The
 	// handler answers 202 only when it returns nil, 500 otherwise so that
 	// PagerDuty retries.
-	Ingest func(ctx context.Context, ev incident.IncidentEvent) error
+	Ingest func(ctx context.Context, ev incident.Event) error
 	// Logger receives one line per rejected or failed delivery; nil = slog.Default().
 	Logger *slog.Logger
 }

@@ -25,11 +25,11 @@ const (
 // recorder is a real Ingest function that keeps what it received.
 type recorder struct {
 	mu     sync.Mutex
-	events []incident.IncidentEvent
+	events []incident.Event
 	fail   error
 }
 
-func (r *recorder) ingest(_ context.Context, ev incident.IncidentEvent) error {
+func (r *recorder) ingest(_ context.Context, ev incident.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -39,10 +39,10 @@ func (r *recorder) ingest(_ context.Context, ev incident.IncidentEvent) error {
 	return nil
 }
 
-func (r *recorder) got() []incident.IncidentEvent {
+func (r *recorder) got() []incident.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]incident.IncidentEvent(nil), r.events...)
+	return append([]incident.Event(nil), r.events...)
 }
 
 type webhookEnv struct {
@@ -214,7 +214,7 @@ func TestWebhookPing(t *testing.T) {
 
 func BenchmarkWebhookVerifyDecode(b *testing.B) {
 	h := pagerduty.WebhookHandler(pagerduty.WebhookOptions{
-		Secrets: []string{oldSecret, newSecret}, Ingest: func(context.Context, incident.IncidentEvent) error { return nil },
+		Secrets: []string{oldSecret, newSecret}, Ingest: func(context.Context, incident.Event) error { return nil },
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	body := readTestdata(b, "priority_updated.json")
