@@ -8,6 +8,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/shell"
 	"github.com/drbot-dev/drbot/store"
 )
@@ -51,11 +52,11 @@ func TestForcedPlanCard(t *testing.T) {
 		t.Fatalf("card text %q", card.Text)
 	}
 
-	raw, err := EncodeMessage(card)
+	raw, err := incident.EncodeMessage(card)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := DecodeMessage(raw)
+	back, err := incident.DecodeMessage(raw)
 	if err != nil || back.Blocks[alert] != card.Blocks[alert] {
 		t.Fatalf("outbox round trip: %v, %+v", err, back.Blocks)
 	}

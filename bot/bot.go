@@ -1,26 +1,24 @@
-// Package bot is drbot's platform-neutral core: it turns chat commands, button
-// clicks and PagerDuty incident events into the incident lifecycle (an incident
-// record, its channel, status updates) and renders user-safe replies. Chat
-// platforms plug in through chat.Adapter (bot/slack, bot/shell); PagerDuty
-// through IncidentEvent (bot/pagerduty).
+// Package bot is drbot's chat handler: it dispatches /dr commands to the
+// command registry and button clicks to their registered handlers, and turns
+// their errors into user-safe replies (a refusal as is, anything else as a
+// reference id into the log). Chat platforms plug in through chat.Adapter
+// (bot/slack, bot/shell) and hand it commands and clicks as a chat.Handler.
+// The incident lifecycle lives in bot/incident.
 package bot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
-	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -52,57 +50,27 @@ type (
 // Plain returns a message of one paragraph.
 func Plain(text string) Message { return chat.Plain(text) }
 
-// Store is what the bot keeps: incidents and the audit log.
-// *postgres.DB implements it.
-type Store interface {
-	store.Incidents
-	store.Audit
-}
-
 // ClickFunc handles a button press or checklist tick. Its error is rendered
 // like a command's: a *commands.Refusal is shown, anything else is logged.
 type ClickFunc func(ctx context.Context, c chat.Click) (chat.Message, error)
 
-// OpenedFunc runs after a new incident's channel is set up and its header posted.
-type OpenedFunc func(ctx context.Context, inc store.Incident, svc *runbook.Service) error
-
 // Options configures a Bot.
 type Options struct {
-	Config   *runbook.Config
-	Store    Store
 	Commands *commands.Registry
-	Chat     chat.Adapter
 	// Logger receives internal failures; nil = slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; nil = time.Now.
-	Now func() time.Time
 	// Metrics registers the bot's collectors; nil = not registered.
 	Metrics prometheus.Registerer
-	// OpenJobs returns durable jobs to schedule in the same transaction that
-	// records a new incident (escalation timers, RTO warnings). Optional.
-	OpenJobs func(svc *runbook.Service, inc store.Incident) []store.Job
 }
 
-// Bot is the incident lifecycle core. It implements chat.Handler.
+// Bot is the chat handler: commands and clicks in, user-safe replies out.
 type Bot struct {
-	cfg      *runbook.Config
-	store    Store
 	commands *commands.Registry
-	chat     chat.Adapter
 	log      *slog.Logger
-	now      func() time.Time
 	metrics  *metrics
-	openJobs func(svc *runbook.Service, inc store.Incident) []store.Job
 
 	mu     sync.RWMutex
 	clicks map[string]ClickFunc
-	opened []OpenedFunc
-
-	locks keyedMutex
-
-	// lc is the durable incident lifecycle (incident_lifecycle.go); nil
-	// until EnableLifecycle, when incident events are handled in-process.
-	lc *lifecycle
 }
 
 var _ chat.Handler = (*Bot)(nil)
@@ -110,25 +78,17 @@ var _ chat.Handler = (*Bot)(nil)
 // New returns a Bot. It panics when a required option is missing or the metrics
 // cannot be registered: both are wiring bugs.
 func New(opts Options) *Bot {
-	if opts.Config == nil || opts.Store == nil || opts.Commands == nil || opts.Chat == nil {
-		panic("bot.New: Config, Store, Commands and Chat are required")
+	if opts.Commands == nil {
+		panic("bot.New: Commands is required")
 	}
 	b := &Bot{
-		cfg:      opts.Config,
-		store:    opts.Store,
 		commands: opts.Commands,
-		chat:     opts.Chat,
 		log:      opts.Logger,
-		now:      opts.Now,
 		metrics:  newMetrics(),
-		openJobs: opts.OpenJobs,
 		clicks:   map[string]ClickFunc{},
 	}
 	if b.log == nil {
 		b.log = slog.Default()
-	}
-	if b.now == nil {
-		b.now = time.Now
 	}
 	if opts.Metrics != nil {
 		if err := b.metrics.register(opts.Metrics); err != nil {
@@ -147,14 +107,6 @@ func (b *Bot) OnClick(actionID string, fn ClickFunc) {
 		panic(fmt.Sprintf("bot: click handler for %q registered twice", actionID))
 	}
 	b.clicks[actionID] = fn
-}
-
-// OnIncidentOpened registers fn to run after each new incident's channel is
-// created and its header posted. Errors are logged; they do not undo the incident.
-func (b *Bot) OnIncidentOpened(fn OpenedFunc) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.opened = append(b.opened, fn)
 }
 
 // Outcomes of commands and clicks, as metric labels.
@@ -249,17 +201,10 @@ func refusal(r *commands.Refusal) chat.Message {
 // failure logs an internal error under a fresh reference id and returns the
 // user-safe reply that quotes it.
 func (b *Bot) failure(ctx context.Context, what string, err error, attrs ...any) chat.Message {
-	ref := newRef()
+	ref := store.NewRef()
 	b.log.ErrorContext(ctx, what+" failed", append([]any{"ref", ref, "err", err}, attrs...)...)
 	text := fmt.Sprintf("Something went wrong on drbot's side (ref %s). The details are in drbot's log.", ref)
 	return chat.Message{Text: text, Blocks: []chat.Block{chat.Text{Text: text}}, Ephemeral: true}
-}
-
-// newRef returns a short random reference id such as 3f9a1c.
-func newRef() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return hex.EncodeToString(b[:])
 }
 
 // ServiceForChannel returns the commands.Deps.ServiceForChannel function for st:
@@ -268,7 +213,7 @@ func ServiceForChannel(st store.Incidents) func(ctx context.Context, channel str
 	return func(ctx context.Context, channel string) (string, bool, error) {
 		inc, err := st.IncidentByChannel(ctx, channel)
 		if err != nil {
-			if isNotFound(err) {
+			if errors.Is(err, store.ErrNotFound) {
 				return "", false, nil
 			}
 			return "", false, fmt.Errorf("incident for channel %s: %w", channel, err)

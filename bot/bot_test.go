@@ -19,7 +19,6 @@ import (
 	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/internal/testenv"
 	"github.com/drbot-dev/drbot/runbook"
-	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
@@ -48,7 +47,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// triggeredAt is when the tests' incidents open: channel names end in 20261123.
+// triggeredAt is the shell's clock in these tests.
 var triggeredAt = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 
 type harness struct {
@@ -122,41 +121,14 @@ func newHarness(t *testing.T) *harness {
 		Out:  h.out,
 		User: "alice",
 		Now:  func() time.Time { return triggeredAt },
-		// The test's Trigger is what bot/pagerduty does with a webhook: build an
-		// IncidentEvent. The PagerDuty id comes from the title so that the same
-		// /trigger twice is the same incident.
-		Trigger: func(ctx context.Context, service, title string) error {
-			svc, ok := cfg.Service(service)
-			if !ok {
-				svc = &runbook.Service{Name: service, PagerDuty: runbook.PagerDuty{ServiceIDs: []string{"PUNKNOWN"}}}
-			}
-			return h.bot.HandleIncidentEvent(ctx, bot.IncidentEvent{
-				DeliveryID:  "delivery-" + title,
-				Kind:        bot.EventTriggered,
-				PagerDutyID: pdID(title),
-				ServiceID:   svc.PagerDuty.ServiceIDs[0],
-				Title:       title,
-				Urgency:     "high",
-				URL:         "https://example.pagerduty.com/incidents/" + pdID(title),
-				At:          triggeredAt,
-			})
-		},
 	})
 	h.bot = bot.New(bot.Options{
-		Config:   cfg,
-		Store:    db,
 		Commands: reg,
-		Chat:     h.sh,
 		Logger:   logger,
-		Now:      func() time.Time { return triggeredAt.Add(5 * time.Minute) },
 		Metrics:  h.reg,
 	})
 	h.sh.SetHandler(h.bot)
 	return h
-}
-
-func pdID(title string) string {
-	return "P" + strings.ToUpper(regexp.MustCompile(`[^a-zA-Z0-9]`).ReplaceAllString(title, ""))
 }
 
 // do runs input lines through the shell and returns the output they produced.
@@ -326,236 +298,25 @@ func TestClicks(t *testing.T) {
 	}
 }
 
-func TestTriggerOpensIncident(t *testing.T) {
-	h := newHarness(t)
-	got := h.do("/trigger lstm-pfd Dashboard down")
-	mustContain(t, got,
-		"* drbot created #incident-lstm-pfd-20261123",
-		"* drbot set the topic of #incident-lstm-pfd-20261123: lstm-pfd · RTO deadline 15:00 UTC · Dashboard down",
-		"*Incident: Dashboard down*",
-		"Service: lstm-pfd",
-		"Urgency: high",
-		"PagerDuty: https://example.pagerduty.com/incidents/PDASHBOARDDOWN",
-		"RTO target: 1h: restore service by 15:00 UTC",
-		"RPO target: 4h",
-		"* you are now in #incident-lstm-pfd-20261123",
-	)
-
-	inc, err := h.db.IncidentByPagerDutyID(h.ctx, "PDASHBOARDDOWN")
-	if err != nil {
-		t.Fatalf("incident row: %v", err)
-	}
-	chID, ok := h.sh.ChannelByName("incident-lstm-pfd-20261123")
-	if !ok || inc.Channel != chID {
-		t.Fatalf("incident channel %q, shell channel %q (%v)", inc.Channel, chID, ok)
-	}
-	if inc.Service != "lstm-pfd" || inc.Status != store.IncidentTriggered || inc.RTO != time.Hour || inc.RPO != 4*time.Hour || !inc.OpenedAt.Equal(triggeredAt) {
-		t.Fatalf("incident = %+v", inc)
-	}
-	evs, err := h.db.AuditEvents(h.ctx, store.AuditFilter{IncidentID: &inc.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := auditKinds(evs)
-	if !strings.Contains(kinds, "incident.opened") || !strings.Contains(kinds, "incident.channel_set") {
-		t.Fatalf("audit kinds = %s", kinds)
-	}
-
-	// Commands in the incident channel know its service.
-	mustContain(t, h.do("/dr where"), "[#incident-lstm-pfd-20261123 14:00] drbot: service lstm-pfd")
-
-	// The same event again: one incident, one channel, no second header.
-	got = h.do("/join general", "/trigger lstm-pfd Dashboard down")
-	if strings.Contains(got, "created #") || strings.Contains(got, "Incident: Dashboard down") {
-		t.Fatalf("second delivery created or announced again:\n%s", got)
-	}
-	if n := len(h.sh.Channels()); n != 2 {
-		t.Fatalf("%d channels after a repeated trigger, want 2", n)
-	}
-	evs2, err := h.db.AuditEvents(h.ctx, store.AuditFilter{IncidentID: &inc.ID})
-	if err != nil || len(evs2) != len(evs) {
-		t.Fatalf("audit rows %d → %d (%v)", len(evs), len(evs2), err)
-	}
-	list, err := h.db.ListIncidents(h.ctx, false)
-	if err != nil || len(list) != 1 {
-		t.Fatalf("incidents = %d (%v)", len(list), err)
-	}
-	if v := h.counter("drbot_incidents_opened_total", map[string]string{"service": "lstm-pfd"}); v != 1 {
-		t.Errorf("drbot_incidents_opened_total = %v", v)
-	}
-
-	// A second incident the same day collides on the name: -2.
-	mustContain(t, h.do("/trigger lstm-pfd Model not loading"),
-		"* drbot created #incident-lstm-pfd-20261123-2", "* you are now in #incident-lstm-pfd-20261123-2")
-}
-
-func TestChannelNameCollisionWithExistingChannel(t *testing.T) {
-	h := newHarness(t)
-	for i, name := range []string{"incident-inflow-20261123", "incident-inflow-20261123-2"} {
-		id, err := h.sh.CreateChannel(h.ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Owned by older incidents (of another service and day, so the new one
-		// still starts at the plain name): an unowned channel the bot created
-		// would be adopted as the orphan of a crashed setup.
-		older := store.Incident{PagerDutyID: fmt.Sprintf("POLD%d", i), Service: "legacy", Title: "older", Channel: id, OpenedAt: triggeredAt.Add(-72 * time.Hour)}
-		if _, _, err := h.db.OpenIncident(h.ctx, older); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h.do()
-	mustContain(t, h.do("/trigger inflow API 5xx"), "* drbot created #incident-inflow-20261123-3", "RTO target: 4h: restore service by 18:00 UTC")
-	inc, err := h.db.IncidentByPagerDutyID(h.ctx, "PAPI5XX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, _ := h.sh.ChannelByName("incident-inflow-20261123-3"); inc.Channel != id {
-		t.Fatalf("incident channel %q, want %q", inc.Channel, id)
-	}
-}
-
-func TestUnknownServiceIgnored(t *testing.T) {
-	h := newHarness(t)
-	got := h.do("/trigger billing Invoices stuck")
-	if strings.Contains(got, "created #") || strings.Contains(got, "! trigger failed") {
-		t.Fatalf("unknown service handled:\n%s", got)
-	}
-	list, err := h.db.ListIncidents(h.ctx, false)
-	if err != nil || len(list) != 0 {
-		t.Fatalf("incidents = %v (%v)", list, err)
-	}
-	if v := h.counter("drbot_incidents_ignored_total", nil); v != 1 {
-		t.Fatalf("drbot_incidents_ignored_total = %v", v)
-	}
-	mustContain(t, h.logs.String(), "level=WARN", "pagerduty_service=PUNKNOWN")
-}
-
-func TestLifecycleEvents(t *testing.T) {
-	h := newHarness(t)
-	h.do("/trigger lstm-pfd Dashboard down")
-	ev := func(kind string, at time.Duration, mod func(*bot.IncidentEvent)) {
-		t.Helper()
-		e := bot.IncidentEvent{Kind: kind, PagerDutyID: "PDASHBOARDDOWN", ServiceID: "PLSTMPF", Actor: "dba@example.com", At: triggeredAt.Add(at)}
-		if mod != nil {
-			mod(&e)
-		}
-		if err := h.bot.HandleIncidentEvent(h.ctx, e); err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-	}
-	ev(bot.EventAcknowledged, 3*time.Minute, nil)
-	ev(bot.EventAcknowledged, 4*time.Minute, nil) // repeated: no change
-	ev(bot.EventAnnotated, 10*time.Minute, func(e *bot.IncidentEvent) { e.Note = "restoring from last night's backup" })
-	ev(bot.EventResolved, 75*time.Minute, func(e *bot.IncidentEvent) { e.Raw = []byte(`{"event":{"event_type":"incident.resolved"}}`) })
-	got := h.do()
-	mustContain(t, got,
-		"drbot: Acknowledged in PagerDuty by dba@example.com.",
-		"drbot: PagerDuty note by dba@example.com: restoring from last night's backup",
-		"drbot: Resolved in PagerDuty by dba@example.com, 1h15m after it opened. RTO of 1h missed by 15m.",
-		"* drbot set the topic of #incident-lstm-pfd-20261123: RESOLVED · lstm-pfd · Dashboard down",
-	)
-	if n := strings.Count(got, "Acknowledged in PagerDuty"); n != 1 {
-		t.Fatalf("acknowledged announced %d times", n)
-	}
-	inc, err := h.db.IncidentByPagerDutyID(h.ctx, "PDASHBOARDDOWN")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inc.Status != store.IncidentResolved || inc.AckedAt == nil || !inc.AckedAt.Equal(triggeredAt.Add(3*time.Minute)) ||
-		inc.ResolvedAt == nil || !inc.ResolvedAt.Equal(triggeredAt.Add(75*time.Minute)) {
-		t.Fatalf("incident = %+v", inc)
-	}
-	evs, err := h.db.AuditEvents(h.ctx, store.AuditFilter{IncidentID: &inc.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kinds := auditKinds(evs); kinds != "incident.opened,incident.channel_set,incident.acknowledged,incident.annotated,incident.resolved" {
-		t.Fatalf("audit kinds = %s", kinds)
-	}
-	last := evs[len(evs)-1]
-	if last.Actor != "dba@example.com" || !strings.Contains(string(last.Data), "incident.resolved") {
-		t.Fatalf("resolved audit row = %+v (%s)", last, last.Data)
-	}
-	// Events for incidents drbot never opened are ignored without error.
-	ev(bot.EventAcknowledged, time.Minute, func(e *bot.IncidentEvent) { e.PagerDutyID = "PNEVERSEEN" })
-	if rep, err := h.db.VerifyAudit(h.ctx); err != nil || !rep.OK() {
-		t.Fatalf("audit chain: %+v %v", rep, err)
-	}
-}
-
-func TestSimulateTrigger(t *testing.T) {
-	h := newHarness(t)
-	if err := h.bot.SimulateTrigger(h.ctx, "nope", "x"); err == nil || !strings.Contains(err.Error(), "lstm-pfd") {
-		t.Fatalf("unknown service: %v", err)
-	}
-	if err := h.bot.SimulateTrigger(h.ctx, "inflow", "API down"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.bot.SimulateTrigger(h.ctx, "inflow", "API down"); err != nil {
-		t.Fatal(err)
-	}
-	// Now() is 14:05, so the date is still 20261123; each simulation is a new incident.
-	mustContain(t, h.do(), "created #incident-inflow-20261123", "created #incident-inflow-20261123-2")
-}
-
 // TestShellRun drives the bot through the shell's own input loop, as `drbot shell` does.
 func TestShellRun(t *testing.T) {
 	h := newHarness(t)
 	out := &syncBuffer{}
 	sh := shell.New(shell.Options{
-		In:      strings.NewReader("/dr help\n/as carol\n/click 5\n/trigger lstm-pfd Dashboard down\n/channels\n/join #general\n/dr where\n"),
+		In:      strings.NewReader("/dr help\n/as carol\n/click 5\n/channels\n/dr where\n"),
 		Out:     out,
 		User:    "alice",
 		Handler: h.bot,
 	})
-	b := bot.New(bot.Options{Config: h.cfg, Store: h.db, Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(h.db)}), Chat: sh, Logger: slog.New(slog.DiscardHandler)})
+	b := bot.New(bot.Options{Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(h.db)}), Logger: slog.New(slog.DiscardHandler)})
 	sh.SetHandler(b)
-	sh.SetTrigger(b.SimulateTrigger)
 	if err := sh.Run(h.ctx); err != nil {
 		t.Fatal(err)
 	}
 	mustContain(t, out.String(),
 		"* you are now carol",
 		"! there is no button 5: no buttons have been shown yet",
-		"* you are now in #incident-lstm-pfd-",
-		"  #general (C0000)\n* #incident-lstm-pfd-",
-		"* you are now in #general",
+		"* #general (C0000)",
 		`unknown command "where"`,
 	)
-}
-
-func auditKinds(evs []store.AuditEvent) string {
-	var k []string
-	for _, e := range evs {
-		k = append(k, e.Kind)
-	}
-	return strings.Join(k, ",")
-}
-
-func TestConcurrentDeliveries(t *testing.T) {
-	h := newHarness(t)
-	ev := bot.IncidentEvent{Kind: bot.EventTriggered, PagerDutyID: "PCONCURRENT", ServiceID: "PINFLOW", Title: "API down", At: triggeredAt}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- h.bot.HandleIncidentEvent(h.ctx, ev)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := len(h.sh.Channels()); n != 2 {
-		t.Fatalf("%d channels, want general + one incident channel", n)
-	}
-	if n := strings.Count(h.do(), "*Incident: API down*"); n != 1 {
-		t.Fatalf("header posted %d times", n)
-	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // IncidentOps runs the incident commands against the incident whose channel
-// a command was typed in. The bot implements it (bot.IncidentCommands).
+// a command was typed in. bot/incident implements it (*incident.Lifecycle).
 // Errors follow Run's rules: a *Refusal is shown, anything else is a failure.
 type IncidentOps interface {
 	// Acknowledge acknowledges the incident (in PagerDuty too).

@@ -30,7 +30,7 @@ type holding struct {
 
 // hold takes req's target lease for a holder unique to this run.
 func (r *Runner) hold(ctx context.Context, req store.ActionRequest) (*holding, error) {
-	l, err := r.store.AcquireLease(ctx, req.Target, req.ID, r.host+"/"+newRef(), r.lease)
+	l, err := r.store.AcquireLease(ctx, req.Target, req.ID, r.host+"/"+store.NewRef(), r.lease)
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,6 @@ package runner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +130,7 @@ func (r *Runner) Resume(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("resume requests: %w", err)
 	}
-	nonce := newRef()
+	nonce := store.NewRef()
 	jobs := make([]store.Job, 0, len(reqs))
 	n := 0
 	for _, q := range reqs {
@@ -333,7 +331,7 @@ func (r *Runner) reason(ctx context.Context, req store.ActionRequest, step strin
 }
 
 func (r *Runner) logErr(ctx context.Context, req store.ActionRequest, what string, err error) string {
-	ref := newRef()
+	ref := store.NewRef()
 	r.log.ErrorContext(ctx, "request "+what+" failed", "ref", ref, "request", req.ID, "kind", req.Kind, "err", err)
 	return ref
 }
@@ -359,12 +357,6 @@ func (r *Runner) fail(ctx context.Context, h *holding, req store.ActionRequest, 
 	}
 	r.cards.Show(ctx, out, Status{Reason: reason})
 	return nil
-}
-
-func newRef() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // journal implements actions.Journal over the audit log: step.started and

@@ -15,7 +15,7 @@ import (
 
 	pagerduty "github.com/PagerDuty/go-pagerduty"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 )
 
 // DefaultAPIURL is PagerDuty's REST API endpoint, used when APIOptions.BaseURL is empty.
@@ -177,7 +177,7 @@ var polledStatuses = []string{"triggered", "acknowledged", "resolved"}
 // created since since, and maps each to an event of the kind matching its
 // status. DeliveryID is derived from the incident id, status and last status
 // change time, so listing an unchanged incident again yields the same id.
-func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time.Time) ([]bot.IncidentEvent, error) {
+func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time.Time) ([]incident.Event, error) {
 	opts := pagerduty.ListIncidentsOptions{
 		ServiceIDs: serviceIDs,
 		Statuses:   polledStatuses,
@@ -188,7 +188,7 @@ func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time
 	} else {
 		opts.Since = since.UTC().Format(time.RFC3339)
 	}
-	var events []bot.IncidentEvent
+	var events []incident.Event
 	for range maxPages {
 		resp, err := a.client.ListIncidentsWithContext(ctx, opts)
 		if err != nil {
@@ -211,17 +211,17 @@ func (a *API) ListIncidents(ctx context.Context, serviceIDs []string, since time
 }
 
 // incidentEvent maps a listed incident to the event its status implies.
-func incidentEvent(inc pagerduty.Incident) (bot.IncidentEvent, bool) {
+func incidentEvent(inc pagerduty.Incident) (incident.Event, bool) {
 	var kind string
 	switch inc.Status {
 	case "triggered":
-		kind = bot.EventTriggered
+		kind = incident.EventTriggered
 	case "acknowledged":
-		kind = bot.EventAcknowledged
+		kind = incident.EventAcknowledged
 	case "resolved":
-		kind = bot.EventResolved
+		kind = incident.EventResolved
 	default:
-		return bot.IncidentEvent{}, false
+		return incident.Event{}, false
 	}
 	changed := inc.LastStatusChangeAt
 	if changed == "" {
@@ -232,7 +232,7 @@ func incidentEvent(inc pagerduty.Incident) (bot.IncidentEvent, bool) {
 		at = time.Time{}
 	}
 	sum := sha256.Sum256([]byte(inc.ID + "\x00" + inc.Status + "\x00" + changed))
-	ev := bot.IncidentEvent{
+	ev := incident.Event{
 		DeliveryID:  "poll-" + hex.EncodeToString(sum[:16]),
 		Kind:        kind,
 		PagerDutyID: inc.ID,

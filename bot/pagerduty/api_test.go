@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 	"github.com/drbot-dev/drbot/internal/fakepagerduty"
 )
@@ -172,18 +172,18 @@ func TestListIncidentsMapsStatusesAndPaginates(t *testing.T) {
 	if len(evs) != 130 {
 		t.Fatalf("%d events, want 130", len(evs))
 	}
-	byID := map[string]bot.IncidentEvent{}
+	byID := map[string]incident.Event{}
 	for _, ev := range evs {
 		byID[ev.PagerDutyID] = ev
 	}
-	if ev := byID[ids[0]]; ev.Kind != bot.EventTriggered || ev.Priority != "P1" || ev.ServiceID != "PSVC1" ||
+	if ev := byID[ids[0]]; ev.Kind != incident.EventTriggered || ev.Priority != "P1" || ev.ServiceID != "PSVC1" ||
 		ev.Title != "incident 0" || !slices.Equal(ev.Assignees, []string{"Ada Lovelace"}) || len(ev.Raw) == 0 {
 		t.Errorf("triggered: %+v", ev)
 	}
-	if ev := byID[ids[1]]; ev.Kind != bot.EventAcknowledged || ev.Actor != "Ada Lovelace" {
+	if ev := byID[ids[1]]; ev.Kind != incident.EventAcknowledged || ev.Actor != "Ada Lovelace" {
 		t.Errorf("acknowledged: %+v", ev)
 	}
-	if ev := byID[ids[2]]; ev.Kind != bot.EventResolved || ev.Status != "resolved" {
+	if ev := byID[ids[2]]; ev.Kind != incident.EventResolved || ev.Status != "resolved" {
 		t.Errorf("resolved: %+v", ev)
 	}
 	if n := len(f.CallsTo("/incidents")); n != 2 {

@@ -1,5 +1,5 @@
 // Package pagerduty is drbot's PagerDuty adapter and the only importer of
-// go-pagerduty: v3 webhook verification and decoding into bot.IncidentEvent, a
+// go-pagerduty: v3 webhook verification and decoding into incident.Event, a
 // REST API client (on-calls, notes, acknowledge, resolve, list) and a poller that
 // feeds incidents through the same pipeline as webhooks.
 package pagerduty
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 )
 
 // ErrMalformed is wrapped by every Decode error caused by the payload itself;
@@ -90,49 +90,49 @@ type NoteData struct {
 }
 
 var knownKinds = map[string]bool{
-	bot.EventTriggered: true, bot.EventAcknowledged: true, bot.EventUnacknowledged: true,
-	bot.EventEscalated: true, bot.EventReassigned: true, bot.EventAnnotated: true,
-	bot.EventPriorityUpdated: true, bot.EventResolved: true, bot.EventReopened: true,
+	incident.EventTriggered: true, incident.EventAcknowledged: true, incident.EventUnacknowledged: true,
+	incident.EventEscalated: true, incident.EventReassigned: true, incident.EventAnnotated: true,
+	incident.EventPriorityUpdated: true, incident.EventResolved: true, incident.EventReopened: true,
 }
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// Decode turns a v3 webhook body into an IncidentEvent. Errors caused by the body
+// Decode turns a v3 webhook body into an incident.Event. Errors caused by the body
 // wrap ErrMalformed (unknown event types also wrap ErrUnknownEventType); the
 // "pagey.ping" test event returns ErrPing. Raw keeps a copy of body.
-func Decode(body []byte) (bot.IncidentEvent, error) {
+func Decode(body []byte) (incident.Event, error) {
 	var env WebhookEnvelope
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&env); err != nil {
-		return bot.IncidentEvent{}, malformed("body is not a v3 webhook JSON object: %v", err)
+		return incident.Event{}, malformed("body is not a v3 webhook JSON object: %v", err)
 	}
 	if dec.More() {
-		return bot.IncidentEvent{}, malformed("unexpected data after the JSON object")
+		return incident.Event{}, malformed("unexpected data after the JSON object")
 	}
 	e := env.Event
 	if e.EventType == "pagey.ping" {
-		return bot.IncidentEvent{}, ErrPing
+		return incident.Event{}, ErrPing
 	}
 	if e.ID == "" {
-		return bot.IncidentEvent{}, malformed("missing event.id")
+		return incident.Event{}, malformed("missing event.id")
 	}
 	kind, ok := strings.CutPrefix(e.EventType, "incident.")
 	if e.EventType == "" {
-		return bot.IncidentEvent{}, malformed("missing event.event_type")
+		return incident.Event{}, malformed("missing event.event_type")
 	}
 	if !ok || !knownKinds[kind] {
-		return bot.IncidentEvent{}, fmt.Errorf("%w: %w %q", ErrMalformed, ErrUnknownEventType, e.EventType)
+		return incident.Event{}, fmt.Errorf("%w: %w %q", ErrMalformed, ErrUnknownEventType, e.EventType)
 	}
 	at, err := time.Parse(time.RFC3339Nano, e.OccurredAt)
 	if err != nil {
-		return bot.IncidentEvent{}, malformed("event.occurred_at %q is not an RFC 3339 time", e.OccurredAt)
+		return incident.Event{}, malformed("event.occurred_at %q is not an RFC 3339 time", e.OccurredAt)
 	}
 	if len(e.Data) == 0 || bytes.Equal(e.Data, []byte("null")) {
-		return bot.IncidentEvent{}, malformed("missing event.data")
+		return incident.Event{}, malformed("missing event.data")
 	}
-	ev := bot.IncidentEvent{
+	ev := incident.Event{
 		DeliveryID: e.ID,
 		Kind:       kind,
 		At:         at,
@@ -141,13 +141,13 @@ func Decode(body []byte) (bot.IncidentEvent, error) {
 	if e.Agent != nil {
 		ev.Actor = e.Agent.Summary
 	}
-	if kind == bot.EventAnnotated {
+	if kind == incident.EventAnnotated {
 		var n NoteData
 		if err := json.Unmarshal(e.Data, &n); err != nil {
-			return bot.IncidentEvent{}, malformed("event.data is not an incident note: %v", err)
+			return incident.Event{}, malformed("event.data is not an incident note: %v", err)
 		}
 		if n.Incident.ID == "" {
-			return bot.IncidentEvent{}, malformed("missing event.data.incident.id")
+			return incident.Event{}, malformed("missing event.data.incident.id")
 		}
 		ev.PagerDutyID = n.Incident.ID
 		ev.Title = n.Incident.Summary
@@ -157,10 +157,10 @@ func Decode(body []byte) (bot.IncidentEvent, error) {
 	}
 	var d IncidentData
 	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return bot.IncidentEvent{}, malformed("event.data is not an incident: %v", err)
+		return incident.Event{}, malformed("event.data is not an incident: %v", err)
 	}
 	if d.ID == "" {
-		return bot.IncidentEvent{}, malformed("missing event.data.id (the incident id)")
+		return incident.Event{}, malformed("missing event.data.id (the incident id)")
 	}
 	ev.PagerDutyID = d.ID
 	ev.ServiceID = d.Service.ID
@@ -194,7 +194,7 @@ func SyntheticTrigger(serviceID, title string, now time.Time) []byte {
 	incID := newID("Q")
 	env := WebhookEnvelope{Event: WebhookEvent{
 		ID:           newID("01"),
-		EventType:    "incident." + bot.EventTriggered,
+		EventType:    "incident." + incident.EventTriggered,
 		ResourceType: "incident",
 		OccurredAt:   now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Agent:        &Reference{ID: "drbot", Type: "user_reference", Summary: "drbot shell"},

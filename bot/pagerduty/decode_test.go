@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 	"github.com/drbot-dev/drbot/internal/fakepagerduty"
 )
@@ -48,8 +48,8 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := bot.IncidentEvent{
-			DeliveryID: "01BWDWL3NYY7LUFPZCC28QUCMK", Kind: bot.EventPriorityUpdated, PagerDutyID: "PGR0VU2",
+		want := incident.Event{
+			DeliveryID: "01BWDWL3NYY7LUFPZCC28QUCMK", Kind: incident.EventPriorityUpdated, PagerDutyID: "PGR0VU2",
 			ServiceID: "PF9KMXH", Title: "A little bump in the road", Urgency: "high", Priority: "P1",
 			Status: "triggered", URL: "https://acme.pagerduty.com/incidents/PGR0VU2", Actor: "Tenex Engineer",
 			Assignees: []string{"User 123"}, At: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC),
@@ -64,8 +64,8 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, ev, bot.IncidentEvent{
-			DeliveryID: "01BWDWKCFQZZ8QB8V9BKWA5JYW", Kind: bot.EventTriggered, PagerDutyID: "PGR0VU2",
+		assertEvent(t, ev, incident.Event{
+			DeliveryID: "01BWDWKCFQZZ8QB8V9BKWA5JYW", Kind: incident.EventTriggered, PagerDutyID: "PGR0VU2",
 			ServiceID: "PF9KMXH", Title: "A little bump in the road", Urgency: "high", Status: "triggered",
 			URL: "https://acme.pagerduty.com/incidents/PGR0VU2", Actor: "API Service",
 			Assignees: []string{"User 123"}, At: time.Date(2021, 4, 26, 17, 30, 0, 0, time.UTC),
@@ -76,8 +76,8 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, ev, bot.IncidentEvent{
-			DeliveryID: "01BWDX1YKNXB7W2BJ3WNYB4Z1D", Kind: bot.EventAnnotated, PagerDutyID: "PGR0VU2",
+		assertEvent(t, ev, incident.Event{
+			DeliveryID: "01BWDX1YKNXB7W2BJ3WNYB4Z1D", Kind: incident.EventAnnotated, PagerDutyID: "PGR0VU2",
 			Title: "A little bump in the road", URL: "https://acme.pagerduty.com/incidents/PGR0VU2",
 			Actor: "Tenex Engineer", Note: "Restored the primary from the 02:00 snapshot.",
 			At: time.Date(2021, 4, 26, 17, 40, 2, 103e6, time.UTC),
@@ -86,7 +86,7 @@ func TestDecodeDocumentedPayloads(t *testing.T) {
 }
 
 // assertEvent compares everything but Raw.
-func assertEvent(t *testing.T, got, want bot.IncidentEvent) {
+func assertEvent(t *testing.T, got, want incident.Event) {
 	t.Helper()
 	got.Raw, want.Raw = nil, nil
 	if got.DeliveryID != want.DeliveryID || got.Kind != want.Kind || got.PagerDutyID != want.PagerDutyID ||
@@ -128,7 +128,7 @@ func TestDecodeEveryKindFromFake(t *testing.T) {
 			if ev.Actor != "Grace Hopper" {
 				t.Errorf("Actor = %q, want Grace Hopper", ev.Actor)
 			}
-			if kind == bot.EventAnnotated {
+			if kind == incident.EventAnnotated {
 				if ev.Note != "failing over to replica" || ev.Title != "Primary DB down" {
 					t.Errorf("annotated: note=%q title=%q", ev.Note, ev.Title)
 				}
@@ -198,7 +198,7 @@ func TestSyntheticTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ea.Kind != bot.EventTriggered || ea.ServiceID != "PSVC1" || ea.Title != "Disk full on db-1" ||
+	if ea.Kind != incident.EventTriggered || ea.ServiceID != "PSVC1" || ea.Title != "Disk full on db-1" ||
 		ea.Status != "triggered" || !ea.At.Equal(now) || ea.Urgency != "high" {
 		t.Errorf("synthetic event: %+v", ea)
 	}

@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 )
 
 // PollLookback is how far back each poll lists incidents. PagerDuty's since/until
@@ -27,7 +27,7 @@ const maxPollBackoff = 5 * time.Minute
 // listing window is PollLookback, extended back to the last successful poll
 // when failures lasted longer than that. Poll returns nil when ctx is done.
 func Poll(ctx context.Context, api *API, serviceIDs []string, every time.Duration,
-	ingest func(ctx context.Context, ev bot.IncidentEvent) error, logger *slog.Logger) error {
+	ingest func(ctx context.Context, ev incident.Event) error, logger *slog.Logger) error {
 	if api == nil || ingest == nil {
 		return errors.New("pagerduty: poll: the API client and ingest function are required")
 	}
@@ -79,7 +79,7 @@ func Poll(ctx context.Context, api *API, serviceIDs []string, every time.Duratio
 // pollOnce lists incidents and ingests each, trying all of them even when some
 // fail; it returns how many were listed and the joined errors.
 func pollOnce(ctx context.Context, api *API, serviceIDs []string, since time.Time,
-	ingest func(ctx context.Context, ev bot.IncidentEvent) error) (int, error) {
+	ingest func(ctx context.Context, ev incident.Event) error) (int, error) {
 	events, err := api.ListIncidents(ctx, serviceIDs, since)
 	if err != nil {
 		return 0, err

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 )
 
@@ -16,10 +16,10 @@ import (
 type dedupeIngest struct {
 	mu       sync.Mutex
 	seen     map[string]int // delivery id → times offered
-	accepted []bot.IncidentEvent
+	accepted []incident.Event
 }
 
-func (d *dedupeIngest) ingest(_ context.Context, ev bot.IncidentEvent) error {
+func (d *dedupeIngest) ingest(_ context.Context, ev incident.Event) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seen[ev.DeliveryID]++
@@ -29,14 +29,14 @@ func (d *dedupeIngest) ingest(_ context.Context, ev bot.IncidentEvent) error {
 	return nil
 }
 
-func (d *dedupeIngest) snapshot() (map[string]int, []bot.IncidentEvent) {
+func (d *dedupeIngest) snapshot() (map[string]int, []incident.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seen := make(map[string]int, len(d.seen))
 	for k, v := range d.seen {
 		seen[k] = v
 	}
-	return seen, append([]bot.IncidentEvent(nil), d.accepted...)
+	return seen, append([]incident.Event(nil), d.accepted...)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -80,7 +80,7 @@ func TestPollFeedsEventsWithStableDeliveryIDs(t *testing.T) {
 	}
 	ids := map[string]string{}
 	for _, ev := range accepted {
-		if ev.Kind != bot.EventTriggered {
+		if ev.Kind != incident.EventTriggered {
 			t.Errorf("event %+v, want triggered", ev)
 		}
 		ids[ev.PagerDutyID] = ev.DeliveryID
@@ -93,7 +93,7 @@ func TestPollFeedsEventsWithStableDeliveryIDs(t *testing.T) {
 	f.SetIncidentStatus(inc.ID, "acknowledged", "PU1")
 	waitFor(t, "the acknowledgement", func() bool { _, acc := d.snapshot(); return len(acc) == 3 })
 	_, accepted = d.snapshot()
-	if ack := accepted[2]; ack.Kind != bot.EventAcknowledged || ack.PagerDutyID != inc.ID || ack.Actor != "Ada Lovelace" {
+	if ack := accepted[2]; ack.Kind != incident.EventAcknowledged || ack.PagerDutyID != inc.ID || ack.Actor != "Ada Lovelace" {
 		t.Errorf("third event %+v", ack)
 	}
 
@@ -137,7 +137,7 @@ func TestPollSurvivesAPIErrors(t *testing.T) {
 
 func TestPollRejectsBadArguments(t *testing.T) {
 	_, api := newFakeAndAPI(t)
-	if err := pagerduty.Poll(t.Context(), api, nil, 0, func(context.Context, bot.IncidentEvent) error { return nil }, nil); err == nil {
+	if err := pagerduty.Poll(t.Context(), api, nil, 0, func(context.Context, incident.Event) error { return nil }, nil); err == nil {
 		t.Error("zero interval accepted")
 	}
 	if err := pagerduty.Poll(t.Context(), nil, nil, time.Second, nil, nil); err == nil {

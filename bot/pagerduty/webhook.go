@@ -11,7 +11,7 @@ import (
 
 	"github.com/PagerDuty/go-pagerduty/webhookv3"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 )
 
 // MaxWebhookBytes is the largest webhook body accepted (PagerDuty's own limit
@@ -29,7 +29,7 @@ type WebhookOptions struct {
 	// Ingest durably records an event (and deduplicates by DeliveryID). The
 	// handler answers 202 only when it returns nil, 500 otherwise so that
 	// PagerDuty retries.
-	Ingest func(ctx context.Context, ev bot.IncidentEvent) error
+	Ingest func(ctx context.Context, ev incident.Event) error
 	// Logger receives one line per rejected or failed delivery; nil = slog.Default().
 	Logger *slog.Logger
 }

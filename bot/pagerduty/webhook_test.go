@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 	"github.com/drbot-dev/drbot/internal/fakepagerduty"
 )
@@ -25,11 +25,11 @@ const (
 // recorder is a real Ingest function that keeps what it received.
 type recorder struct {
 	mu     sync.Mutex
-	events []bot.IncidentEvent
+	events []incident.Event
 	fail   error
 }
 
-func (r *recorder) ingest(_ context.Context, ev bot.IncidentEvent) error {
+func (r *recorder) ingest(_ context.Context, ev incident.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -39,10 +39,10 @@ func (r *recorder) ingest(_ context.Context, ev bot.IncidentEvent) error {
 	return nil
 }
 
-func (r *recorder) got() []bot.IncidentEvent {
+func (r *recorder) got() []incident.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]bot.IncidentEvent(nil), r.events...)
+	return append([]incident.Event(nil), r.events...)
 }
 
 type webhookEnv struct {
@@ -108,7 +108,7 @@ func TestWebhookAcceptsEitherRotatedSecret(t *testing.T) {
 		}
 	}
 	got := env.rec.got()
-	if len(got) != 2 || got[0].PagerDutyID != "PGR0VU2" || got[0].Kind != bot.EventTriggered {
+	if len(got) != 2 || got[0].PagerDutyID != "PGR0VU2" || got[0].Kind != incident.EventTriggered {
 		t.Fatalf("ingested %+v", got)
 	}
 	if strings.Contains(env.logs.String(), oldSecret) || strings.Contains(env.logs.String(), newSecret) ||
@@ -214,7 +214,7 @@ func TestWebhookPing(t *testing.T) {
 
 func BenchmarkWebhookVerifyDecode(b *testing.B) {
 	h := pagerduty.WebhookHandler(pagerduty.WebhookOptions{
-		Secrets: []string{oldSecret, newSecret}, Ingest: func(context.Context, bot.IncidentEvent) error { return nil },
+		Secrets: []string{oldSecret, newSecret}, Ingest: func(context.Context, incident.Event) error { return nil },
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	body := readTestdata(b, "priority_updated.json")

@@ -61,7 +61,7 @@ type Options struct {
 	// Command is the slash command handled in Socket Mode; default "/dr".
 	Command string
 	// Deliver, when set, delivers handler replies instead of Client (user
-	// set = ephemeral); bot.(*Bot).Deliver hands a failed post to a retrying job.
+	// set = ephemeral); incident.(*Lifecycle).Deliver hands a failed post to a retrying job.
 	Deliver func(ctx context.Context, channel, user string, m chat.Message) error
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/runner/runnertest"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/slack"
 	"github.com/drbot-dev/drbot/internal/fakeslack"
 	"github.com/drbot-dev/drbot/internal/testenv"
@@ -369,7 +370,7 @@ func TestApprovalEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit export: %v\n%s", err, out)
 	}
-	var exp auditExport
+	var exp incident.AuditExport
 	if err := json.Unmarshal(out, &exp); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/deploy/examples"
 	"github.com/drbot-dev/drbot/runbook"
@@ -41,27 +42,40 @@ func (f ConfigFlags) load(demoFallback bool) (*runbook.Config, string, error) {
 	return cfg, f.Config, nil
 }
 
-// runtime is what serve and shell share: the store, the command registry and the
-// bot core, wired to one chat adapter.
+// runtime is what serve and shell share: the store, the incident lifecycle,
+// the command registry and the chat handler, wired to one chat adapter.
 type runtime struct {
-	cfg     *runbook.Config
-	db      *postgres.DB
-	metrics *prometheus.Registry
-	bot     *bot.Bot
-	// lifecycle is set by enableLifecycle: incident events go through jobs.
-	lifecycle bool
+	cfg       *runbook.Config
+	db        *postgres.DB
+	metrics   *prometheus.Registry
+	bot       *bot.Bot
+	incidents *incident.Lifecycle
 	req       *requestWiring
 }
 
-func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter) *runtime {
-	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}))
+// runtimeOption adjusts the incident lifecycle's options.
+type runtimeOption func(*incident.Options)
+
+// withPagerDuty gives the incident lifecycle PagerDuty's REST API (on-call
+// invites, notes, acks and resolves); without it there are none.
+func withPagerDuty(pd incident.PagerDutyAPI) runtimeOption {
+	return func(o *incident.Options) { o.PagerDuty = pd }
+}
+
+func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
+	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
-func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *runtime {
+func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry, opts ...runtimeOption) *runtime {
 	metrics := prometheus.NewRegistry()
 	req := newRequestWiring(logger, cfg, db, adapter, acts)
-	incidents := &bot.IncidentCommands{}
+	// The incident operations exist before the registry that calls them.
+	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}
+	for _, o := range opts {
+		o(&incOpts)
+	}
+	incidents := incident.New(incOpts)
 	reg := commands.NewRegistry(commands.Deps{
 		Incidents:         incidents,
 		Services:          cfg.ServiceNames,
@@ -73,17 +87,13 @@ func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Confi
 	})
 	commands.RegisterRecovery(reg)
 	b := bot.New(bot.Options{
-		Config:   cfg,
-		Store:    db,
 		Commands: reg,
-		Chat:     adapter,
 		Logger:   logger,
 		Metrics:  metrics,
-		Now:      time.Now,
 	})
 	req.requests.RegisterClicks(b)
-	incidents.Bind(b)
-	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, req: req}
+	b.OnClick(chat.ActionChecklist, incidents.ClickChecklist)
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req}
 }
 
 // startJobs starts River with every worker the bot has; jobs and timers are
@@ -91,9 +101,7 @@ func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Confi
 func (rt *runtime) startJobs(ctx context.Context) error {
 	workers := river.NewWorkers()
 	rt.db.RegisterWorkers(workers)
-	if rt.lifecycle {
-		rt.bot.RegisterWorkers(workers)
-	}
+	rt.incidents.RegisterWorkers(workers)
 	rt.req.register(workers)
 	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob()}); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
@@ -111,11 +119,4 @@ func (rt *runtime) stopJobs(logger *slog.Logger) {
 	if err := rt.db.StopJobs(ctx); err != nil {
 		logger.Error("stop jobs", "err", err)
 	}
-}
-
-// enableLifecycle makes incident handling durable (recorded deliveries, River
-// jobs for channels, timers and posts); pd may be nil (no PagerDuty API).
-func (rt *runtime) enableLifecycle(pd bot.PagerDutyAPI) {
-	rt.bot.EnableLifecycle(bot.LifecycleOptions{Store: rt.db, PagerDuty: pd})
-	rt.lifecycle = true
 }

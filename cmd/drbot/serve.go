@@ -92,26 +92,28 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer closeStore()
 
-	rt := newRuntime(ctx, logger, cfg, db, client)
-	// Jobs, audit verification and store health on /metrics (the chart's alerts).
-	rt.metrics.MustRegister(db.Collector())
-	var pdAPI *pagerduty.API
+	var (
+		opts  []runtimeOption
+		pdAPI *pagerduty.API
+	)
 	if env.pdToken != "" {
 		if pdAPI, err = pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger}); err != nil {
 			return err
 		}
-		rt.enableLifecycle(pdAPI)
+		opts = append(opts, withPagerDuty(pdAPI))
 	} else {
 		logger.Info("PAGERDUTY_API_TOKEN is unset: no on-call invites, PagerDuty notes, /dr ack or /dr resolve in PagerDuty")
-		rt.enableLifecycle(nil)
 	}
+	rt := newRuntime(ctx, logger, cfg, db, client, opts...)
+	// Jobs, audit verification and store health on /metrics (the chart's alerts).
+	rt.metrics.MustRegister(db.Collector())
 	if err := rt.startJobs(ctx); err != nil {
 		return err
 	}
 	defer rt.stopJobs(logger)
 
 	srv := httpapi.New(httpapi.Options{Ready: storeReady(db.Ping), Logger: logger, Metrics: rt.metrics})
-	ingest := rt.bot.HandleIncidentEvent
+	ingest := rt.incidents.HandleIncidentEvent
 	if len(env.pdSecrets) > 0 {
 		srv.Handle("POST /webhooks/pagerduty", pagerduty.WebhookHandler(pagerduty.WebhookOptions{
 			Secrets: env.pdSecrets, Ingest: ingest, Logger: logger,
@@ -124,7 +126,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	var handlers *slack.HTTPHandlers
 	if env.slackAppToken != "" {
 		g.Go(func() error {
-			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
+			return slack.RunSocketMode(gctx, slack.Options{AppToken: env.slackAppToken, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.incidents.Deliver})
 		})
 	}
 	if env.slackAppToken != "" && env.slackSecret != "" {
@@ -134,7 +136,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		logger.Info("SLACK_APP_TOKEN is set (Socket Mode): SLACK_SIGNING_SECRET is ignored and /slack/* is not served")
 	}
 	if env.slackSecret != "" && env.slackAppToken == "" {
-		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.bot.Deliver})
+		handlers, err = slack.NewHTTPHandlers(slack.Options{SigningSecret: env.slackSecret, Client: client, Handler: rt.bot, Logger: logger, Deliver: rt.incidents.Deliver})
 		if err != nil {
 			return err
 		}

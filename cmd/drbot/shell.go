@@ -56,7 +56,6 @@ func (c ShellCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		sh.Restore(inc.Channel)
 	}
 	rt := newRuntime(ctx, logger, cfg, db, sh)
-	rt.enableLifecycle(nil)
 	sh.SetHandler(rt.bot)
 	sh.SetTrigger(func(ctx context.Context, service, title string) error {
 		svc, ok := cfg.Service(service)
@@ -71,11 +70,11 @@ func (c ShellCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("build alert: %w", err)
 		}
-		if err := rt.bot.HandleIncidentEvent(ctx, ev); err != nil {
+		if err := rt.incidents.HandleIncidentEvent(ctx, ev); err != nil {
 			return err
 		}
 		// The channel is set up by a job; wait for it so the shell moves there.
-		return rt.bot.WaitSetUp(ctx, ev.PagerDutyID, 30*time.Second)
+		return rt.incidents.WaitSetUp(ctx, ev.PagerDutyID, 30*time.Second)
 	})
 	if err := rt.startJobs(ctx); err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 )
 
 // TimelineCmd works with incident timelines.
@@ -29,7 +29,7 @@ func (c TimelineExportCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer closeStore()
-	md, err := bot.ExportTimeline(ctx, db, c.Incident, time.Now())
+	md, err := incident.ExportTimeline(ctx, db, c.Incident, time.Now())
 	if err != nil {
 		return err
 	}

@@ -48,10 +48,6 @@ func (db *DB) InsertJobs(ctx context.Context, jobs ...store.Job) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error { return db.insertJobsTx(ctx, tx, jobs) })
 }
 
-// QueueIncidentEvents is the queue of recorded webhook events waiting to be
-// applied: one worker per process, so events apply in arrival order.
-const QueueIncidentEvents = store.QueueIncidentEvents
-
 // DefaultRescueStuckJobsAfter is how long a job may run before River assumes
 // its process died and runs it again (Options.RescueStuckJobsAfter).
 const DefaultRescueStuckJobsAfter = 5 * time.Minute
@@ -83,8 +79,8 @@ func (db *DB) StartJobs(ctx context.Context, workers *river.Workers, periodic []
 	if len(queues) == 0 {
 		queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 10}
 	}
-	if _, ok := queues[QueueIncidentEvents]; !ok {
-		queues[QueueIncidentEvents] = river.QueueConfig{MaxWorkers: 1}
+	if _, ok := queues[store.QueueIncidentEvents]; !ok {
+		queues[store.QueueIncidentEvents] = river.QueueConfig{MaxWorkers: 1}
 	}
 	client, err := river.NewClient(riverpgxv5.New(db.pool), &river.Config{
 		Logger:          db.log,

@@ -1,4 +1,4 @@
-package bot_test
+package incident_test
 
 import (
 	"context"
@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
 
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 	"github.com/drbot-dev/drbot/bot/slack"
 	"github.com/drbot-dev/drbot/commands"
@@ -74,6 +76,9 @@ type lc struct {
 	api    *pagerduty.API
 	client *slack.Client
 	bot    *bot.Bot
+	life   *incident.Lifecycle
+	// metrics is the registry of the current start's collectors.
+	metrics *prometheus.Registry
 
 	announce, alice, lead, security string
 }
@@ -128,13 +133,14 @@ func (h *lc) start() {
 	}
 	h.t.Cleanup(db.Close)
 	h.db = db
-	ops := &bot.IncidentCommands{}
-	reg := commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(db), Incidents: ops})
-	h.bot = bot.New(bot.Options{Config: h.cfg, Store: db, Commands: reg, Chat: h.client, Logger: logger})
-	ops.Bind(h.bot)
-	h.bot.EnableLifecycle(bot.LifecycleOptions{Store: db, PagerDuty: h.api, HeaderDebounce: 50 * time.Millisecond})
+	h.metrics = prometheus.NewRegistry()
+	h.life = incident.New(incident.Options{Config: h.cfg, Store: db, Chat: h.client, Logger: logger, Metrics: h.metrics,
+		PagerDuty: h.api, HeaderDebounce: 50 * time.Millisecond})
+	reg := commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(db), Incidents: h.life})
+	h.bot = bot.New(bot.Options{Commands: reg, Logger: logger, Metrics: h.metrics})
+	h.bot.OnClick(chat.ActionChecklist, h.life.ClickChecklist)
 	workers := river.NewWorkers()
-	h.bot.RegisterWorkers(workers)
+	h.life.RegisterWorkers(workers)
 	db.RegisterWorkers(workers)
 	if err := db.StartJobs(h.ctx, workers, nil); err != nil {
 		h.t.Fatalf("start jobs: %v", err)
@@ -178,9 +184,9 @@ func (h *lc) callSummary() string {
 
 func (h *lc) trigger(pdID, serviceID, title string, at time.Time) {
 	h.t.Helper()
-	ev := bot.IncidentEvent{DeliveryID: "d-" + pdID, Kind: bot.EventTriggered, PagerDutyID: pdID, ServiceID: serviceID,
+	ev := incident.Event{DeliveryID: "d-" + pdID, Kind: incident.EventTriggered, PagerDutyID: pdID, ServiceID: serviceID,
 		Title: title, Urgency: "high", URL: "https://pd.example/incidents/" + pdID, At: at}
-	if err := h.bot.HandleIncidentEvent(h.ctx, ev); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 		h.t.Fatalf("trigger: %v", err)
 	}
 }
@@ -205,7 +211,7 @@ func (h *lc) marks(id int64) map[string]string {
 
 func (h *lc) waitSetUp(pdID string) store.Incident {
 	h.t.Helper()
-	if err := h.bot.WaitSetUp(h.ctx, pdID, 30*time.Second); err != nil {
+	if err := h.life.WaitSetUp(h.ctx, pdID, 30*time.Second); err != nil {
 		h.t.Fatalf("%v\nslack calls: %s", err, h.callSummary())
 	}
 	return h.incident(pdID)
@@ -301,7 +307,7 @@ func TestLifecycleDuplicateAndConcurrentDeliveriesMakeOneChannel(t *testing.T) {
 			if i%2 == 1 {
 				id = fmt.Sprintf("d-%d", i)
 			}
-			errs <- h.bot.HandleIncidentEvent(h.ctx, bot.IncidentEvent{DeliveryID: id, Kind: bot.EventTriggered,
+			errs <- h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: id, Kind: incident.EventTriggered,
 				PagerDutyID: "PDUP", ServiceID: "PINFLOW", Title: "API down", At: at})
 		})
 	}
@@ -368,25 +374,25 @@ func TestLifecycleEscalationResolveCancelsAndReopenRearms(t *testing.T) {
 
 	// Resolve in PagerDuty: the 1h escalation and the RTO warnings are cancelled.
 	resolveAt := time.Now()
-	if err := h.bot.HandleIncidentEvent(h.ctx, bot.IncidentEvent{DeliveryID: "r1", Kind: bot.EventResolved, PagerDutyID: pdInc.ID, At: resolveAt}); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: "r1", Kind: incident.EventResolved, PagerDutyID: pdInc.ID, At: resolveAt}); err != nil {
 		t.Fatal(err)
 	}
 	// The delivery is recorded; its job applies it and cancels the timers.
 	h.eventually("timers cancelled (1 escalation, 4 RTO warnings)", 20*time.Second, func() bool {
-		states := h.jobStates(inc.ID, bot.KindIncidentEscalate, bot.KindIncidentRTO)
+		states := h.jobStates(inc.ID, incident.KindIncidentEscalate, incident.KindIncidentRTO)
 		return states["scheduled"] == 0 && states["cancelled"] == 5
 	})
 	h.waitMessage(inc.Channel, "Time to resolve")
 	h.waitMessage(inc.Channel, "Post-Incident checklist")
 
 	// Reopen: the timers that had not fired are armed again; the fired one is not.
-	if err := h.bot.HandleIncidentEvent(h.ctx, bot.IncidentEvent{DeliveryID: "o1", Kind: bot.EventReopened, PagerDutyID: pdInc.ID, At: time.Now()}); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, incident.Event{DeliveryID: "o1", Kind: incident.EventReopened, PagerDutyID: pdInc.ID, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	h.eventually("timers re-armed", 20*time.Second, func() bool {
-		return h.jobStates(inc.ID, bot.KindIncidentEscalate, bot.KindIncidentRTO)["scheduled"] == 5
+		return h.jobStates(inc.ID, incident.KindIncidentEscalate, incident.KindIncidentRTO)["scheduled"] == 5
 	})
-	if n := h.jobCount(inc.ID, bot.KindIncidentEscalate, 0); n != 1 {
+	if n := h.jobCount(inc.ID, incident.KindIncidentEscalate, 0); n != 1 {
 		t.Errorf("the fired escalation has %d jobs, want its one completed job", n)
 	}
 	if h.countContaining(inc.Channel, "Escalating to Platform Lead") != 1 {
@@ -445,7 +451,7 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.bot.HandleIncidentEvent(h.ctx, ev); err != nil {
+	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 		t.Fatal(err)
 	}
 
@@ -485,7 +491,7 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 		return h.incident(pdInc.ID).Channel != public
 	})
 	inc = h.incident(pdInc.ID)
-	if ch, ok := h.slack.ChannelByName(bot.SecureChannelName("", "lstm-pfd", inc.OpenedAt, 1)); !ok || ch.ID != inc.Channel || !ch.Private {
+	if ch, ok := h.slack.ChannelByName(incident.SecureChannelName("", "lstm-pfd", inc.OpenedAt, 1)); !ok || ch.ID != inc.Channel || !ch.Private {
 		t.Errorf("private channel = %+v (found %v), incident channel %s", ch, ok, inc.Channel)
 	}
 	h.waitMessage(inc.Channel, "Escalating to Security")
@@ -529,7 +535,7 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 		t.Errorf("acknowledgement announced %d times, want once (the webhook echoing drbot's ack adds nothing)", n)
 	}
 
-	md, err := bot.ExportTimeline(h.ctx, h.db, pdInc.ID, time.Now())
+	md, err := incident.ExportTimeline(h.ctx, h.db, pdInc.ID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +551,7 @@ func TestLifecycleFailedPostIsRetriedByAJob(t *testing.T) {
 	h.trigger("POUT", "PLSTMPF", "Queue stuck", time.Now().Add(10*time.Minute)) // no timer posts meanwhile
 	inc := h.waitSetUp("POUT")
 	h.slack.FailNext("chat.postMessage", "internal_error")
-	if err := h.bot.Deliver(h.ctx, inc.Channel, "", chat.Plain("status update: failover started")); err != nil {
+	if err := h.life.Deliver(h.ctx, inc.Channel, "", chat.Plain("status update: failover started")); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	h.waitMessage(inc.Channel, "status update: failover started")
@@ -577,8 +583,8 @@ func TestLifecycleTimerSurvivesRestart(t *testing.T) {
 
 func TestLifecycleUnknownServiceRecordedAndIgnored(t *testing.T) {
 	h := newLifecycle(t)
-	ev := bot.IncidentEvent{DeliveryID: "d-x", Kind: bot.EventTriggered, PagerDutyID: "PX", ServiceID: "PNOPE", Title: "x", At: time.Now()}
-	if err := h.bot.HandleIncidentEvent(h.ctx, ev); err != nil {
+	ev := incident.Event{DeliveryID: "d-x", Kind: incident.EventTriggered, PagerDutyID: "PX", ServiceID: "PNOPE", Title: "x", At: time.Now()}
+	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 		t.Fatal(err)
 	}
 	var evs []store.AuditEvent
@@ -653,12 +659,12 @@ func TestLifecycleOutOfOrderDeliveriesEndInTheLatestStatus(t *testing.T) {
 	h.trigger("PORDER", "PLSTMPF", "Flapping", t0)
 	inc := h.waitSetUp("PORDER")
 	// PagerDuty sent resolve (t0+1m), then reopen (t0+2m); they arrive reversed.
-	for _, ev := range []bot.IncidentEvent{
-		{DeliveryID: "o-2", Kind: bot.EventReopened, PagerDutyID: "PORDER", At: t0.Add(2 * time.Minute)},
-		{DeliveryID: "o-1", Kind: bot.EventResolved, PagerDutyID: "PORDER", At: t0.Add(time.Minute)},
-		{DeliveryID: "o-3", Kind: bot.EventAcknowledged, PagerDutyID: "PORDER", Actor: "Alice", At: t0.Add(3 * time.Minute)},
+	for _, ev := range []incident.Event{
+		{DeliveryID: "o-2", Kind: incident.EventReopened, PagerDutyID: "PORDER", At: t0.Add(2 * time.Minute)},
+		{DeliveryID: "o-1", Kind: incident.EventResolved, PagerDutyID: "PORDER", At: t0.Add(time.Minute)},
+		{DeliveryID: "o-3", Kind: incident.EventAcknowledged, PagerDutyID: "PORDER", Actor: "Alice", At: t0.Add(3 * time.Minute)},
 	} {
-		if err := h.bot.HandleIncidentEvent(h.ctx, ev); err != nil {
+		if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -670,7 +676,7 @@ func TestLifecycleOutOfOrderDeliveriesEndInTheLatestStatus(t *testing.T) {
 	if n := h.countContaining(inc.Channel, "Resolved in PagerDuty"); n != 0 {
 		t.Errorf("the stale resolve was announced %d times", n)
 	}
-	if states := h.jobStates(inc.ID, bot.KindIncidentRTO); states["cancelled"] != 0 {
+	if states := h.jobStates(inc.ID, incident.KindIncidentRTO); states["cancelled"] != 0 {
 		t.Errorf("the stale resolve cancelled timers: %v", states)
 	}
 }
@@ -701,7 +707,7 @@ func (h *lc) channelsNamed(prefix string) int {
 func TestLifecycleSetupAdoptsTheChannelACrashedAttemptCreated(t *testing.T) {
 	h := newLifecycle(t)
 	opened := time.Now().Add(10 * time.Minute) // no timer posts during the test
-	name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+	name := incident.ChannelName("incident", "lstm-pfd", opened, 1)
 	orphan := h.orphanChannel(name)
 
 	h.trigger("PCRASH", "PLSTMPF", "Disk full", opened)
@@ -756,7 +762,7 @@ func TestLifecycleSetupLeavesOtherHoldersOfTheNameAlone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newLifecycle(t)
 			opened := time.Now().Add(10 * time.Minute)
-			name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+			name := incident.ChannelName("incident", "lstm-pfd", opened, 1)
 			taken := tc.taken(h, name, opened)
 
 			h.trigger("PNEXT", "PLSTMPF", "Disk full", opened)
@@ -782,7 +788,7 @@ func TestLifecycleSetupFindsTheOrphanOnALaterPage(t *testing.T) {
 	h := newLifecycle(t)
 	h.slack.SetListPageMax(2)
 	opened := time.Now().Add(10 * time.Minute)
-	name := bot.ChannelName("incident", "lstm-pfd", opened, 1)
+	name := incident.ChannelName("incident", "lstm-pfd", opened, 1)
 	// In creation order: #incidents (the announce channel), #general, #random
 	// | the orphan, #ops: the orphan is on page 2 of 3.
 	h.slack.AddChannel("general")
@@ -809,5 +815,97 @@ func TestLifecycleSetupFindsTheOrphanOnALaterPage(t *testing.T) {
 		if c.Params["types"] != "public_channel" || c.Params["exclude_archived"] != "true" {
 			t.Errorf("conversations.list params = %v", c.Params)
 		}
+	}
+}
+
+// counter is the value of the counter name whose labels include labels.
+func (h *lc) counter(name string, labels map[string]string) float64 {
+	h.t.Helper()
+	fams, err := h.metrics.Gather()
+	if err != nil {
+		h.t.Fatalf("gather: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// PagerDuty's acknowledge, note and resolve each post one line in the
+// incident channel, are audited in order, and are counted; a repeated
+// acknowledgement changes nothing. (Ported from the in-process path's
+// TestLifecycleEvents, TestTriggerOpensIncident and TestUnknownServiceIgnored.)
+func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
+	h := newLifecycle(t)
+	t0 := time.Now().Add(10 * time.Minute).Truncate(time.Second) // no timer fires during the test
+	h.trigger("PDASH", "PLSTMPF", "Dashboard down", t0)
+	inc := h.waitSetUp("PDASH")
+	if v := h.counter("drbot_incidents_opened_total", map[string]string{"service": "lstm-pfd"}); v != 1 {
+		t.Errorf("drbot_incidents_opened_total = %v", v)
+	}
+	h.trigger("PBILLING", "PNOPE", "Invoices stuck", t0)
+	if v := h.counter("drbot_incidents_ignored_total", nil); v != 1 {
+		t.Errorf("drbot_incidents_ignored_total = %v", v)
+	}
+
+	for i, ev := range []incident.Event{
+		{Kind: incident.EventAcknowledged, At: t0.Add(3 * time.Minute)},
+		{Kind: incident.EventAcknowledged, At: t0.Add(4 * time.Minute)}, // repeated: no change
+		{Kind: incident.EventAnnotated, At: t0.Add(10 * time.Minute), Note: "restoring from last night's backup"},
+		{Kind: incident.EventResolved, At: t0.Add(75 * time.Minute)},
+	} {
+		ev.DeliveryID = fmt.Sprintf("e-%d", i)
+		ev.PagerDutyID, ev.ServiceID, ev.Actor = "PDASH", "PLSTMPF", "dba@example.com"
+		if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
+			t.Fatalf("%s: %v", ev.Kind, err)
+		}
+	}
+	h.waitMessage(inc.Channel, "Resolved in PagerDuty by dba@example.com, 1h15m after it opened. RTO of 1h missed by 15m.")
+	h.waitMessage(inc.Channel, "PagerDuty note by dba@example.com: restoring from last night's backup")
+	if n := h.countContaining(inc.Channel, "Acknowledged in PagerDuty by dba@example.com."); n != 1 {
+		t.Errorf("acknowledged announced %d times", n)
+	}
+	h.eventually("resolved topic", 20*time.Second, func() bool {
+		ch, _ := h.slack.ChannelByName(channelNameOf(h, inc))
+		return ch.Topic == "RESOLVED · lstm-pfd · Dashboard down"
+	})
+	got := h.incident("PDASH")
+	if got.Status != store.IncidentResolved || got.AckedAt == nil || !got.AckedAt.Equal(t0.Add(3*time.Minute)) ||
+		got.ResolvedAt == nil || !got.ResolvedAt.Equal(t0.Add(75*time.Minute)) {
+		t.Fatalf("incident = %+v", got)
+	}
+	evs, err := h.db.AuditEvents(h.ctx, store.AuditFilter{IncidentID: &got.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range evs {
+		switch e.Kind {
+		case "incident.opened", "incident.acknowledged", "incident.annotated", "incident.resolved":
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	// The repeated acknowledgement is audited (marked unchanged, to keep its
+	// time for ordering) but not announced.
+	if k := strings.Join(kinds, ","); k != "incident.opened,incident.acknowledged,incident.acknowledged,incident.annotated,incident.resolved" {
+		t.Errorf("audit kinds = %s", k)
+	}
+	if rep, err := h.db.VerifyAudit(h.ctx); err != nil || !rep.OK() {
+		t.Fatalf("audit chain: %+v %v", rep, err)
 	}
 }

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 // Escalation timers and RTO warnings: River jobs scheduled in the transaction
 // that opens the incident, so they survive restarts and run once whichever
@@ -25,7 +25,7 @@ func rtoMark(pct int) string      { return "rto." + strconv.Itoa(pct) }
 
 // timerJobs are the time-based escalations and RTO warnings of inc, leaving
 // out those marked fired in marks (nil: none fired).
-func (b *Bot) timerJobs(svc *runbook.Service, inc store.Incident, marks map[string]string) []store.Job {
+func (b *Lifecycle) timerJobs(svc *runbook.Service, inc store.Incident, marks map[string]string) []store.Job {
 	var jobs []store.Job
 	for i, e := range svc.Escalation {
 		if e.After.Duration <= 0 {
@@ -61,7 +61,7 @@ func securityJobs(svc *runbook.Service, inc store.Incident) []store.Job {
 
 // fireEscalation is the incident.escalate worker: it mentions and invites the
 // role's people in the channel and adds a PagerDuty note, each step once.
-func (b *Bot) fireEscalation(ctx context.Context, incidentID int64, index int) error {
+func (b *Lifecycle) fireEscalation(ctx context.Context, incidentID int64, index int) error {
 	inc, err := b.store.Incident(ctx, incidentID)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func noteJob(incidentID int64, key, content string) store.Job {
 }
 
 // addNote is the incident.pagerduty_note worker.
-func (b *Bot) addNote(ctx context.Context, a NoteArgs) error {
+func (b *Lifecycle) addNote(ctx context.Context, a NoteArgs) error {
 	inc, err := b.store.Incident(ctx, a.IncidentID)
 	if err != nil {
 		return err
@@ -149,7 +149,7 @@ func (b *Bot) addNote(ctx context.Context, a NoteArgs) error {
 
 // pagerDutyManaged reports whether inc is a PagerDuty incident drbot can act
 // on through the API (not a local drill, and an API client is configured).
-func (b *Bot) pagerDutyManaged(inc store.Incident) bool {
+func (b *Lifecycle) pagerDutyManaged(inc store.Incident) bool {
 	return b.lc.pd != nil && !strings.HasPrefix(inc.PagerDutyID, "local-")
 }
 
@@ -171,7 +171,7 @@ type groupMembers interface {
 
 // resolvePeople turns runbook contacts (user ids U…/W…, user groups S…,
 // e-mail addresses) into chat user ids; missing lists those not found.
-func (b *Bot) resolvePeople(ctx context.Context, notify []string) (users, missing []string) {
+func (b *Lifecycle) resolvePeople(ctx context.Context, notify []string) (users, missing []string) {
 	seen := map[string]bool{}
 	add := func(id string) {
 		if id != "" && !seen[id] {
@@ -214,7 +214,7 @@ func (b *Bot) resolvePeople(ctx context.Context, notify []string) (users, missin
 }
 
 // fireRTOWarning is the incident.rto worker.
-func (b *Bot) fireRTOWarning(ctx context.Context, incidentID int64, pct int) error {
+func (b *Lifecycle) fireRTOWarning(ctx context.Context, incidentID int64, pct int) error {
 	key := rtoMark(pct)
 	inc, marks, err := b.fire(ctx, incidentID, key, store.AuditIncidentRTOWarning, map[string]any{"percent": pct})
 	if errors.Is(err, errSkip) {

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // stops here) and an incident.event job holding the event. The job applies it
 // (see apply). No call to Slack or PagerDuty, no audit-chain lock: a webhook
 // is answered in milliseconds.
-func (b *Bot) record(ctx context.Context, ev IncidentEvent) (outcome string, err error) {
+func (b *Lifecycle) record(ctx context.Context, ev Event) (outcome string, err error) {
 	ev.Raw = nil // the decoded fields are kept; the raw body would bloat the job table
 	err = b.lc.st.InIncidentTx(ctx, func(tx store.IncidentTx) error {
 		outcome = outcomeOK
@@ -44,7 +44,7 @@ func (b *Bot) record(ctx context.Context, ev IncidentEvent) (outcome string, err
 }
 
 // applyEventJob is the incident.event worker.
-func (b *Bot) applyEventJob(ctx context.Context, ev IncidentEvent) error {
+func (b *Lifecycle) applyEventJob(ctx context.Context, ev Event) error {
 	svc, _ := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
 	outcome, err := b.ingest(ctx, svc, ev)
 	return b.countEvent(ctx, ev, outcome, err)
@@ -55,7 +55,7 @@ func (b *Bot) applyEventJob(ctx context.Context, ev IncidentEvent) error {
 // jobs that do the slow work: channel setup, timers, channel lines and header
 // refreshes. It makes no call to Slack or PagerDuty. Commands (/dr ack) call
 // it directly; deliveries reach it through record and the incident.event job.
-func (b *Bot) ingest(ctx context.Context, svc *runbook.Service, ev IncidentEvent) (outcome string, err error) {
+func (b *Lifecycle) ingest(ctx context.Context, svc *runbook.Service, ev Event) (outcome string, err error) {
 	err = b.lc.st.InIncidentTx(ctx, func(tx store.IncidentTx) error {
 		outcome = outcomeOK
 		return b.applyTx(ctx, tx, svc, ev, &outcome)
@@ -65,7 +65,7 @@ func (b *Bot) ingest(ctx context.Context, svc *runbook.Service, ev IncidentEvent
 
 // applyTx applies ev inside tx: it opens the incident on its first event and
 // changes it for the others.
-func (b *Bot) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Service, ev IncidentEvent, outcome *string) error {
+func (b *Lifecycle) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Service, ev Event, outcome *string) error {
 	{
 		inc, err := tx.LockIncidentByPagerDutyID(ctx, ev.PagerDutyID)
 		switch {
@@ -91,9 +91,6 @@ func (b *Bot) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Ser
 			if created {
 				*outcome = "opened"
 				jobs := append([]store.Job{{Args: SetupArgs{IncidentID: inc.ID}}}, b.timerJobs(svc, inc, nil)...)
-				if b.openJobs != nil {
-					jobs = append(jobs, b.openJobs(svc, inc)...)
-				}
 				if err := tx.InsertJobs(ctx, jobs...); err != nil {
 					return err
 				}
@@ -107,7 +104,7 @@ func (b *Bot) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Ser
 }
 
 // changeTx applies a non-trigger event to a locked incident.
-func (b *Bot) changeTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Service, inc store.Incident, ev IncidentEvent, outcome *string) error {
+func (b *Lifecycle) changeTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Service, inc store.Incident, ev Event, outcome *string) error {
 	if isStatusEvent(ev.Kind) {
 		// Deliveries arrive out of order: a status change older than the
 		// last one applied is history, not news.
@@ -182,7 +179,7 @@ func (b *Bot) changeTx(ctx context.Context, tx store.IncidentTx, svc *runbook.Se
 // applyStatus applies ev to i with PagerDuty's meaning: a status event says
 // what the status is now (acknowledged, triggered again, resolved), whatever
 // it was; other kinds as applyEvent. errNoChange when i already says so.
-func applyStatus(i *store.Incident, ev IncidentEvent) error {
+func applyStatus(i *store.Incident, ev Event) error {
 	at := ev.At
 	switch ev.Kind {
 	case EventAcknowledged:
@@ -233,7 +230,7 @@ func isStatusEvent(kind string) bool {
 }
 
 // newIncident is the incident record an event for svc opens.
-func newIncident(svc *runbook.Service, ev IncidentEvent) store.Incident {
+func newIncident(svc *runbook.Service, ev Event) store.Incident {
 	inc := store.Incident{
 		PagerDutyID: ev.PagerDutyID,
 		Service:     svc.Name,
@@ -256,7 +253,7 @@ func newIncident(svc *runbook.Service, ev IncidentEvent) store.Incident {
 
 // eventAudit is the audit row of an applied event. Acknowledgements and
 // (re)assignments carry a mark so the header can say who.
-func eventAudit(incidentID int64, ev IncidentEvent) (store.AuditEvent, error) {
+func eventAudit(incidentID int64, ev Event) (store.AuditEvent, error) {
 	actor := ev.Actor
 	if actor == "" {
 		actor = "pagerduty"
@@ -291,7 +288,7 @@ func eventAudit(incidentID int64, ev IncidentEvent) (store.AuditEvent, error) {
 }
 
 // ignoredEvent records an event for a PagerDuty service no runbook names.
-func ignoredEvent(ev IncidentEvent) store.AuditEvent {
+func ignoredEvent(ev Event) store.AuditEvent {
 	data, _ := json.Marshal(map[string]string{ // strings only: cannot fail
 		"pagerduty_service": ev.ServiceID, "pagerduty_id": ev.PagerDutyID, "kind": ev.Kind, "delivery_id": ev.DeliveryID,
 	})
@@ -301,10 +298,7 @@ func ignoredEvent(ev IncidentEvent) store.AuditEvent {
 // WaitSetUp waits until the incident with PagerDuty id pdID has its channel
 // set up (header, checklist and invites done), for callers that want the
 // synchronous feel of a local chat; the work itself is the setup job's.
-func (b *Bot) WaitSetUp(ctx context.Context, pdID string, timeout time.Duration) error {
-	if b.lc == nil {
-		return nil // handled synchronously already
-	}
+func (b *Lifecycle) WaitSetUp(ctx context.Context, pdID string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(25 * time.Millisecond)

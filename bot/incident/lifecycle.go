@@ -1,4 +1,4 @@
-package bot
+package incident
 
 // The durable incident lifecycle: webhook deliveries are recorded in one
 // transaction (delivery id, incident row, audit row, follow-up jobs) and
@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -29,15 +32,27 @@ type PagerDutyAPI interface {
 	Resolve(ctx context.Context, incidentID string) error
 }
 
-// LifecycleStore is the store the durable lifecycle needs. *postgres.DB implements it.
-type LifecycleStore interface {
+// Store is the store the incident lifecycle needs: incidents, the audit log,
+// incident transactions and jobs. *postgres.DB implements it.
+type Store interface {
+	store.Incidents
+	store.Audit
 	store.Lifecycle
 	store.JobQueue
 }
 
-// LifecycleOptions configures EnableLifecycle.
-type LifecycleOptions struct {
-	Store LifecycleStore
+// Options configures a Lifecycle.
+type Options struct {
+	Config *runbook.Config
+	Store  Store
+	// Chat posts in channels and creates them; only an adapter renders.
+	Chat chat.Adapter
+	// Logger receives internal failures; nil = slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+	// Metrics registers the lifecycle's collectors; nil = not registered.
+	Metrics prometheus.Registerer
 	// PagerDuty is the REST API client; nil = no on-call invites, notes, acks
 	// or resolves through PagerDuty (the shell, or no PAGERDUTY_API_TOKEN).
 	PagerDuty PagerDutyAPI
@@ -53,22 +68,32 @@ type LifecycleOptions struct {
 var DefaultRTOWarnings = []int{50, 75, 90, 100}
 
 type lifecycle struct {
-	st             LifecycleStore
+	st             Store
 	pd             PagerDutyAPI
 	headerDebounce time.Duration
 	rtoWarnings    []int
 }
 
-// EnableLifecycle switches incident events to the durable lifecycle: deliveries
-// are recorded (and deduplicated) in PostgreSQL and the channel, invites,
-// header, checklist, timers and PagerDuty notes run as jobs. Register the
-// jobs' workers with RegisterWorkers. Call it once, before serving.
-func (b *Bot) EnableLifecycle(opts LifecycleOptions) {
-	if opts.Store == nil {
-		panic("bot.EnableLifecycle: Store is required")
-	}
-	if b.lc != nil {
-		panic("bot.EnableLifecycle: called twice")
+// Lifecycle is the durable incident lifecycle: incident events are recorded
+// (and deduplicated) in PostgreSQL and the channel, invites, header,
+// checklist, timers and PagerDuty notes run as jobs (register their workers
+// with RegisterWorkers). It also runs the incident commands
+// (commands.IncidentOps) and the checklist's clicks (ClickChecklist).
+type Lifecycle struct {
+	cfg     *runbook.Config
+	store   Store
+	chat    chat.Adapter
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	lc      *lifecycle
+}
+
+// New returns a Lifecycle. It panics when a required option is missing or the
+// metrics cannot be registered: both are wiring bugs.
+func New(opts Options) *Lifecycle {
+	if opts.Config == nil || opts.Store == nil || opts.Chat == nil {
+		panic("incident.New: Config, Store and Chat are required")
 	}
 	lc := &lifecycle{st: opts.Store, pd: opts.PagerDuty, headerDebounce: opts.HeaderDebounce, rtoWarnings: opts.RTOWarnings}
 	if lc.headerDebounce <= 0 {
@@ -77,8 +102,27 @@ func (b *Bot) EnableLifecycle(opts LifecycleOptions) {
 	if len(lc.rtoWarnings) == 0 {
 		lc.rtoWarnings = DefaultRTOWarnings
 	}
-	b.lc = lc
-	b.OnClick(chat.ActionChecklist, b.clickChecklist)
+	b := &Lifecycle{
+		cfg:     opts.Config,
+		store:   opts.Store,
+		chat:    opts.Chat,
+		log:     opts.Logger,
+		now:     opts.Now,
+		metrics: newMetrics(),
+		lc:      lc,
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if opts.Metrics != nil {
+		if err := b.metrics.register(opts.Metrics); err != nil {
+			panic(fmt.Sprintf("incident.New: %v", err))
+		}
+	}
+	return b
 }
 
 // Job kinds of the incident lifecycle.
@@ -92,11 +136,6 @@ const (
 	KindIncidentNote     = store.KindIncidentNote
 	KindIncidentEvent    = store.KindIncidentEvent
 )
-
-// QueueIncidentEvents is the River queue of incident.event jobs; the store
-// runs it with one worker per process (postgres.QueueIncidentEvents), so
-// events apply in the order they were recorded.
-const QueueIncidentEvents = store.QueueIncidentEvents
 
 // timerKinds are cancelled when an incident is resolved.
 var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO}
@@ -185,14 +224,16 @@ func (ResolvedArgs) InsertOpts() river.InsertOpts { return uniqueForever() }
 
 // EventArgs applies one recorded incident event.
 type EventArgs struct {
-	Event IncidentEvent `json:"event"`
+	Event Event `json:"event"`
 }
 
 // Kind implements store.JobArgs and river.JobArgs.
 func (EventArgs) Kind() string { return KindIncidentEvent }
 
 // InsertOpts puts events on their own queue.
-func (EventArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueIncidentEvents} }
+func (EventArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: store.QueueIncidentEvents}
+}
 
 // NoteArgs adds a note to the incident in PagerDuty; Key marks it done.
 type NoteArgs struct {
@@ -218,12 +259,8 @@ func (w *jobWorker[T]) Work(ctx context.Context, job *river.Job[T]) error { retu
 // Timeout bounds one run; Slack pacing and PagerDuty calls fit easily.
 func (w *jobWorker[T]) Timeout(*river.Job[T]) time.Duration { return 2 * time.Minute }
 
-// RegisterWorkers adds the lifecycle's workers to w. It panics when
-// EnableLifecycle was not called: the jobs would have nothing to run them.
-func (b *Bot) RegisterWorkers(w *river.Workers) {
-	if b.lc == nil {
-		panic("bot.RegisterWorkers: call EnableLifecycle first")
-	}
+// RegisterWorkers adds the lifecycle's workers to w.
+func (b *Lifecycle) RegisterWorkers(w *river.Workers) {
 	river.AddWorker(w, &jobWorker[SetupArgs]{fn: func(ctx context.Context, j *river.Job[SetupArgs]) error {
 		return b.setupIncident(ctx, j.Args.IncidentID)
 	}})
@@ -267,7 +304,7 @@ func markEvent(incidentID int64, actor, kind, key, value string, extra map[strin
 }
 
 // setMark records a mark in its own transaction.
-func (b *Bot) setMark(ctx context.Context, incidentID int64, kind, key, value string, extra map[string]any) error {
+func (b *Lifecycle) setMark(ctx context.Context, incidentID int64, kind, key, value string, extra map[string]any) error {
 	ev, err := markEvent(incidentID, "drbot", kind, key, value, extra)
 	if err != nil {
 		return err
@@ -278,7 +315,7 @@ func (b *Bot) setMark(ctx context.Context, incidentID int64, kind, key, value st
 // step runs fn once per incident and key: done steps (marked) are skipped, so
 // a job that failed half-way resumes where it stopped. fn's value is the
 // mark's value; kind is the audit kind of the mark.
-func (b *Bot) step(ctx context.Context, incidentID int64, marks map[string]string, key, kind string, fn func() (string, error)) error {
+func (b *Lifecycle) step(ctx context.Context, incidentID int64, marks map[string]string, key, kind string, fn func() (string, error)) error {
 	if _, done := marks[key]; done {
 		return nil
 	}
@@ -304,7 +341,7 @@ var errSkip = errors.New("skip")
 // not fired yet, so a resolve and a timer racing each other end with either
 // the timer cancelled or fired, never both. A timer that fired before (its job
 // is re-run after a crash) is fired again so that its unfinished steps resume.
-func (b *Bot) fire(ctx context.Context, incidentID int64, key, kind string, data map[string]any) (store.Incident, map[string]string, error) {
+func (b *Lifecycle) fire(ctx context.Context, incidentID int64, key, kind string, data map[string]any) (store.Incident, map[string]string, error) {
 	var (
 		inc   store.Incident
 		marks map[string]string
@@ -336,6 +373,6 @@ func (b *Bot) fire(ctx context.Context, incidentID int64, key, kind string, data
 }
 
 // headerJob is the debounced header refresh for incident id.
-func (b *Bot) headerJob(id int64) store.Job {
+func (b *Lifecycle) headerJob(id int64) store.Job {
 	return store.Job{Args: HeaderArgs{IncidentID: id}, RunAt: b.now().Add(b.lc.headerDebounce)}
 }

@@ -1,4 +1,4 @@
-package bot_test
+package incident_test
 
 import (
 	"bytes"
@@ -19,10 +19,9 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
 
-	"github.com/drbot-dev/drbot/bot"
+	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/pagerduty"
 	"github.com/drbot-dev/drbot/bot/slack"
-	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/internal/fakepagerduty"
 	"github.com/drbot-dev/drbot/internal/fakeslack"
 	"github.com/drbot-dev/drbot/internal/testenv"
@@ -66,11 +65,7 @@ services:
 	if err != nil {
 		b.Fatal(err)
 	}
-	ops := &bot.IncidentCommands{}
-	reg := commands.NewRegistry(commands.Deps{Services: cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(db), Incidents: ops})
-	bt := bot.New(bot.Options{Config: cfg, Store: db, Commands: reg, Chat: client, Logger: logger})
-	ops.Bind(bt)
-	bt.EnableLifecycle(bot.LifecycleOptions{Store: db})
+	bt := incident.New(incident.Options{Config: cfg, Store: db, Chat: client, Logger: logger})
 	workers := river.NewWorkers()
 	bt.RegisterWorkers(workers)
 	if os.Getenv("BENCH_NO_WORKERS") == "" {

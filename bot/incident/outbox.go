@@ -1,4 +1,4 @@
-package bot
+package incident
 
 // The outbox: a message that cannot be posted now is handed to a River job
 // that retries it with backoff until it goes out, so no message is dropped.
@@ -112,7 +112,7 @@ const channelNotReadySnooze = 2 * time.Second
 
 // runPost is the incident.post worker: it posts, and an error makes River
 // retry it with backoff.
-func (b *Bot) runPost(ctx context.Context, a PostArgs) error {
+func (b *Lifecycle) runPost(ctx context.Context, a PostArgs) error {
 	m, err := DecodeMessage(a.Message)
 	if err != nil {
 		return river.JobCancel(err) // a malformed job never gets better
@@ -137,16 +137,16 @@ func (b *Bot) runPost(ctx context.Context, a PostArgs) error {
 
 // Deliver posts m in channel (ephemerally to user when user is set). When the
 // post fails it is handed to a job that retries it; the error is returned only
-// when neither worked. Without the durable lifecycle it just posts.
-func (b *Bot) Deliver(ctx context.Context, channel, user string, m chat.Message) error {
+// when neither worked.
+func (b *Lifecycle) Deliver(ctx context.Context, channel, user string, m chat.Message) error {
 	var err error
 	if user != "" {
 		err = b.chat.PostEphemeral(ctx, channel, user, m)
 	} else {
 		_, err = b.chat.Post(ctx, channel, m)
 	}
-	if err == nil || b.lc == nil {
-		return err
+	if err == nil {
+		return nil
 	}
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
@@ -163,7 +163,7 @@ func (b *Bot) Deliver(ctx context.Context, channel, user string, m chat.Message)
 }
 
 // say posts m in the incident's channel now, or through a retrying job.
-func (b *Bot) say(ctx context.Context, inc store.Incident, m chat.Message) error {
+func (b *Lifecycle) say(ctx context.Context, inc store.Incident, m chat.Message) error {
 	if inc.Channel == "" {
 		j, err := postJob(inc.ID, m)
 		if err != nil {

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -19,49 +18,10 @@ const maxChannelAttempts = 50
 // acknowledgement or resolution), so that no audit row or channel line is written.
 var errNoChange = errors.New("no change")
 
-// HandleIncidentEvent applies one incident event. Events for PagerDuty services
-// that no runbook service claims are logged, counted and ignored. A triggered
-// event opens the incident (idempotently: one incident and one channel per
-// PagerDuty id); other kinds update its status with an audit row and post a line
-// in its channel.
-//
-// With the durable lifecycle enabled (EnableLifecycle) it only records the
-// event, in one transaction, and returns; jobs do the rest (see ingest).
-func (b *Bot) HandleIncidentEvent(ctx context.Context, ev IncidentEvent) error {
-	if b.lc != nil {
-		return b.handleDurably(ctx, ev)
-	}
-	svc, ok := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
-	if !ok {
-		b.metrics.incidentsIgnore.Inc()
-		b.log.WarnContext(ctx, "ignoring incident event for a PagerDuty service that is not in the runbook config",
-			"pagerduty_service", ev.ServiceID, "incident", ev.PagerDutyID, "kind", ev.Kind)
-		return nil
-	}
-	if ev.PagerDutyID == "" {
-		return fmt.Errorf("incident event %s for service %s has no incident id", ev.Kind, svc.Name)
-	}
-	if ev.At.IsZero() {
-		ev.At = b.now()
-	}
-	unlock := b.locks.lock(ev.PagerDutyID)
-	defer unlock()
-
-	var err error
-	if ev.Kind == EventTriggered {
-		err = b.open(ctx, svc, ev)
-	} else {
-		err = b.update(ctx, svc, ev)
-	}
-	outcome := outcomeOK
-	if err != nil {
-		outcome = outcomeFailed
-	}
-	b.metrics.incidentEvents.WithLabelValues(eventLabel(ev.Kind), outcome).Inc()
-	return err
-}
-
-func (b *Bot) handleDurably(ctx context.Context, ev IncidentEvent) error {
+// HandleIncidentEvent records one incident event, in one transaction, and
+// returns; jobs do the rest (see ingest). Events for PagerDuty services that
+// no runbook service claims are recorded, logged, counted and ignored.
+func (b *Lifecycle) HandleIncidentEvent(ctx context.Context, ev Event) error {
 	if ev.PagerDutyID == "" {
 		return fmt.Errorf("incident event %s has no incident id", ev.Kind)
 	}
@@ -77,7 +37,7 @@ func (b *Bot) handleDurably(ctx context.Context, ev IncidentEvent) error {
 }
 
 // countEvent logs and counts an event's outcome.
-func (b *Bot) countEvent(ctx context.Context, ev IncidentEvent, outcome string, err error) error {
+func (b *Lifecycle) countEvent(ctx context.Context, ev Event, outcome string, err error) error {
 	svc, _ := b.cfg.ServiceByPagerDutyID(ev.ServiceID)
 	switch {
 	case err != nil:
@@ -109,55 +69,9 @@ func eventLabel(kind string) string {
 	return "other"
 }
 
-// open records the incident and, the first time, creates and announces its channel.
-func (b *Bot) open(ctx context.Context, svc *runbook.Service, ev IncidentEvent) error {
-	inc := newIncident(svc, ev)
-	var jobs []store.Job
-	if b.openJobs != nil {
-		jobs = b.openJobs(svc, inc)
-	}
-	inc, created, err := b.store.OpenIncident(ctx, inc, jobs...)
-	if err != nil {
-		return fmt.Errorf("open incident %s for %s: %w", ev.PagerDutyID, svc.Name, err)
-	}
-	if created {
-		b.metrics.incidentsOpened.WithLabelValues(svc.Name).Inc()
-		b.log.InfoContext(ctx, "incident opened", "incident", inc.ID, "pagerduty_id", inc.PagerDutyID, "service", svc.Name)
-	}
-	// A redelivery finds the channel already set up. When an earlier attempt
-	// recorded the incident but failed before its channel existed, finish the job.
-	if inc.Channel != "" {
-		return nil
-	}
-	channelID, name, err := b.createChannel(ctx, svc.Name, inc.OpenedAt, inc.Security)
-	if err != nil {
-		return fmt.Errorf("incident %d: %w", inc.ID, err)
-	}
-	// The store writes the incident.channel_set audit row with the link.
-	if err := b.store.SetIncidentChannel(ctx, inc.ID, channelID); err != nil {
-		return fmt.Errorf("incident %d: link channel #%s: %w", inc.ID, name, err)
-	}
-	inc.Channel = channelID
-	if err := b.chat.SetTopic(ctx, channelID, topic(inc)); err != nil {
-		b.log.WarnContext(ctx, "could not set the incident channel's topic", "incident", inc.ID, "channel", channelID, "err", err)
-	}
-	if _, err := b.chat.Post(ctx, channelID, IncidentHeader(inc)); err != nil {
-		return fmt.Errorf("incident %d: post header in #%s: %w", inc.ID, name, err)
-	}
-	b.mu.RLock()
-	hooks := append([]OpenedFunc(nil), b.opened...)
-	b.mu.RUnlock()
-	for _, fn := range hooks {
-		if err := fn(ctx, inc, svc); err != nil {
-			b.log.ErrorContext(ctx, "incident opened hook failed", "incident", inc.ID, "err", err)
-		}
-	}
-	return nil
-}
-
 // createChannel creates the incident channel, adding -2, -3, … while names are
 // taken; a security incident's channel is private.
-func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.Time, private bool) (id, name string, err error) {
+func (b *Lifecycle) createChannel(ctx context.Context, service string, openedAt time.Time, private bool) (id, name string, err error) {
 	for attempt := 1; attempt <= maxChannelAttempts; attempt++ {
 		name = ChannelName(b.cfg.Slack.ChannelPrefix, service, openedAt, attempt)
 		id, err = b.openChannel(ctx, name, private)
@@ -180,7 +94,7 @@ func (b *Bot) createChannel(ctx context.Context, service string, openedAt time.T
 // the caller tries the next suffix. Two incidents adopting one orphan at once
 // cannot both link it (channels are unique in the store); the loser's job
 // fails and its retry moves on to the next suffix.
-func (b *Bot) openChannel(ctx context.Context, name string, private bool) (string, error) {
+func (b *Lifecycle) openChannel(ctx context.Context, name string, private bool) (string, error) {
 	if private {
 		// Private channels are not listed for adoption: a taken name moves on
 		// to the next suffix.
@@ -214,53 +128,8 @@ func (b *Bot) openChannel(ctx context.Context, name string, private bool) (strin
 	return found, nil
 }
 
-// update applies a non-trigger event to a known incident.
-func (b *Bot) update(ctx context.Context, svc *runbook.Service, ev IncidentEvent) error {
-	inc, err := b.store.IncidentByPagerDutyID(ctx, ev.PagerDutyID)
-	if err != nil {
-		if isNotFound(err) {
-			// drbot never saw the trigger (it started later, or the service was
-			// added to the config since): nothing to update.
-			b.log.InfoContext(ctx, "ignoring incident event for an incident drbot did not open",
-				"incident", ev.PagerDutyID, "kind", ev.Kind, "service", svc.Name)
-			return nil
-		}
-		return fmt.Errorf("incident %s: %w", ev.PagerDutyID, err)
-	}
-	audit, err := eventAudit(inc.ID, ev)
-	if err != nil {
-		return err
-	}
-
-	var before store.Incident
-	updated, err := b.store.UpdateIncident(ctx, inc.ID, func(i *store.Incident) error {
-		before = *i
-		return applyEvent(i, ev)
-	}, audit)
-	if errors.Is(err, errNoChange) {
-		b.log.DebugContext(ctx, "incident event changes nothing", "incident", inc.ID, "kind", ev.Kind)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("incident %d: apply %s: %w", inc.ID, ev.Kind, err)
-	}
-	if updated.Channel == "" {
-		return nil
-	}
-	line := eventLine(before, updated, ev, b.now())
-	if _, err := b.chat.Post(ctx, updated.Channel, chat.Plain(line)); err != nil {
-		return fmt.Errorf("incident %d: post %s line: %w", inc.ID, ev.Kind, err)
-	}
-	if ev.Kind == EventResolved || ev.Kind == EventReopened {
-		if err := b.chat.SetTopic(ctx, updated.Channel, topic(updated)); err != nil {
-			b.log.WarnContext(ctx, "could not update the incident channel's topic", "incident", inc.ID, "err", err)
-		}
-	}
-	return nil
-}
-
 // applyEvent changes i as ev says; errNoChange when ev repeats the current state.
-func applyEvent(i *store.Incident, ev IncidentEvent) error {
+func applyEvent(i *store.Incident, ev Event) error {
 	at := ev.At
 	switch ev.Kind {
 	case EventAcknowledged:
@@ -297,7 +166,7 @@ func applyEvent(i *store.Incident, ev IncidentEvent) error {
 }
 
 // eventLine is the line posted in the incident channel for ev.
-func eventLine(before, after store.Incident, ev IncidentEvent, now time.Time) string {
+func eventLine(before, after store.Incident, ev Event, now time.Time) string {
 	by := ""
 	if ev.Actor != "" {
 		by = " by " + ev.Actor
@@ -344,9 +213,9 @@ func eventLine(before, after store.Incident, ev IncidentEvent, now time.Time) st
 	return fmt.Sprintf("PagerDuty reported %q%s.", ev.Kind, by)
 }
 
-// IncidentHeader is the first message in an incident channel: title, service,
+// baseHeader is the first message in an incident channel: title, service,
 // urgency, PagerDuty link, and the RTO/RPO targets with the RTO deadline.
-func IncidentHeader(inc store.Incident) chat.Message {
+func baseHeader(inc store.Incident) chat.Message {
 	fields := []chat.Field{
 		{Label: "Service", Value: inc.Service},
 		{Label: "Urgency", Value: orDash(inc.Urgency)},
@@ -422,28 +291,3 @@ func formatDuration(d time.Duration) string {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
-
-// SimulateTrigger opens an incident for the runbook service called service as
-// if PagerDuty had triggered one (the shell's /trigger, drills). Each call is a
-// new incident.
-func (b *Bot) SimulateTrigger(ctx context.Context, service, title string) error {
-	svc, ok := b.cfg.Service(strings.ToLower(strings.TrimSpace(service)))
-	if !ok {
-		return fmt.Errorf("no service %q in the runbook config (services: %s)", service, strings.Join(b.cfg.ServiceNames(), ", "))
-	}
-	if len(svc.PagerDuty.ServiceIDs) == 0 {
-		return fmt.Errorf("service %s has no PagerDuty service id in the runbook config", svc.Name)
-	}
-	id := "local-" + newRef() + newRef()
-	return b.HandleIncidentEvent(ctx, IncidentEvent{
-		DeliveryID:  id,
-		Kind:        EventTriggered,
-		PagerDutyID: id,
-		ServiceID:   svc.PagerDuty.ServiceIDs[0],
-		Title:       title,
-		Urgency:     "high",
-		Status:      "triggered",
-		Actor:       "drbot shell",
-		At:          b.now(),
-	})
-}

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -18,11 +18,11 @@ const (
 	markSetupDone = "setup.done"
 )
 
-// IncidentHeaderAt is the header kept current in an incident channel: the
+// HeaderAt is the header kept current in an incident channel: the
 // static facts of IncidentHeader plus status, who acknowledged, assignees,
 // and the RTO clock (elapsed, remaining) as of now.
-func IncidentHeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.Message {
-	base := IncidentHeader(inc)
+func HeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.Message {
+	base := baseHeader(inc)
 	status := "Triggered: waiting for a responder"
 	switch inc.Status {
 	case store.IncidentAcknowledged:
@@ -94,7 +94,7 @@ func rtoClock(inc store.Incident, now time.Time) string {
 
 // refreshHeader is the incident.header worker: chat.update of the header with
 // the incident's current state.
-func (b *Bot) refreshHeader(ctx context.Context, id int64) error {
+func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -112,5 +112,5 @@ func (b *Bot) refreshHeader(ctx context.Context, id int64) error {
 		// that a change made meanwhile is not lost.
 		return river.JobSnooze(channelNotReadySnooze)
 	}
-	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, IncidentHeaderAt(inc, marks, b.now()))
+	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, HeaderAt(inc, marks, b.now()))
 }

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 // The incident commands' side of the bot (/dr ack, resolve, security,
 // timeline, status), the resolution summary and the Markdown post-mortem.
@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -20,25 +18,10 @@ import (
 	"github.com/drbot-dev/drbot/store"
 )
 
-// IncidentCommands implements commands.IncidentOps for a Bot bound later:
-// the registry is built before the bot that uses it.
-type IncidentCommands struct{ b atomic.Pointer[Bot] }
-
-var _ commands.IncidentOps = (*IncidentCommands)(nil)
-
-// Bind sets the bot that runs the commands.
-func (ic *IncidentCommands) Bind(b *Bot) { ic.b.Store(b) }
-
-func (ic *IncidentCommands) bot() (*Bot, error) {
-	b := ic.b.Load()
-	if b == nil {
-		return nil, errors.New("incident commands are not bound to a bot")
-	}
-	return b, nil
-}
+var _ commands.IncidentOps = (*Lifecycle)(nil)
 
 // incidentHere is the incident whose channel channel is; a refusal otherwise.
-func (b *Bot) incidentHere(ctx context.Context, channel, command string) (store.Incident, error) {
+func (b *Lifecycle) incidentHere(ctx context.Context, channel, command string) (store.Incident, error) {
 	inc, err := b.store.IncidentByChannel(ctx, channel)
 	if err != nil {
 		if isNotFound(err) {
@@ -73,20 +56,12 @@ func userLabel(u chat.User) string {
 }
 
 // Acknowledge implements commands.IncidentOps.
-func (ic *IncidentCommands) Acknowledge(ctx context.Context, channel string, user chat.User) (chat.Message, error) {
-	b, err := ic.bot()
-	if err != nil {
-		return chat.Message{}, err
-	}
+func (b *Lifecycle) Acknowledge(ctx context.Context, channel string, user chat.User) (chat.Message, error) {
 	return b.commandEvent(ctx, channel, user, "ack", EventAcknowledged, "")
 }
 
 // Resolve implements commands.IncidentOps.
-func (ic *IncidentCommands) Resolve(ctx context.Context, channel string, user chat.User, summary string) (chat.Message, error) {
-	b, err := ic.bot()
-	if err != nil {
-		return chat.Message{}, err
-	}
+func (b *Lifecycle) Resolve(ctx context.Context, channel string, user chat.User, summary string) (chat.Message, error) {
 	return b.commandEvent(ctx, channel, user, "resolve", EventResolved, summary)
 }
 
@@ -94,10 +69,7 @@ func (ic *IncidentCommands) Resolve(ctx context.Context, channel string, user ch
 // client is configured) and applies the same change locally, through the
 // pipeline webhooks take, so the channel and header change at once; the
 // webhook that follows changes nothing.
-func (b *Bot) commandEvent(ctx context.Context, channel string, user chat.User, command, kind, note string) (chat.Message, error) {
-	if b.lc == nil {
-		return chat.Message{}, errors.New("the durable incident lifecycle is not enabled")
-	}
+func (b *Lifecycle) commandEvent(ctx context.Context, channel string, user chat.User, command, kind, note string) (chat.Message, error) {
 	inc, err := b.incidentHere(ctx, channel, command)
 	if err != nil {
 		return chat.Message{}, err
@@ -119,7 +91,7 @@ func (b *Bot) commandEvent(ctx context.Context, channel string, user chat.User, 
 			return chat.Message{}, fmt.Errorf("%s incident %s in PagerDuty: %w", command, inc.PagerDutyID, err)
 		}
 	}
-	ev := IncidentEvent{Kind: kind, PagerDutyID: inc.PagerDutyID, Actor: userLabel(user), Note: note, At: b.now()}
+	ev := Event{Kind: kind, PagerDutyID: inc.PagerDutyID, Actor: userLabel(user), Note: note, At: b.now()}
 	if _, err := b.ingest(ctx, nil, ev); err != nil {
 		return chat.Message{}, err
 	}
@@ -131,14 +103,7 @@ func (b *Bot) commandEvent(ctx context.Context, channel string, user chat.User, 
 
 // MarkSecurity implements commands.IncidentOps: the incident becomes a
 // security incident and the service's on: security escalations fire.
-func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, user chat.User, reason string) (chat.Message, error) {
-	b, err := ic.bot()
-	if err != nil {
-		return chat.Message{}, err
-	}
-	if b.lc == nil {
-		return chat.Message{}, errors.New("the durable incident lifecycle is not enabled")
-	}
+func (b *Lifecycle) MarkSecurity(ctx context.Context, channel string, user chat.User, reason string) (chat.Message, error) {
 	inc, err := b.incidentHere(ctx, channel, "security")
 	if err != nil {
 		return chat.Message{}, err
@@ -201,20 +166,14 @@ func (ic *IncidentCommands) MarkSecurity(ctx context.Context, channel string, us
 
 // Status implements commands.IncidentOps: in an incident channel, the
 // current header; elsewhere, the open incidents.
-func (ic *IncidentCommands) Status(ctx context.Context, channel string) (chat.Message, error) {
-	b, err := ic.bot()
-	if err != nil {
-		return chat.Message{}, err
-	}
+func (b *Lifecycle) Status(ctx context.Context, channel string) (chat.Message, error) {
 	inc, err := b.store.IncidentByChannel(ctx, channel)
 	if err == nil {
-		marks := map[string]string{}
-		if b.lc != nil {
-			if marks, err = b.lc.st.IncidentMarks(ctx, inc.ID); err != nil {
-				return chat.Message{}, err
-			}
+		marks, err := b.lc.st.IncidentMarks(ctx, inc.ID)
+		if err != nil {
+			return chat.Message{}, err
 		}
-		m := IncidentHeaderAt(inc, marks, b.now())
+		m := HeaderAt(inc, marks, b.now())
 		m.Ephemeral = true
 		return m, nil
 	}
@@ -252,11 +211,7 @@ func (ic *IncidentCommands) Status(ctx context.Context, channel string) (chat.Me
 const maxTimelineLines = 60
 
 // Timeline implements commands.IncidentOps: the incident's audit rows, in order.
-func (ic *IncidentCommands) Timeline(ctx context.Context, channel string) (chat.Message, error) {
-	b, err := ic.bot()
-	if err != nil {
-		return chat.Message{}, err
-	}
+func (b *Lifecycle) Timeline(ctx context.Context, channel string) (chat.Message, error) {
 	inc, err := b.incidentHere(ctx, channel, "timeline")
 	if err != nil {
 		return chat.Message{}, err
@@ -384,7 +339,7 @@ func stringsOf(v any) []string {
 // postResolution is the incident.resolved worker: the summary (time to
 // acknowledge, time to resolve against the RTO, actions taken), the
 // post-incident checklist and the topic.
-func (b *Bot) postResolution(ctx context.Context, id int64, resolvedAt time.Time) error {
+func (b *Lifecycle) postResolution(ctx context.Context, id int64, resolvedAt time.Time) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -586,9 +541,15 @@ func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
+// TimelineStore is what ExportTimeline reads. *postgres.DB implements it.
+type TimelineStore interface {
+	store.Incidents
+	store.Audit
+}
+
 // ExportTimeline returns the Markdown post-mortem skeleton of the incident
 // whose drbot id or PagerDuty id is ref.
-func ExportTimeline(ctx context.Context, st Store, ref string, now time.Time) (string, error) {
+func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.Time) (string, error) {
 	var (
 		inc store.Incident
 		err error
@@ -604,10 +565,9 @@ func ExportTimeline(ctx context.Context, st Store, ref string, now time.Time) (s
 		}
 		return "", err
 	}
-	evs, err := st.AuditEvents(ctx, store.AuditFilter{IncidentID: &inc.ID, Limit: 10000})
+	evs, err := incidentAudit(ctx, st, inc.ID)
 	if err != nil {
 		return "", err
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
 	return TimelineMarkdown(inc, evs, now), nil
 }

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -114,9 +114,9 @@ func parseTick(v string) (item string, set, checked bool) {
 	return v, false, false
 }
 
-// clickChecklist records a tick or untick with an audit row and redraws the
+// ClickChecklist records a tick or untick with an audit row and redraws the
 // checklist message.
-func (b *Bot) clickChecklist(ctx context.Context, c chat.Click) (chat.Message, error) {
+func (b *Lifecycle) ClickChecklist(ctx context.Context, c chat.Click) (chat.Message, error) {
 	id, set, checked := parseTick(c.Value)
 	item, ok := checklistItem(id)
 	if !ok {

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 // Security incidents live in private channels. An incident that is security
 // when it opens (a scenario with security: true) gets a private channel from
@@ -86,14 +86,14 @@ func SecureChannelName(prefix, service string, t time.Time, attempt int) string 
 }
 
 // canPrivate reports whether the chat adapter can create private channels.
-func (b *Bot) canPrivate() bool {
+func (b *Lifecycle) canPrivate() bool {
 	_, ok := b.chat.(chat.PrivateChannels)
 	return ok
 }
 
 // createPrivate creates a private channel, or a public one (logged) when the
 // adapter has no private channels.
-func (b *Bot) createPrivate(ctx context.Context, name string) (string, error) {
+func (b *Lifecycle) createPrivate(ctx context.Context, name string) (string, error) {
 	if pc, ok := b.chat.(chat.PrivateChannels); ok {
 		return pc.CreatePrivateChannel(ctx, name)
 	}
@@ -104,7 +104,7 @@ func (b *Bot) createPrivate(ctx context.Context, name string) (string, error) {
 // movedRefusal is the answer to incident commands in a channel a security
 // incident left; nil when no incident left channel, an internal error when
 // the store cannot tell (never a silent "not moved").
-func (b *Bot) movedRefusal(ctx context.Context, channel string) error {
+func (b *Lifecycle) movedRefusal(ctx context.Context, channel string) error {
 	pcs, ok := b.store.(publicChannels)
 	if !ok || channel == "" {
 		return nil
@@ -118,18 +118,18 @@ func (b *Bot) movedRefusal(ctx context.Context, channel string) error {
 }
 
 // askForAccess says whom to ask for access to a security incident's channel.
-func (b *Bot) askForAccess(markedBy string) string {
+func (b *Lifecycle) askForAccess(markedBy string) string {
 	if r := b.cfg.Slack.Responders; len(r) > 0 {
 		return "ask the responders (" + commands.PeopleList(r) + ") for access."
 	}
 	if markedBy != "" {
-		return "ask " + mention(markedBy) + " for access."
+		return "ask <@" + markedBy + "> for access."
 	}
 	return "ask the incident's responders for access."
 }
 
 // secureIncident is the incident.secure worker.
-func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
+func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 	inc, err := b.store.Incident(ctx, a.IncidentID)
 	if err != nil {
 		return err
@@ -204,7 +204,7 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 			return "", err
 		}
 		cur.Security = true
-		ref, err := b.chat.Post(ctx, private, IncidentHeaderAt(cur, marks, b.now()))
+		ref, err := b.chat.Post(ctx, private, HeaderAt(cur, marks, b.now()))
 		if err != nil {
 			return "", fmt.Errorf("post header in the private channel: %w", err)
 		}
@@ -269,6 +269,6 @@ func (b *Bot) secureIncident(ctx context.Context, a SecureArgs) error {
 
 // secureTx queues the move of inc (just marked security in tx) to a private
 // channel, with the marker's line to post there.
-func (b *Bot) secureTx(ctx context.Context, tx store.IncidentTx, inc store.Incident, user chat.User, line string) error {
+func (b *Lifecycle) secureTx(ctx context.Context, tx store.IncidentTx, inc store.Incident, user chat.User, line string) error {
 	return tx.InsertJobs(ctx, store.Job{Args: SecureArgs{IncidentID: inc.ID, Line: line, MarkedBy: user.ID}}, b.headerJob(inc.ID))
 }

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // checklist, announces the channel, adds a PagerDuty note and runs the
 // opened hooks. Each step is marked when done, so a retry (after an error, a
 // crash or a restart) resumes with the first step not done.
-func (b *Bot) setupIncident(ctx context.Context, id int64) error {
+func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 		if err != nil {
 			return "", err
 		}
-		ref, err := b.chat.Post(ctx, inc.Channel, IncidentHeaderAt(cur, marks, b.now()))
+		ref, err := b.chat.Post(ctx, inc.Channel, HeaderAt(cur, marks, b.now()))
 		if err != nil {
 			return "", fmt.Errorf("post header: %w", err)
 		}
@@ -115,21 +115,6 @@ func (b *Bot) setupIncident(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	if svc != nil {
-		if err := b.step(ctx, id, marks, "hooks.run", store.AuditIncidentHooksRun, func() (string, error) {
-			b.mu.RLock()
-			hooks := append([]OpenedFunc(nil), b.opened...)
-			b.mu.RUnlock()
-			for _, fn := range hooks {
-				if err := fn(ctx, inc, svc); err != nil {
-					b.log.ErrorContext(ctx, "incident opened hook failed", "incident", inc.ID, "err", err)
-				}
-			}
-			return "", nil
-		}); err != nil {
-			return err
-		}
-	}
 	return b.setMark(ctx, id, store.AuditIncidentSetupDone, markSetupDone, b.now().UTC().Format("2006-01-02T15:04:05Z"), nil)
 }
 
@@ -141,7 +126,7 @@ type incidentOrdinal interface {
 
 // createChannelFrom is createChannel starting the suffix search at start
 // (falling back to the plain name first when start > 1 finds all taken).
-func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int, private bool) (id, name string, err error) {
+func (b *Lifecycle) createChannelFrom(ctx context.Context, service string, openedAt time.Time, start int, private bool) (id, name string, err error) {
 	if start <= 1 {
 		return b.createChannel(ctx, service, openedAt, private)
 	}
@@ -160,7 +145,7 @@ func (b *Bot) createChannelFrom(ctx context.Context, service string, openedAt ti
 }
 
 // policyOf is the escalation policy whose on-calls are invited to inc's channel.
-func policyOf(b *Bot, inc store.Incident) string {
+func policyOf(b *Lifecycle, inc store.Incident) string {
 	if svc, ok := b.cfg.Service(inc.Service); ok {
 		return svc.PagerDuty.EscalationPolicyID
 	}
@@ -169,14 +154,14 @@ func policyOf(b *Bot, inc store.Incident) string {
 
 // channelName is the channel's name as drbot created it (for notes); the id
 // is what PagerDuty users can search for when names were suffixed.
-func (b *Bot) channelName(inc store.Incident) string {
+func (b *Lifecycle) channelName(inc store.Incident) string {
 	return ChannelName(b.cfg.Slack.ChannelPrefix, inc.Service, inc.OpenedAt, 1)
 }
 
 // inviteOnCall invites the on-call responders of policy: PagerDuty on-calls →
 // e-mails → chat users. People who cannot be found are reported in the
 // channel; a PagerDuty failure is retried with the job.
-func (b *Bot) inviteOnCall(ctx context.Context, inc store.Incident, known bool, policy string) (string, error) {
+func (b *Lifecycle) inviteOnCall(ctx context.Context, inc store.Incident, known bool, policy string) (string, error) {
 	if !known || policy == "" || b.lc.pd == nil {
 		return "no escalation policy or PagerDuty API", nil
 	}

@@ -1,4 +1,4 @@
-package bot
+package incident
 
 import (
 	"encoding/json"
@@ -19,9 +19,9 @@ const (
 	EventReopened        = "reopened"
 )
 
-// IncidentEvent is a platform-neutral incident event: what a PagerDuty webhook,
+// Event is a platform-neutral incident event: what a PagerDuty webhook,
 // the PagerDuty poller and the shell's /trigger all turn into.
-type IncidentEvent struct {
+type Event struct {
 	DeliveryID  string // the webhook event id; deduplication key for deliveries
 	Kind        string // one of the Event… constants
 	PagerDutyID string // the incident id; one channel per value
