@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/failover"
+	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/actions/models"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
+	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -23,12 +27,8 @@ import (
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
-// ActionFactory builds one recovery action from the runbook config. Action
-// packages plug into the binary by registering a factory from an init
-// function in a file of their own in this package, e.g. actions_restoredb.go:
-//
-//	func init() { registerAction("restore-db", func(ctx context.Context, env actionEnv) (actions.Action, error) { … }) }
-type ActionFactory func(ctx context.Context, env actionEnv) (actions.Action, error)
+// ActionFactory builds one recovery procedure from the runbook config.
+type ActionFactory func(ctx context.Context, env actionEnv) (actions.Procedure, error)
 
 // actionEnv is what an action factory may use.
 type actionEnv struct {
@@ -39,62 +39,78 @@ type actionEnv struct {
 	history restoredb.History
 }
 
+// procedure is one line of the registration list: the command a recovery
+// procedure declares (in its actions/<kind> package) and how to build it.
+type procedure struct {
+	cmd   actions.Command
+	build ActionFactory
+}
+
+// procedures is the registration list: every recovery procedure of the
+// binary. Adding one is a folder under actions/ and a line here.
+func procedures() []procedure {
+	return []procedure{
+		{restoredb.RestoreCommand, buildRestoreDB},
+		{restoredb.RollbackCommand, buildRollback},
+		{models.Command, buildModels},
+		{kube.RolloutRestartCommand, needKube(kube.RolloutRestartCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewRolloutRestart(cfg, kc) })},
+		{kube.ScaleCommand, needKube(kube.ScaleCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewScale(cfg, kc) })},
+		{failover.Command, buildFailover},
+		{verify.Command, buildVerify},
+		{backups.Command, buildBackups},
+	}
+}
+
 var (
-	factoriesMu sync.Mutex
-	factories   = map[string]ActionFactory{}
+	overridesMu sync.Mutex
 	overrides   = map[string]ActionFactory{} // test builds only (actions_e2etest.go)
 )
 
-// overrideAction makes f build kind whatever registerAction registered.
-func overrideAction(kind string, f ActionFactory) { //nolint:unused // used by actions_e2etest.go (build tag e2etest)
-	factoriesMu.Lock()
-	defer factoriesMu.Unlock()
-	overrides[kind] = f
+// overrideAction makes f build kind instead of its line in procedures.
+func overrideAction(kind string, f func(ctx context.Context, env actionEnv) (actions.Action, error)) { //nolint:unused // used by actions_e2etest.go (build tag e2etest)
+	overridesMu.Lock()
+	defer overridesMu.Unlock()
+	overrides[kind] = func(ctx context.Context, env actionEnv) (actions.Procedure, error) { return f(ctx, env) }
 }
 
-// registerAction adds the factory of kind; a second factory for a kind is a
-// wiring bug and panics.
-func registerAction(kind string, f ActionFactory) {
-	factoriesMu.Lock()
-	defer factoriesMu.Unlock()
-	if _, dup := factories[kind]; dup {
-		panic("drbot: action " + kind + " registered twice")
+// buildActions builds every procedure of the registration list. One that
+// cannot be built (missing settings) is left unavailable with a note in the
+// log: its command then refuses with a clear message instead of the bot not
+// starting.
+func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
+	overridesMu.Lock()
+	defer overridesMu.Unlock()
+	var out []actions.Procedure
+	for _, p := range procedures() {
+		build := p.build
+		if o := overrides[p.cmd.Name]; o != nil {
+			build = o
+		}
+		a, err := build(ctx, env)
+		if err != nil || a == nil {
+			env.logger.Info("recovery action unavailable", "kind", p.cmd.Name, "err", err)
+			a = actions.Unavailable(p.cmd)
+		}
+		out = append(out, a)
 	}
-	factories[kind] = f
+	return out
 }
 
-// buildActions builds every registered action. An action that cannot be
-// built (missing settings) is left out with a warning: its command then
-// refuses with a clear message instead of the bot not starting.
-func buildActions(ctx context.Context, env actionEnv) actions.Registry {
-	logger := env.logger
-	factoriesMu.Lock()
-	fs := make(map[string]ActionFactory, len(factories))
-	for k, f := range factories {
-		fs[k] = f
-	}
-	for k, f := range overrides {
-		fs[k] = f
-	}
-	kinds := make([]string, 0, len(fs))
-	for k := range fs {
-		kinds = append(kinds, k)
-	}
-	factoriesMu.Unlock()
-	sort.Strings(kinds)
-	reg := actions.Registry{}
-	for _, k := range kinds {
-		a, err := fs[k](ctx, env)
-		if err != nil {
-			logger.Info("recovery action unavailable", "kind", k, "err", err)
-			continue
+// declaredWith is the registration list with the actions of acts (tests),
+// the others unavailable; /dr backups is built from cfg as in every binary.
+func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedure {
+	var out []actions.Procedure
+	for _, p := range procedures() {
+		switch a := acts[p.cmd.Name]; {
+		case a != nil:
+			out = append(out, a)
+		case p.cmd.Name == backups.Command.Name:
+			out = append(out, backups.New(cfg, backups.DefaultOpener))
+		default:
+			out = append(out, actions.Unavailable(p.cmd))
 		}
-		if a == nil {
-			continue
-		}
-		reg.Register(a)
 	}
-	return reg
+	return out
 }
 
 // requestWiring is the request lifecycle of one process: the approval

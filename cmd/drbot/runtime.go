@@ -54,24 +54,27 @@ type runtime struct {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter) *runtime {
-	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}))
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}))
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
-func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *runtime {
+func newRuntimeWith(_ context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *runtime {
+	return newRuntimeOf(logger, cfg, db, adapter, declaredWith(acts, cfg))
+}
+
+func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, procs []actions.Procedure) *runtime {
 	metrics := prometheus.NewRegistry()
-	req := newRequestWiring(logger, cfg, db, adapter, acts)
+	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	incidents := &bot.IncidentCommands{}
 	reg := commands.NewRegistry(commands.Deps{
 		Incidents:         incidents,
 		Services:          cfg.ServiceNames,
 		ServiceForChannel: bot.ServiceForChannel(db),
-		Actions:           acts,
+		Actions:           procs,
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
 		Access:            newAccess(logger, cfg, adapter),
 	})
-	commands.RegisterRecovery(reg)
 	b := bot.New(bot.Options{
 		Config:   cfg,
 		Store:    db,
