@@ -20,8 +20,8 @@ import (
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
-	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
@@ -117,7 +117,7 @@ func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedur
 // engine, the chat side (cards, buttons) and the runner.
 type requestWiring struct {
 	engine   *approvals.Engine
-	requests *bot.Requests
+	requests *commands.RequestCards
 	runner   *runner.Runner
 	log      *slog.Logger
 }
@@ -147,7 +147,7 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 		Store: db, Config: cfg, Logger: logger,
 		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
 	})
-	reqs := bot.NewRequests(bot.RequestsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
+	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
 	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
 }
@@ -244,7 +244,7 @@ func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRe
 // expireWorker expires requests still pending at their expiry (store.ExpireRequestArgs).
 type expireWorker struct {
 	river.WorkerDefaults[store.ExpireRequestArgs]
-	reqs *bot.Requests
+	reqs *commands.RequestCards
 }
 
 func (w *expireWorker) Work(ctx context.Context, job *river.Job[store.ExpireRequestArgs]) error {

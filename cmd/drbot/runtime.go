@@ -84,7 +84,9 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		Metrics:  metrics,
 		Now:      time.Now,
 	})
-	req.requests.RegisterClicks(b)
+	for id, fn := range req.requests.Clicks() {
+		b.OnClick(id, fn)
+	}
 	incidents.Bind(b)
 	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, req: req}
 }
