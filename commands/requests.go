@@ -17,16 +17,6 @@ import (
 	"github.com/drbot-dev/drbot/store"
 )
 
-// RequestStore is what the request lifecycle keeps; *postgres.DB implements it.
-type RequestStore interface {
-	approvals.Store
-	store.Incidents
-	// SetRequestMessage records where a request's card was posted.
-	SetRequestMessage(ctx context.Context, id int64, channel, ts string) error
-	// RecentRequests lists a service's requests, newest first.
-	RecentRequests(ctx context.Context, service string, limit int) ([]store.ActionRequest, error)
-}
-
 // Poster is how request cards and notes reach chat: the chat adapter
 // provides it (chat.Adapter implements it).
 type Poster interface {
@@ -40,12 +30,11 @@ type Poster interface {
 // implements Requests and runner.Cards). The request states live in
 // approvals; nothing here calls back into the bot.
 type RequestCards struct {
-	store  RequestStore
-	engine *approvals.Engine
-	chat   Poster
-	log    *slog.Logger
-	now    func() time.Time
-	locks  cardLocks
+	reqs  *approvals.Requests
+	chat  Poster
+	log   *slog.Logger
+	now   func() time.Time
+	locks cardLocks
 }
 
 var (
@@ -55,18 +44,17 @@ var (
 
 // RequestCardsOptions configure NewRequestCards.
 type RequestCardsOptions struct {
-	Store  RequestStore
-	Engine *approvals.Engine
-	Chat   Poster
-	Logger *slog.Logger
-	Now    func() time.Time
+	Requests *approvals.Requests // the requests' states
+	Chat     Poster
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // NewRequestCards returns the request lifecycle's chat side; Clicks are its
 // button handlers, for the chat handler to route.
 func NewRequestCards(o RequestCardsOptions) *RequestCards {
-	if o.Store == nil || o.Engine == nil || o.Chat == nil {
-		panic("commands.NewRequestCards: Store, Engine and Chat are required")
+	if o.Requests == nil || o.Chat == nil {
+		panic("commands.NewRequestCards: Requests and Chat are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -74,7 +62,7 @@ func NewRequestCards(o RequestCardsOptions) *RequestCards {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &RequestCards{store: o.Store, engine: o.Engine, chat: o.Chat, log: o.Logger, now: o.Now}
+	return &RequestCards{reqs: o.Requests, chat: o.Chat, log: o.Logger, now: o.Now}
 }
 
 // Clicks returns the Approve, Deny and Cancel button handlers by action id.
@@ -89,16 +77,6 @@ func (r *RequestCards) Clicks() map[string]func(context.Context, chat.Click) (ch
 // Submit implements Requests: it records the request (refusing a
 // busy target), posts its card and links the card to it.
 func (r *RequestCards) Submit(ctx context.Context, s Submission) (chat.Message, error) {
-	var incidentID *int64
-	if s.Channel != "" {
-		inc, err := r.store.IncidentByChannel(ctx, s.Channel)
-		switch {
-		case err == nil:
-			incidentID = &inc.ID
-		case !errors.Is(err, store.ErrNotFound):
-			return chat.Message{}, fmt.Errorf("incident of channel %s: %w", s.Channel, err)
-		}
-	}
 	planJSON, err := json.Marshal(s.Plan)
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("encode plan: %w", err)
@@ -111,24 +89,23 @@ func (r *RequestCards) Submit(ctx context.Context, s Submission) (chat.Message, 
 	if target == "" {
 		target = s.Kind + ":" + s.Service
 	}
-	req, err := r.engine.Create(ctx, approvals.NewRequest{
-		IncidentID: incidentID, Service: s.Service, Kind: s.Kind, Target: target, Params: params, Plan: planJSON,
+	req, pol, err := r.reqs.Submit(ctx, approvals.NewRequest{
+		Service: s.Service, Kind: s.Kind, Target: target, Params: params, Plan: planJSON,
 		RequestedBy: s.User.ID, Reason: s.Reason, Channel: s.Channel,
 	})
 	if err != nil {
 		return chat.Message{}, err
 	}
-	pol := r.engine.PolicyOf(req)
 	card := RequestCard(CardInput{Request: req, Plan: s.Plan, Policy: pol, Now: r.now()})
 	ref, err := r.chat.Post(ctx, s.Channel, card)
 	if err != nil {
 		// Without a card nobody can approve it: free the target.
-		if _, cerr := r.engine.Cancel(ctx, req.ID, req.RequestedBy); cerr != nil {
+		if _, cerr := r.reqs.Cancel(ctx, req.ID, req.RequestedBy); cerr != nil {
 			r.log.ErrorContext(ctx, "cancel request whose card could not be posted", "request", req.ID, "err", cerr)
 		}
 		return chat.Message{}, fmt.Errorf("post card of request %d: %w", req.ID, err)
 	}
-	if err := r.store.SetRequestMessage(ctx, req.ID, ref.Channel, ref.TS); err != nil {
+	if err := r.reqs.Posted(ctx, req.ID, ref.Channel, ref.TS); err != nil {
 		return chat.Message{}, err
 	}
 	others := "another approver"
@@ -143,7 +120,7 @@ func (r *RequestCards) Submit(ctx context.Context, s Submission) (chat.Message, 
 
 // Cancel implements Requests.
 func (r *RequestCards) Cancel(ctx context.Context, user chat.User, id int64) (chat.Message, error) {
-	req, err := r.engine.Cancel(ctx, id, user.ID)
+	req, err := r.reqs.Cancel(ctx, id, user.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -153,7 +130,7 @@ func (r *RequestCards) Cancel(ctx context.Context, user chat.User, id int64) (ch
 
 // Deny implements Requests: a denial with a reason, by command.
 func (r *RequestCards) Deny(ctx context.Context, user chat.User, id int64, reason string) (chat.Message, error) {
-	res, err := r.engine.Decide(ctx, id, user.ID, store.DecisionDeny, reason)
+	res, err := r.reqs.Decide(ctx, id, user.ID, store.DecisionDeny, reason)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -163,12 +140,12 @@ func (r *RequestCards) Deny(ctx context.Context, user chat.User, id int64, reaso
 
 // Recent implements Requests.
 func (r *RequestCards) Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
-	return r.store.RecentRequests(ctx, service, limit)
+	return r.reqs.Recent(ctx, service, limit)
 }
 
 // Expire expires request id if it is still pending and updates its card.
 func (r *RequestCards) Expire(ctx context.Context, id int64) error {
-	req, changed, err := r.engine.Expire(ctx, id)
+	req, changed, err := r.reqs.Expire(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -201,7 +178,7 @@ func (r *RequestCards) decide(ctx context.Context, c chat.Click, decision string
 	if err != nil {
 		return chat.Message{}, err
 	}
-	res, err := r.engine.Decide(ctx, id, c.User.ID, decision, "")
+	res, err := r.reqs.Decide(ctx, id, c.User.ID, decision, "")
 	if err != nil {
 		var rf *approvals.Refusal
 		if errors.As(err, &rf) && rf.Code == approvals.CodeExpired {
@@ -218,7 +195,7 @@ func (r *RequestCards) clickCancel(ctx context.Context, c chat.Click) (chat.Mess
 	if err != nil {
 		return chat.Message{}, err
 	}
-	req, err := r.engine.Cancel(ctx, id, c.User.ID)
+	req, err := r.reqs.Cancel(ctx, id, c.User.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -227,7 +204,7 @@ func (r *RequestCards) clickCancel(ctx context.Context, c chat.Click) (chat.Mess
 }
 
 func (r *RequestCards) refresh(ctx context.Context, id int64) {
-	req, err := r.store.Request(ctx, id)
+	req, err := r.reqs.Request(ctx, id)
 	if err != nil {
 		r.log.WarnContext(ctx, "refresh card", "request", id, "err", err)
 		return
@@ -242,7 +219,7 @@ func (r *RequestCards) refresh(ctx context.Context, id int64) {
 func (r *RequestCards) Show(ctx context.Context, req store.ActionRequest, st runner.Status) {
 	unlock := r.locks.lock(strconv.FormatInt(req.ID, 10))
 	defer unlock()
-	cur, err := r.store.Request(ctx, req.ID)
+	cur, err := r.reqs.Request(ctx, req.ID)
 	if err != nil {
 		r.log.WarnContext(ctx, "update card: read request", "request", req.ID, "err", err)
 		return
@@ -256,7 +233,7 @@ func (r *RequestCards) Show(ctx context.Context, req store.ActionRequest, st run
 	if cur.Channel == "" || cur.MessageTS == "" {
 		return // the card is not posted yet
 	}
-	as, err := r.store.Approvals(ctx, req.ID)
+	as, err := r.reqs.Approvals(ctx, req.ID)
 	if err != nil {
 		r.log.WarnContext(ctx, "update card: read approvals", "request", req.ID, "err", err)
 		return
@@ -266,7 +243,7 @@ func (r *RequestCards) Show(ctx context.Context, req store.ActionRequest, st run
 		r.log.WarnContext(ctx, "update card: decode plan", "request", req.ID, "err", err)
 		return
 	}
-	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.engine.PolicyOf(cur), Status: st, Now: r.now()})
+	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.reqs.PolicyOf(cur), Status: st, Now: r.now()})
 	if err := r.chat.Update(ctx, chat.MessageRef{Channel: cur.Channel, TS: cur.MessageTS}, card); err != nil {
 		r.log.WarnContext(ctx, "update card", "request", req.ID, "err", err)
 	}

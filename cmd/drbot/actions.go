@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/runbook"
-	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
@@ -119,7 +117,7 @@ type requestWiring struct {
 	engine   *approvals.Engine
 	requests *commands.RequestCards
 	runner   *runner.Runner
-	log      *slog.Logger
+	jobs     *runner.Jobs
 }
 
 // groupLister is implemented by chat adapters with user groups (bot/slack).
@@ -147,9 +145,10 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 		Store: db, Config: cfg, Logger: logger,
 		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
 	})
-	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
+	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: adapter, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
-	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
+	jobs := &runner.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
+	return &requestWiring{engine: engine, requests: reqs, runner: run, jobs: jobs}
 }
 
 // executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how
@@ -168,89 +167,11 @@ func executionLease(logger *slog.Logger) time.Duration {
 	return d
 }
 
-// register adds the request jobs' workers.
-func (w *requestWiring) register(workers *river.Workers) {
-	river.AddWorker(workers, &executeWorker{run: w.runner})
-	river.AddWorker(workers, &expireWorker{reqs: w.requests})
-	river.AddWorker(workers, &resumeWorker{w: w})
-}
+// register adds the request jobs' workers (actions/runner).
+func (w *requestWiring) register(workers *river.Workers) { w.jobs.Register(workers) }
 
-// resumeEvery is how often requests left approved or running by a process
-// that died while others live on are picked up (a restart looks at once; a
-// request whose dead runner's lease is still live is scheduled for when it
-// expires).
-const resumeEvery = time.Minute
-
-// resumeRequestsArgs is the periodic job that resumes requests left running.
-type resumeRequestsArgs struct{}
-
-func (resumeRequestsArgs) Kind() string { return "request.resume" }
-
-type resumeWorker struct {
-	river.WorkerDefaults[resumeRequestsArgs]
-	w *requestWiring
-}
-
-func (r *resumeWorker) Work(ctx context.Context, _ *river.Job[resumeRequestsArgs]) error {
-	return r.w.resume(ctx)
-}
-
-// periodicResume schedules resumeRequestsArgs: a request whose process was
-// killed is resumed by a surviving instance within resumeEvery (targets with
-// a live execution lease are left to their holder, and each resume job takes
-// the lease first).
-func (w *requestWiring) periodicResume() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(resumeEvery),
-		func() (river.JobArgs, *river.InsertOpts) { return resumeRequestsArgs{}, nil }, nil)
-}
+// periodicResume is the runner's periodic resume job.
+func (w *requestWiring) periodicResume() *river.PeriodicJob { return w.jobs.PeriodicResume() }
 
 // resume re-enqueues requests left running by a stopped process.
-func (w *requestWiring) resume(ctx context.Context) error {
-	n, err := w.runner.Resume(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		w.log.Info("resuming requests left running", "requests", n)
-	}
-	return nil
-}
-
-// executeWorker runs approved requests (store.ExecuteRequestArgs).
-type executeWorker struct {
-	river.WorkerDefaults[store.ExecuteRequestArgs]
-	run *runner.Runner
-}
-
-// executeTimeout bounds one execution (a large restore runs for hours; steps
-// have their own timeouts). River's rescuer leaves an execute job alone for
-// this long, far longer than postgres.DefaultRescueStuckJobsAfter: a job
-// orphaned by kill -9 is not what recovers its request. The runner's lease
-// and the periodic resume (resumeEvery) are, within a minute.
-const executeTimeout = 12 * time.Hour
-
-// Timeout is executeTimeout.
-func (w *executeWorker) Timeout(*river.Job[store.ExecuteRequestArgs]) time.Duration {
-	return executeTimeout
-}
-
-func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRequestArgs]) error {
-	if err := w.run.Run(ctx, job.Args.RequestID); err != nil {
-		return fmt.Errorf("execute request %d: %w", job.Args.RequestID, err)
-	}
-	return nil
-}
-
-// expireWorker expires requests still pending at their expiry (store.ExpireRequestArgs).
-type expireWorker struct {
-	river.WorkerDefaults[store.ExpireRequestArgs]
-	reqs *commands.RequestCards
-}
-
-func (w *expireWorker) Work(ctx context.Context, job *river.Job[store.ExpireRequestArgs]) error {
-	err := w.reqs.Expire(ctx, job.Args.RequestID)
-	if errors.Is(err, approvals.ErrNotYet) {
-		return river.JobSnooze(time.Second)
-	}
-	return err
-}
+func (w *requestWiring) resume(ctx context.Context) error { return w.jobs.Resume(ctx) }
