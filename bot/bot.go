@@ -262,19 +262,9 @@ func newRef() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ServiceForChannel returns the commands.Deps.ServiceForChannel function for st:
-// the service of the incident whose channel this is.
+// ServiceForChannel is commands.ChannelServices (kept for callers of bot).
 func ServiceForChannel(st store.Incidents) func(ctx context.Context, channel string) (string, bool, error) {
-	return func(ctx context.Context, channel string) (string, bool, error) {
-		inc, err := st.IncidentByChannel(ctx, channel)
-		if err != nil {
-			if isNotFound(err) {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("incident for channel %s: %w", channel, err)
-		}
-		return inc.Service, true, nil
-	}
+	return commands.ChannelServices(st)
 }
 
 // keyedMutex serialises work per key (a PagerDuty incident id) in this process.

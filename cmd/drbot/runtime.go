@@ -69,7 +69,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 	reg := commands.NewRegistry(commands.Deps{
 		Incidents:         incidents,
 		Services:          cfg.ServiceNames,
-		ServiceForChannel: bot.ServiceForChannel(db),
+		ServiceForChannel: commands.ChannelServices(db),
 		Actions:           procs,
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
