@@ -152,7 +152,7 @@ func declared(with ...actions.Procedure) []actions.Procedure {
 	var out []actions.Procedure
 	for _, c := range []actions.Command{restoredb.RestoreCommand, restoredb.RollbackCommand, models.Command,
 		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, verify.Command, backups.Command} {
-		var p actions.Procedure = actions.Unavailable(c)
+		p := actions.Unavailable(c)
 		for _, w := range with {
 			if w.Command().Name == c.Name {
 				p = w

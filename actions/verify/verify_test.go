@@ -298,4 +298,3 @@ func TestPlanRefusesServiceWithoutChecks(t *testing.T) {
 		}
 	}
 }
-
