@@ -17,6 +17,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/models"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
+	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -117,7 +118,7 @@ type requestWiring struct {
 	engine   *approvals.Engine
 	requests *commands.RequestCards
 	runner   *runner.Runner
-	jobs     *runner.Jobs
+	jobs     *riverjobs.Jobs
 }
 
 // groupLister is implemented by chat adapters with user groups (bot/slack).
@@ -147,7 +148,7 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 	})
 	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: adapter, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
-	jobs := &runner.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
+	jobs := &riverjobs.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
 	return &requestWiring{engine: engine, requests: reqs, runner: run, jobs: jobs}
 }
 
@@ -167,7 +168,7 @@ func executionLease(logger *slog.Logger) time.Duration {
 	return d
 }
 
-// register adds the request jobs' workers (actions/runner).
+// register adds the request jobs' workers (actions/runner/riverjobs).
 func (w *requestWiring) register(workers *river.Workers) { w.jobs.Register(workers) }
 
 // periodicResume is the runner's periodic resume job.

@@ -1,4 +1,8 @@
-package runner
+// Package riverjobs runs the request jobs on River: execute an approved
+// request, expire a pending one, resume requests a stopped process left
+// running. It keeps River out of actions/runner (which the commands package
+// imports for runner.Cards).
+package riverjobs
 
 import (
 	"context"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/store"
 )
@@ -17,7 +22,7 @@ import (
 // request, expire a pending one, and periodically resume requests a
 // stopped process left running.
 type Jobs struct {
-	Runner *Runner
+	Runner *runner.Runner
 	// Expire expires request id if it is still pending and shows it
 	// (approvals.ErrNotYet: too early, the job is snoozed).
 	Expire func(ctx context.Context, id int64) error
@@ -75,7 +80,7 @@ func (j *Jobs) Resume(ctx context.Context) error {
 // executeWorker runs approved requests (store.ExecuteRequestArgs).
 type executeWorker struct {
 	river.WorkerDefaults[store.ExecuteRequestArgs]
-	run *Runner
+	run *runner.Runner
 }
 
 // ExecuteTimeout bounds one execution (a large restore runs for hours; steps
