@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/internal/usererr"
+	"github.com/drbot-dev/drbot/runbook"
 )
 
 // Params is what a command hands an action: the service and the parsed arguments.
@@ -25,6 +26,9 @@ type Params struct {
 	Flags map[string]string
 	// DryRun asks for the plan only.
 	DryRun bool
+	// Resolved is the service named by Service as the command parser
+	// resolved it; it is not stored with a request (see ServiceIn).
+	Resolved *runbook.Service `json:"-"`
 }
 
 // Plan is exactly what will happen, shown to approvers and bound to their
@@ -84,6 +88,8 @@ func (p Plan) Hash() (string, error) {
 type Action interface {
 	// Kind is the command name that requests it, e.g. "restore-db".
 	Kind() string
+	// Command declares that command (Kind is its Name).
+	Command() Command
 	// Plan computes the plan for p. It is read-only: it changes nothing.
 	// A problem with the user's input or the world (no backup, unknown database)
 	// is returned as a *Refusal.

@@ -10,6 +10,7 @@ import (
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/bot/shell"
+	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -23,7 +24,7 @@ func TestForcedPlanCard(t *testing.T) {
 		ExtraApprovals: 1}
 	req := store.ActionRequest{ID: 7, Kind: "failover", Service: "inflow", Target: plan.Target, PlanHash: "abc",
 		RequestedBy: "UALICE", State: store.RequestPending, ExpiresAt: time.Now().Add(time.Hour)}
-	card := RequestCard(CardInput{Request: req, Plan: plan, Policy: approvals.Policy{Required: 3}, Now: time.Now()})
+	card := commands.RequestCard(commands.CardInput{Request: req, Plan: plan, Policy: approvals.Policy{Required: 3}, Now: time.Now()})
 	alert, fields := -1, -1
 	var approve chat.Button
 	for i, b := range card.Blocks {
@@ -66,7 +67,7 @@ func TestForcedPlanCard(t *testing.T) {
 
 	// The same card without danger keeps the usual primary Approve.
 	plan.Danger = nil
-	card = RequestCard(CardInput{Request: req, Plan: plan, Policy: approvals.Policy{Required: 2}})
+	card = commands.RequestCard(commands.CardInput{Request: req, Plan: plan, Policy: approvals.Policy{Required: 2}})
 	for _, b := range card.Blocks {
 		if a, ok := b.(chat.Actions); ok && (a.Buttons[0].Style != chat.StylePrimary || a.Buttons[0].Label != "Approve") {
 			t.Fatalf("plain approve %+v", a.Buttons[0])

@@ -8,7 +8,6 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -205,54 +204,4 @@ func (b *Bot) failure(ctx context.Context, what string, err error, attrs ...any)
 	b.log.ErrorContext(ctx, what+" failed", append([]any{"ref", ref, "err", err}, attrs...)...)
 	text := fmt.Sprintf("Something went wrong on drbot's side (ref %s). The details are in drbot's log.", ref)
 	return chat.Message{Text: text, Blocks: []chat.Block{chat.Text{Text: text}}, Ephemeral: true}
-}
-
-// ServiceForChannel returns the commands.Deps.ServiceForChannel function for st:
-// the service of the incident whose channel this is.
-func ServiceForChannel(st store.Incidents) func(ctx context.Context, channel string) (string, bool, error) {
-	return func(ctx context.Context, channel string) (string, bool, error) {
-		inc, err := st.IncidentByChannel(ctx, channel)
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return "", false, nil
-			}
-			return "", false, fmt.Errorf("incident for channel %s: %w", channel, err)
-		}
-		return inc.Service, true, nil
-	}
-}
-
-// keyedMutex serialises work per key (a PagerDuty incident id) in this process.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedEntry{}
-	}
-	e := k.locks[key]
-	if e == nil {
-		e = &keyedEntry{}
-		k.locks[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		e.refs--
-		if e.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

@@ -81,7 +81,7 @@ func newHarness(t *testing.T) *harness {
 
 	reg := commands.NewRegistry(commands.Deps{
 		Services:          cfg.ServiceNames,
-		ServiceForChannel: bot.ServiceForChannel(db),
+		ServiceForChannel: commands.ChannelServices(db),
 	})
 	reg.MustRegister(commands.Command{
 		Name:    "explode",
@@ -308,7 +308,7 @@ func TestShellRun(t *testing.T) {
 		User:    "alice",
 		Handler: h.bot,
 	})
-	b := bot.New(bot.Options{Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(h.db)}), Logger: slog.New(slog.DiscardHandler)})
+	b := bot.New(bot.Options{Commands: commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: commands.ChannelServices(h.db)}), Logger: slog.New(slog.DiscardHandler)})
 	sh.SetHandler(b)
 	if err := sh.Run(h.ctx); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
@@ -14,8 +15,7 @@ import (
 // and the commands that reveal infrastructure) are requester-gated, the
 // incident commands responder-gated, whatever registers them.
 func TestEveryCommandDeclaresItsGate(t *testing.T) {
-	r := NewRegistry(Deps{Incidents: noIncidents{}, Runbook: func() *runbook.Config { return &runbook.Config{} }})
-	RegisterRecovery(r)
+	r := NewRegistry(Deps{Incidents: noIncidents{}, Runbook: func() *runbook.Config { return &runbook.Config{} }, Actions: declared()})
 	want := map[string]Gate{
 		"ack": GateResponders, "resolve": GateResponders, "security": GateResponders,
 		"backups": GateRequesters, "verify": GateRequesters,
@@ -30,7 +30,7 @@ func TestEveryCommandDeclaresItsGate(t *testing.T) {
 		}
 	}
 	// A change-making command registered without a gate gets the requesters'.
-	if err := r.Register(Command{Name: "nuke", Summary: "x", Approval: true, Run: echo}); err != nil {
+	if err := r.Register(Command{Name: "nuke", Summary: "x", Approval: true, Plan: echoPlan}); err != nil {
 		t.Fatal(err)
 	}
 	if g := r.Lookup("nuke").Gate; g != GateRequesters {
@@ -81,7 +81,10 @@ func TestDispatchEnforcesGatesBeforeRun(t *testing.T) {
 	ran := 0
 	r.MustRegister(Command{Name: "restore-db", Summary: "x", Approval: true, Service: ServiceImplied,
 		Flags: []Flag{{Name: "dry-run", Bool: true}},
-		Run:   func(context.Context, *Call) (chat.Message, error) { ran++; return chat.Plain("planned"), nil }})
+		Plan: func(context.Context, *Call) (actions.Plan, error) {
+			ran++
+			return actions.Plan{Summary: "planned"}, nil
+		}})
 	as := func(user, channel, text string) (chat.Message, error) {
 		return r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: user}, Channel: channel, Text: text})
 	}
@@ -100,7 +103,7 @@ func TestDispatchEnforcesGatesBeforeRun(t *testing.T) {
 		t.Errorf("help for a non-requester: %v %q", err, m.Text)
 	}
 	for _, u := range []string{"UALICE", "UDBA"} { // through the group, through the e-mail
-		if m, err := as(u, chanInflow, "restore-db --dry-run"); err != nil || m.Text != "planned" {
+		if m, err := as(u, chanInflow, "restore-db --dry-run"); err != nil || m.Text != "Dry run of /dr restore-db: planned" {
 			t.Errorf("requester %s: %v %q", u, err, m.Text)
 		}
 	}

@@ -1,31 +1,42 @@
 package commands
 
 import (
-	"context"
-	"time"
+	"fmt"
+	"strings"
 
-	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/runbook"
 )
 
-// backupsOpener opens backup locations for /dr backups; tests replace it.
-var backupsOpener backups.Opener = backups.DefaultOpener
-
-// backupsCommand is /dr backups <service> [db|models]: read-only, not
-// approval-gated.
-func backupsCommand(cfg func() *runbook.Config) Command {
-	return Command{
-		Name:    "backups",
-		Gate:    GateRequesters,
-		Summary: "List a service's backups, newest first, and whether the newest is within the RPO",
-		Description: "Lists the database backups (or with models, the model backups) from the configured locations " +
-			"(s3:// or file://) with size and age, and checks the newest against the service's RPO.",
-		Service:  ServiceImplied,
-		Args:     []Arg{{Name: "what", Help: "db (default) or models.", Optional: true}},
-		Examples: []string{"/dr backups lstm-pfd", "/dr backups lstm-pfd models"},
-		Run: func(ctx context.Context, c *Call) (chat.Message, error) {
-			return backups.Message(ctx, cfg(), c.Service, c.Args["what"], backupsOpener, time.Now())
-		},
+// BackupsMessage renders /dr backups' listings (actions/backups): a
+// header, then per listing its location, its newest rows (name, size, age)
+// and the RPO verdict.
+func BackupsMessage(service string, ls []actions.BackupListing) chat.Message {
+	head := "Backups of " + service
+	blocks := []chat.Block{chat.Header{Text: head}}
+	var text []string
+	for _, l := range ls {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%s* — %s", l.Title, l.Location)
+		for i, r := range l.Rows {
+			if i == actions.MaxBackupRows {
+				break
+			}
+			extra := ""
+			if r.Objects > 1 {
+				extra = fmt.Sprintf(", %d objects", r.Objects)
+			}
+			fmt.Fprintf(&b, "\n`%s` — %s%s — %s old", r.Name, actions.HumanSize(r.Size), extra, actions.HumanAge(r.Age))
+		}
+		if more := max(l.Total, len(l.Rows)) - min(len(l.Rows), actions.MaxBackupRows); more > 0 {
+			fmt.Fprintf(&b, "\n… and %d older", more)
+		}
+		mark := "✅ "
+		if !l.OK {
+			mark = "⚠ "
+		}
+		blocks = append(blocks, chat.Text{Text: b.String()}, chat.Text{Text: mark + l.Verdict})
+		text = append(text, l.Title+": "+l.Verdict)
 	}
+	return chat.Message{Text: head + ": " + strings.Join(text, "; "), Blocks: blocks}
 }

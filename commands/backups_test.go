@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
 )
@@ -32,7 +34,7 @@ func TestBackupsCommandListsFileBackupsWithRPOVerdict(t *testing.T) {
 		Name: "demo", Objectives: runbook.Objectives{RPO: runbook.Duration{Duration: 4 * time.Hour}},
 		Databases: []runbook.Database{{Name: "demo", URLEnv: "DEMO_DATABASE_URL", Backups: &runbook.Backups{Location: loc}}},
 	}}}
-	r := NewRegistry(Deps{Services: cfg.ServiceNames, Runbook: func() *runbook.Config { return cfg }})
+	r := NewRegistry(Deps{Services: cfg.ServiceNames, Runbook: func() *runbook.Config { return cfg }, Actions: []actions.Procedure{backups.New(cfg, nil)}})
 	c := r.Lookup("backups")
 	if c == nil || c.Approval {
 		t.Fatalf("backups command = %+v, want registered and not approval-gated", c)
@@ -52,8 +54,8 @@ func TestBackupsCommandListsFileBackupsWithRPOVerdict(t *testing.T) {
 	} else if _, ok := AsRefusal(err); !ok {
 		t.Errorf("models of a service without models: %v is not a refusal", err)
 	}
-	// Without a runbook the command is not there.
+	// Without the procedure the command is not there.
 	if NewRegistry(Deps{}).Lookup("backups") != nil {
-		t.Error("backups registered without Deps.Runbook")
+		t.Error("backups registered without its procedure")
 	}
 }

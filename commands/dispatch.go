@@ -13,7 +13,9 @@ import (
 
 // Dispatch runs the command in cmd.Text ("restore-db lstm-pfd --dry-run"):
 // it tokenizes the text (see Parse), finds the command, binds its arguments and
-// flags, resolves the service and calls the command's Run.
+// flags, resolves the service and calls the command's Run — or, for an
+// Approval command, plans it and submits the plan for approval (--dry-run:
+// shows it), so no approval-gated command can act without approval.
 //
 // Empty text answers with /dr help, and --help anywhere before "--" with the
 // command's help. Every mistake in the text is returned as a *Refusal with a
@@ -56,7 +58,11 @@ func (r *Registry) Dispatch(ctx context.Context, cmd chat.Command) (msg chat.Mes
 			msg, err = chat.Message{}, fmt.Errorf("/dr %s: panic: %v\n%s", c.Name, p, debug.Stack())
 		}
 	}()
-	msg, err = c.Run(ctx, call)
+	if c.Approval {
+		msg, err = r.request(ctx, c, call)
+	} else {
+		msg, err = c.Run(ctx, call)
+	}
 	if err != nil {
 		if _, ok := AsRefusal(err); ok {
 			return chat.Message{}, err
@@ -126,12 +132,12 @@ func (r *Registry) bind(ctx context.Context, c *Command, cmd chat.Command, words
 			}
 			if !hasValue {
 				if i+1 >= len(words) || isFlag(normalizeDash(words[i+1])) {
-					return nil, false, Refusef("--%s needs a value: --%s %s", name, name, f.placeholder())
+					return nil, false, Refusef("--%s needs a value: --%s %s", name, name, f.Placeholder())
 				}
 				i++
 				value = words[i]
 			} else if value == "" {
-				return nil, false, Refusef("--%s needs a value: --%s %s", name, name, f.placeholder())
+				return nil, false, Refusef("--%s needs a value: --%s %s", name, name, f.Placeholder())
 			}
 			call.Flags[name] = value
 			call.given[name] = true

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/bot/chat"
 )
 
@@ -37,12 +38,30 @@ func fixtureDeps() Deps {
 			svc, ok := incidents[channel]
 			return svc, ok, nil
 		},
+		Requests: &echoRequests{},
 	}
 }
 
 // echo is a Run that describes the call it got, so tests can assert binding.
 func echo(_ context.Context, c *Call) (chat.Message, error) {
 	return chat.Plain(describeCall(c)), nil
+}
+
+// echoPlan is a Plan whose summary describes the call it got; dispatch
+// submits it (echoRequests answers with the summary) or, with --dry-run,
+// shows it.
+func echoPlan(_ context.Context, c *Call) (actions.Plan, error) {
+	return actions.Plan{Summary: describeCall(c)}, nil
+}
+
+// echoRequests answers a submission with its plan's summary.
+type echoRequests struct{ submissions }
+
+func (e *echoRequests) Submit(ctx context.Context, s Submission) (chat.Message, error) {
+	if _, err := e.submissions.Submit(ctx, s); err != nil {
+		return chat.Message{}, err
+	}
+	return chat.Plain(s.Plan.Summary), nil
 }
 
 func describeCall(c *Call) string {
@@ -100,7 +119,7 @@ func fixtureCommands() []Command {
 				"/dr restore-db inflow --dry-run",
 				`/dr restore-db lstm-pfd --backup daily/2026-11-02.dump --reason "db corrupted at 14:02"`,
 			},
-			Run: echo,
+			Plan: echoPlan,
 		},
 		{
 			Name:        "failover",
@@ -111,7 +130,7 @@ func fixtureCommands() []Command {
 			Args:        []Arg{{Name: "replica", Help: "Replica to promote; the configured one if omitted.", Optional: true}},
 			Flags:       []Flag{{Name: "reason", Help: "Why; recorded in the audit log.", Value: "TEXT"}},
 			Examples:    []string{"/dr failover inflow", "/dr failover inflow inflow-replica-2 --reason 'primary AZ down'"},
-			Run:         echo,
+			Plan:        echoPlan,
 		},
 		{
 			Name:     "scale",
@@ -124,7 +143,7 @@ func fixtureCommands() []Command {
 			},
 			Flags:    []Flag{{Name: "wait", Help: "Wait for the rollout to finish.", Bool: true, Default: "true"}},
 			Examples: []string{"/dr scale inflow api 6", "/dr scale inflow api 0 --wait=false"},
-			Run:      echo,
+			Plan:     echoPlan,
 		},
 		{
 			Name:     "note",

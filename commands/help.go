@@ -112,7 +112,7 @@ func (r *Registry) helpFor(c *Command) chat.Message {
 		f := &c.Flags[i]
 		label := "--" + f.Name
 		if !f.Bool {
-			label += " " + f.placeholder()
+			label += " " + f.Placeholder()
 		}
 		var notes []string
 		if f.Default != "" {

@@ -33,24 +33,11 @@ const (
 	ServiceImplied
 )
 
-// Arg is a positional argument.
-type Arg struct {
-	Name     string // lowercase-hyphen word, shown as <name>
-	Help     string
-	Optional bool
-	// Variadic collects every remaining positional word; only the last argument
-	// may be variadic.
-	Variadic bool
-}
+// Arg is a positional argument (declared by actions for their commands).
+type Arg = actions.Arg
 
-// Flag is a --name option.
-type Flag struct {
-	Name    string // lowercase-hyphen word, without the dashes
-	Help    string
-	Default string // for Bool flags "", "false" or "true"
-	Bool    bool   // --name alone means true; --name=false is accepted
-	Value   string // placeholder shown in usage, e.g. KEY; defaults to the name in upper case
-}
+// Flag is a --name option (declared by actions for their commands).
+type Flag = actions.Flag
 
 // Command is one /dr command.
 type Command struct {
@@ -60,6 +47,9 @@ type Command struct {
 	Args        []Arg  // positional, in order (not counting the service)
 	Flags       []Flag
 	// Approval marks a destructive command: it runs only after approval.
+	// Dispatch enforces it: an Approval command has no Run but a Plan, and
+	// dispatch shows the plan (--dry-run) or submits it through
+	// Deps.Requests; nothing else of it runs.
 	Approval bool
 	// Gate says who may run it (see Gate); an Approval command is always
 	// GateRequesters.
@@ -68,6 +58,8 @@ type Command struct {
 	// Examples are full command lines starting with "/dr <name>".
 	Examples []string
 	Run      func(ctx context.Context, c *Call) (chat.Message, error)
+	// Plan plans an Approval command (read-only); see Approval.
+	Plan func(ctx context.Context, c *Call) (actions.Plan, error)
 }
 
 // Call is one bound invocation of a command, handed to its Run.
@@ -107,16 +99,18 @@ type Deps struct {
 	// ServiceForChannel returns the service of the incident whose channel this
 	// is; ok is false when the channel is not an incident channel.
 	ServiceForChannel func(ctx context.Context, channel string) (service string, ok bool, err error)
-	// Actions are the recovery actions the recovery commands plan and run
-	// (see RegisterRecovery); a command whose kind is missing refuses.
-	Actions actions.Registry
+	// Actions are the recovery procedures, in the binary's one registration
+	// list: each declares its command (actions.Command), which the registry
+	// registers, with cancel and deny. An Approval command plans through the
+	// procedure's actions.Action, a read-only one runs its actions.Reader.
+	Actions []actions.Procedure
 	// Requests submits approval-gated requests (the bot's request lifecycle).
 	Requests Requests
 	// Incidents runs the incident commands (ack, resolve, security, timeline,
 	// status); they are registered only when it is set.
 	Incidents IncidentOps
-	// Runbook returns the runbook config; /dr backups is registered only
-	// when it is set.
+	// Runbook returns the runbook config: the resolved service handed to
+	// actions (actions.Params.Resolved) comes from it.
 	Runbook func() *runbook.Config
 	// Access decides who may run gated commands (see Gate); nil lets
 	// everyone run them.
@@ -144,8 +138,12 @@ func NewRegistry(deps Deps) *Registry {
 			r.MustRegister(mk(deps.Incidents))
 		}
 	}
-	if deps.Runbook != nil {
-		r.MustRegister(backupsCommand(deps.Runbook))
+	for _, p := range deps.Actions {
+		r.MustRegister(procedureCommand(p))
+	}
+	if len(deps.Actions) > 0 {
+		r.MustRegister(cancelCommand())
+		r.MustRegister(denyCommand())
 	}
 	return r
 }
@@ -174,7 +172,11 @@ func (r *Registry) Register(c Command) error {
 	if strings.ContainsAny(c.Summary, "\n") {
 		return fmt.Errorf("register command %q: summary must be one line", c.Name)
 	}
-	if c.Run == nil {
+	if c.Approval {
+		if c.Plan == nil || c.Run != nil {
+			return fmt.Errorf("register command %q: an Approval command has a Plan and no Run (dispatch submits the plan)", c.Name)
+		}
+	} else if c.Run == nil {
 		return fmt.Errorf("register command %q: nil Run", c.Name)
 	}
 	if c.Service != ServiceNone && c.Service != ServiceImplied {
@@ -305,14 +307,6 @@ func (c *Command) flag(name string) *Flag {
 	return nil
 }
 
-// placeholder is the word shown for a value flag's value in usage lines.
-func (f *Flag) placeholder() string {
-	if f.Value != "" {
-		return f.Value
-	}
-	return strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-}
-
 // Usage returns the command's usage line, for example
 // "/dr restore-db <service> [--db NAME] [--dry-run]".
 func (c *Command) Usage() string {
@@ -337,7 +331,7 @@ func (c *Command) Usage() string {
 		if f.Bool {
 			fmt.Fprintf(&b, " [--%s]", f.Name)
 		} else {
-			fmt.Fprintf(&b, " [--%s %s]", f.Name, f.placeholder())
+			fmt.Fprintf(&b, " [--%s %s]", f.Name, f.Placeholder())
 		}
 	}
 	return b.String()

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -43,127 +44,46 @@ var (
 	flagReason = Flag{Name: "reason", Help: "Why; shown on the approval card and recorded in the audit log.", Value: "TEXT"}
 )
 
-// recoveryCommands are the approval-gated commands, one per action kind, in
-// the order of the runbooks.
-func recoveryCommands() []Command {
-	return []Command{
-		{
-			Name:    "restore-db",
-			Summary: "Restore a database from a backup (into a side database, checked, then swapped in)",
-			Description: "Plans the restore: which backup object and version, how old against the RPO, which database. " +
-				"After approval it restores into a side database, runs the configured checks, swaps it in and verifies. " +
-				"The pre-restore database is kept (see /dr rollback).",
-			Service:  ServiceImplied,
-			Approval: true,
-			Flags: []Flag{
-				{Name: "db", Help: "Database to restore; the service's only database if omitted.", Value: "NAME"},
-				{Name: "backup", Help: "Backup object key; the newest backup if omitted.", Value: "KEY"},
-				flagDryRun, flagReason,
-			},
-			Examples: []string{
-				"/dr restore-db lstm-pfd --dry-run",
-				`/dr restore-db lstm-pfd --backup db/2026-11-23.dump --reason "db corrupted at 14:02"`,
-			},
-		},
-		{
-			Name:        "restore-models",
-			Summary:     "Restore model files from a backup prefix, then restart the workloads that load them",
-			Description: "Copies one backup snapshot (or a mirror, whole) onto the target prefix (only changed objects), restarts the configured deployments and verifies.",
-			Service:     ServiceImplied,
-			Approval:    true,
-			Flags: []Flag{
-				{Name: "backup", Help: "Snapshot folder (e.g. models-20260114-020000) or, for a mirror, a prefix; the newest snapshot if omitted.", Value: "PREFIX"},
-				flagDryRun, flagReason,
-			},
-			Examples: []string{"/dr restore-models lstm-pfd --dry-run"},
-		},
-		{
-			Name:        "rollout-restart",
-			Summary:     "Restart a deployment's pods and wait for the rollout",
-			Description: "Like kubectl rollout restart, then waits for the rollout as kubectl rollout status does.",
-			Service:     ServiceImplied,
-			Approval:    true,
-			Args:        []Arg{{Name: "deployment", Help: "Kubernetes deployment (name or deployment/name)."}},
-			Flags:       []Flag{flagDryRun, flagReason},
-			Examples:    []string{"/dr rollout-restart lstm-pfd lstm-pfd-dashboard"},
-		},
-		{
-			Name:        "scale",
-			Summary:     "Scale a deployment and wait for the rollout",
-			Description: "Sets the deployment's replica count and waits until the replicas are ready.",
-			Service:     ServiceImplied,
-			Approval:    true,
-			Args: []Arg{
-				{Name: "deployment", Help: "Kubernetes deployment (name or deployment/name)."},
-				{Name: "replicas", Help: "Desired replica count."},
-			},
-			Flags:    []Flag{flagDryRun, flagReason},
-			Examples: []string{"/dr scale inflow inflow-api 6"},
-		},
-		{
-			Name:    "failover",
-			Summary: "Fail over to the secondary region: promote the replica, switch DNS, check health",
-			Description: "Preflight (runbook step 1: the service's health URL must not answer 2xx, i.e. the primary is unreachable; " +
-				"replica available; current DNS value), then promotes the RDS read replica, switches the configured DNS record " +
-				"and checks that the same health URL answers 2xx again. Needs two approvals unless configured otherwise.",
-			Service:  ServiceImplied,
-			Approval: true,
-			Flags: []Flag{
-				{Name: "force", Help: "Fail over although the health URL still answers 2xx (the primary looks up). The card shows it in red and it needs one more approval than usual.", Bool: true},
-				flagDryRun, flagReason,
-			},
-			Examples: []string{"/dr failover inflow --dry-run", `/dr failover inflow --reason "us-east-1 down"`, `/dr failover inflow --force --reason "primary answers but corrupts writes"`},
-		},
-		{
-			Name:    "rollback",
-			Summary: "Swap the pre-restore database of an earlier restore back in",
-			Description: "Undoes a restore-db request whose swap happened, whatever its final state (a restore that failed after the swap left its copy live): " +
-				"the database kept before it is swapped back in and verified. Without a request number it undoes the newest such restore of the database " +
-				"that was not rolled back yet; the card names the request, its backup and when it swapped.",
-			Service:  ServiceImplied,
-			Approval: true,
-			Args:     []Arg{{Name: "request", Help: "The restore-db request number to roll back; the newest restore whose swap happened if omitted.", Optional: true}},
-			Flags: []Flag{
-				{Name: "db", Help: "Database to roll back; the service's only database if omitted.", Value: "NAME"},
-				flagDryRun, flagReason,
-			},
-			Examples: []string{"/dr rollback lstm-pfd", "/dr rollback lstm-pfd 42 --dry-run"},
-		},
+// procedureCommand is the command a recovery procedure declares: it acts on
+// one service, only requesters may run it, and an Approval command also
+// takes --dry-run and --reason and is planned and submitted by dispatch.
+func procedureCommand(p actions.Procedure) Command {
+	d := p.Command()
+	c := Command{
+		Name: d.Name, Summary: d.Summary, Description: d.Description,
+		Args: slices.Clone(d.Args), Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
+		Approval: d.Approval,
+		Gate:     GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
+		Service:  ServiceImplied,
 	}
-}
-
-// RegisterRecovery registers the recovery commands (restore-db,
-// restore-models, rollout-restart, scale, failover, rollback, verify, cancel, deny)
-// on r. They plan through the registry's Deps.Actions and submit requests
-// through Deps.Requests; a kind missing from Deps.Actions refuses clearly.
-// Commands already registered by name (by another part of the bot) are left
-// as they are.
-func RegisterRecovery(r *Registry) {
-	for _, c := range recoveryCommands() {
-		c.Run = runAction(c.Name)
-		c.Gate = GateRequesters // recovery actions and their dry runs
-		if r.Lookup(c.Name) == nil {
-			r.MustRegister(c)
+	if d.Approval {
+		c.Flags = append(c.Flags, flagDryRun, flagReason)
+		a, ok := p.(actions.Action)
+		c.Plan = func(ctx context.Context, call *Call) (actions.Plan, error) {
+			if !ok {
+				return actions.Plan{}, fmt.Errorf("/dr %s: %T declares an approval-gated command but is not an actions.Action", d.Name, p)
+			}
+			return a.Plan(ctx, call.Params())
 		}
+		return c
 	}
-	for _, c := range []Command{verifyCommand(), cancelCommand(), denyCommand()} {
-		if r.Lookup(c.Name) == nil {
-			r.MustRegister(c)
+	rd, ok := p.(actions.Reader)
+	c.Run = func(ctx context.Context, call *Call) (chat.Message, error) {
+		if !ok {
+			return chat.Message{}, fmt.Errorf("/dr %s: %T declares a read-only command but is not an actions.Reader", d.Name, p)
 		}
+		res, err := rd.Read(ctx, call.Params())
+		if err != nil {
+			return chat.Message{}, fmt.Errorf("%s %s: %w", d.Name, call.Service, err)
+		}
+		return resultMessage(call.Service, res)
 	}
+	return c
 }
 
-// action returns the action for kind, or a refusal naming what is missing.
-func (r *Registry) action(kind string) (actions.Action, error) {
-	if a := r.deps.Actions[kind]; a != nil {
-		return a, nil
-	}
-	return nil, Refusef("/dr %s is not available: this drbot has no %s action configured, so nothing was planned or changed.", kind, kind)
-}
-
-// paramsOf turns a call into action parameters (without the request-level
-// flags --dry-run and --reason).
-func paramsOf(c *Call) actions.Params {
+// Params turns the call into action parameters (without the request-level
+// flags --dry-run and --reason), with the service resolved in the runbook.
+func (c *Call) Params() actions.Params {
 	p := actions.Params{Service: c.Service, Args: map[string]string{}, Flags: map[string]string{}, DryRun: c.Has("dry-run")}
 	for k, v := range c.Args {
 		p.Args[k] = v
@@ -174,41 +94,56 @@ func paramsOf(c *Call) actions.Params {
 		}
 		p.Flags[k] = v
 	}
+	if c.Registry != nil && c.Registry.deps.Runbook != nil && c.Service != "" {
+		if cfg := c.Registry.deps.Runbook(); cfg != nil {
+			p.Resolved, _ = cfg.Service(c.Service)
+		}
+	}
 	return p
 }
 
-// runAction plans kind; --dry-run shows the plan, otherwise the plan is
-// submitted for approval.
-func runAction(kind string) func(ctx context.Context, c *Call) (chat.Message, error) {
-	return func(ctx context.Context, c *Call) (chat.Message, error) {
-		a, err := c.Registry.action(kind)
-		if err != nil {
-			return chat.Message{}, err
-		}
-		p := paramsOf(c)
-		plan, err := a.Plan(ctx, p)
-		if err != nil {
-			return chat.Message{}, fmt.Errorf("plan %s: %w", kind, err)
-		}
-		if plan.Kind == "" {
-			plan.Kind = kind
-		}
-		if plan.Service == "" {
-			plan.Service = c.Service
-		}
-		if p.DryRun {
-			blocks := append([]chat.Block{chat.Header{Text: "Dry run: " + plan.Summary}}, PlanBlocks(plan)...)
-			blocks = append(blocks, chat.Context{Text: "Dry run: nothing was changed and no approval was requested. Run it without --dry-run to request it."})
-			return chat.Message{Text: "Dry run of /dr " + kind + ": " + plan.Summary, Blocks: blocks, Ephemeral: true}, nil
-		}
-		if c.Registry.deps.Requests == nil {
-			return chat.Message{}, fmt.Errorf("/dr %s: no request lifecycle is wired into the command registry", kind)
-		}
-		p.DryRun = false
-		return c.Registry.deps.Requests.Submit(ctx, Submission{
-			User: c.User, Channel: c.Channel, Service: c.Service, Kind: kind, Params: p, Plan: plan, Reason: c.Flags["reason"],
-		})
+// request is how dispatch runs an Approval command: it plans; --dry-run
+// shows the plan, otherwise the plan is submitted for approval. This is the
+// approval gate: an Approval command has nothing else to run.
+func (r *Registry) request(ctx context.Context, c *Command, call *Call) (chat.Message, error) {
+	plan, err := c.Plan(ctx, call)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("plan %s: %w", c.Name, err)
 	}
+	if plan.Kind == "" {
+		plan.Kind = c.Name
+	}
+	if plan.Service == "" {
+		plan.Service = call.Service
+	}
+	if call.Has("dry-run") {
+		return dryRunMessage(c.Name, plan), nil
+	}
+	if r.deps.Requests == nil {
+		return chat.Message{}, fmt.Errorf("/dr %s: no request lifecycle is wired into the command registry", c.Name)
+	}
+	p := call.Params()
+	p.DryRun = false
+	return r.deps.Requests.Submit(ctx, Submission{
+		User: call.User, Channel: call.Channel, Service: call.Service, Kind: c.Name, Params: p, Plan: plan, Reason: call.Flags["reason"],
+	})
+}
+
+func dryRunMessage(kind string, plan actions.Plan) chat.Message {
+	blocks := append([]chat.Block{chat.Header{Text: "Dry run: " + plan.Summary}}, PlanBlocks(plan)...)
+	blocks = append(blocks, chat.Context{Text: "Dry run: nothing was changed and no approval was requested. Run it without --dry-run to request it."})
+	return chat.Message{Text: "Dry run of /dr " + kind + ": " + plan.Summary, Blocks: blocks, Ephemeral: true}
+}
+
+// resultMessage renders a read-only procedure's domain result.
+func resultMessage(service string, res any) (chat.Message, error) {
+	switch v := res.(type) {
+	case actions.Report:
+		return verificationMessage(service, v), nil
+	case []actions.BackupListing:
+		return BackupsMessage(service, v), nil
+	}
+	return chat.Message{}, fmt.Errorf("no chat rendering for a %T result", res)
 }
 
 // PlanBlocks renders a plan: overridden safety checks (alerts), target,
@@ -244,33 +179,11 @@ func stepText(s actions.Step) string {
 	return s.Name
 }
 
-func verifyCommand() Command {
-	return Command{
-		Name:        "verify",
-		Gate:        GateRequesters, // shows hosts, databases and metrics
-		Summary:     "Run a service's checks and show a pass/fail table",
-		Description: "Read-only: runs every configured check (HTTP health, metrics, SQL, pod readiness) and shows what was observed.",
-		Service:     ServiceImplied,
-		Examples:    []string{"/dr verify lstm-pfd"},
-		Run: func(ctx context.Context, c *Call) (chat.Message, error) {
-			a, err := c.Registry.action("verify")
-			if err != nil {
-				return chat.Message{}, err
-			}
-			plan, err := a.Plan(ctx, paramsOf(c))
-			if err != nil {
-				return chat.Message{}, fmt.Errorf("plan verify: %w", err)
-			}
-			rep, err := a.Verify(ctx, plan)
-			if err != nil {
-				return chat.Message{}, fmt.Errorf("verify %s: %w", c.Service, err)
-			}
-			head := fmt.Sprintf("Verification of %s: %s", c.Service, verdict(rep))
-			blocks := []chat.Block{chat.Header{Text: head}}
-			blocks = append(blocks, ReportBlocks(rep)...)
-			return chat.Message{Text: head, Blocks: blocks}, nil
-		},
-	}
+func verificationMessage(service string, rep actions.Report) chat.Message {
+	head := fmt.Sprintf("Verification of %s: %s", service, verdict(rep))
+	blocks := []chat.Block{chat.Header{Text: head}}
+	blocks = append(blocks, ReportBlocks(rep)...)
+	return chat.Message{Text: head, Blocks: blocks}
 }
 
 func verdict(rep actions.Report) string {

@@ -7,17 +7,33 @@ import (
 	"testing"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/failover"
+	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/actions/models"
+	"github.com/drbot-dev/drbot/actions/restoredb"
+	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/store"
 )
 
-// planAction plans from its params and records what it was asked.
+// planAction plans from its params and records what it was asked; it
+// declares cmd (a real action's declaration).
 type planAction struct {
 	kind   string
+	cmd    actions.Command
 	params []actions.Params
 }
 
-func (a *planAction) Kind() string { return a.kind }
+func (a *planAction) Kind() string             { return a.kind }
+func (a *planAction) Command() actions.Command { return a.cmd }
+func (a *planAction) Read(ctx context.Context, p actions.Params) (any, error) {
+	plan, err := a.Plan(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return a.Verify(ctx, plan)
+}
 func (a *planAction) Plan(_ context.Context, p actions.Params) (actions.Plan, error) {
 	a.params = append(a.params, p)
 	if p.Flags["backup"] == "missing" {
@@ -50,12 +66,12 @@ func (s *submissions) Recent(context.Context, string, int) ([]store.ActionReques
 
 func TestRecoveryCommands(t *testing.T) {
 	deps := fixtureDeps()
-	restore, verify := &planAction{kind: "restore-db"}, &planAction{kind: "verify"}
-	deps.Actions = actions.Registry{"restore-db": restore, "verify": verify}
+	restore := &planAction{kind: "restore-db", cmd: restoredb.RestoreCommand}
+	verifier := &planAction{kind: "verify", cmd: verify.Command}
+	deps.Actions = declared(restore, verifier)
 	subs := &submissions{}
 	deps.Requests = subs
 	r := NewRegistry(deps)
-	RegisterRecovery(r)
 	ctx := context.Background()
 	run := func(channel, text string) (chat.Message, error) {
 		return r.Dispatch(ctx, chat.Command{User: chat.User{ID: "UALICE"}, Channel: channel, Text: text})
@@ -130,24 +146,49 @@ func TestRecoveryCommands(t *testing.T) {
 	}
 }
 
-func TestRegisterRecoveryKeepsExistingCommands(t *testing.T) {
-	r := NewRegistry(fixtureDeps())
-	mine := Command{Name: "verify", Summary: "someone else's verify", Run: echo}
-	r.MustRegister(mine)
-	RegisterRecovery(r)
-	if got := r.Lookup("verify"); got.Summary != "someone else's verify" {
-		t.Errorf("RegisterRecovery replaced an existing command: %+v", got)
+// declared is the binary's procedures as declarations (every command
+// refuses as unavailable), with the given ones in place of theirs.
+func declared(with ...actions.Procedure) []actions.Procedure {
+	var out []actions.Procedure
+	for _, c := range []actions.Command{restoredb.RestoreCommand, restoredb.RollbackCommand, models.Command,
+		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, verify.Command, backups.Command} {
+		p := actions.Unavailable(c)
+		for _, w := range with {
+			if w.Command().Name == c.Name {
+				p = w
+			}
+		}
+		out = append(out, p)
 	}
-	if r.Lookup("restore-db") == nil {
-		t.Error("restore-db not registered")
+	return out
+}
+
+// TestApprovalIsEnforcedByDispatch: an Approval command is planned and
+// submitted by dispatch, whoever declares it; it has no Run of its own.
+func TestApprovalIsEnforcedByDispatch(t *testing.T) {
+	r := NewRegistry(fixtureDeps())
+	err := r.Register(Command{Name: "nuke", Summary: "x", Approval: true, Run: echo})
+	if err == nil || !strings.Contains(err.Error(), "an Approval command has a Plan and no Run") {
+		t.Fatalf("an Approval command with a Run registered: %v", err)
+	}
+	planned := 0
+	r.MustRegister(Command{Name: "nuke", Summary: "x", Approval: true, Plan: func(context.Context, *Call) (actions.Plan, error) {
+		planned++
+		return actions.Plan{Summary: "nuke everything"}, nil
+	}})
+	reqs := r.deps.Requests.(*echoRequests)
+	m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "nuke"})
+	if err != nil || m.Text != "nuke everything" || len(reqs.got) != 1 || reqs.got[0].Kind != "nuke" || planned != 1 {
+		t.Fatalf("nuke: %q %v; submissions %+v", m.Text, err, reqs.got)
 	}
 }
 
 // TestRecoveryHelpGolden pins the generated help of the recovery commands
 // (rerun with -update after an intended change).
 func TestRecoveryHelpGolden(t *testing.T) {
-	r := NewRegistry(fixtureDeps())
-	RegisterRecovery(r)
+	deps := fixtureDeps()
+	deps.Actions = declared()
+	r := NewRegistry(deps)
 	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback", "verify", "cancel", "deny"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "help " + name})

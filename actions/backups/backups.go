@@ -3,7 +3,8 @@
 // age, and says whether the newest backup is within the service's RPO
 // ("RPO 4h: newest backup 3h12m old, OK").
 //
-// Use List for the data and Message for the chat rendering.
+// List returns the data (actions.BackupListing); the commands package
+// renders it for chat.
 package backups
 
 import (
@@ -15,7 +16,6 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/storage"
-	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -26,9 +26,10 @@ const (
 )
 
 // MaxRows is how many rows a listing shows (the newest).
-const MaxRows = 15
+const MaxRows = actions.MaxBackupRows
 
-// Opener opens a backup location's store.
+// Opener opens a backup location's store. The binary injects one (see
+// DefaultOpener) so that what lists backups does not decide how stores open.
 type Opener func(ctx context.Context, loc runbook.Location) (storage.Store, error)
 
 // DefaultOpener opens stores with an S3 client from the environment.
@@ -36,41 +37,65 @@ func DefaultOpener(ctx context.Context, loc runbook.Location) (storage.Store, er
 	return storage.New(ctx, loc, storage.Options{})
 }
 
-// Row is one backup: a database backup object, or a model backup (all
-// objects under one top-level prefix, or one object at the top level).
-type Row struct {
-	Name    string
-	Size    int64
-	Objects int // 1 for a database backup
-	Newest  time.Time
-	Age     time.Duration
+// Row is one backup (see actions.BackupRow).
+type Row = actions.BackupRow
+
+// Listing is the backups of one location (see actions.BackupListing).
+type Listing = actions.BackupListing
+
+// Command declares /dr backups: read-only, it runs at once.
+var Command = actions.Command{
+	Name:    "backups",
+	Summary: "List a service's backups, newest first, and whether the newest is within the RPO",
+	Description: "Lists the database backups (or with models, the model backups) from the configured locations " +
+		"(s3:// or file://) with size and age, and checks the newest against the service's RPO.",
+	Args:     []actions.Arg{argWhat},
+	Examples: []string{"/dr backups lstm-pfd", "/dr backups lstm-pfd models"},
 }
 
-// Listing is the backups of one location.
-type Listing struct {
-	Title    string // e.g. "lstm_pfd (database)"
-	Location string
-	Rows     []Row // the newest MaxRows, newest first
-	Total    int   // how many backups there are in all
-	// Retained is the most rows held in memory at once while listing: the
-	// listing pages through the location keeping only the newest MaxRows, so
-	// this never exceeds MaxRows however many objects there are.
-	Retained int
-	// Verdict is the RPO line; OK reports whether the newest backup is within
-	// the RPO (true when no RPO is set and a backup exists).
-	Verdict string
-	OK      bool
+var argWhat = actions.Arg{Name: "what", Help: "db (default) or models.", Optional: true}
+
+// Lister is the /dr backups procedure (an actions.Reader).
+type Lister struct {
+	cfg  *runbook.Config
+	open Opener
+	now  func() time.Time
+}
+
+var _ actions.Reader = (*Lister)(nil)
+
+// New returns the /dr backups procedure over cfg's services, opening
+// locations with open (DefaultOpener when nil).
+func New(cfg *runbook.Config, open Opener) *Lister {
+	return &Lister{cfg: cfg, open: open, now: time.Now}
+}
+
+// Command implements actions.Procedure.
+func (l *Lister) Command() actions.Command { return Command }
+
+// Read implements actions.Reader: the []actions.BackupListing of the
+// service's databases, or models.
+func (l *Lister) Read(ctx context.Context, p actions.Params) (any, error) {
+	svc, err := p.ServiceIn(l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return listService(ctx, svc, argWhat.Of(p), l.open, l.now())
 }
 
 // List returns the listings of what ("db", "models", or "" for the
 // databases, or the models when the service has no databases) of service.
 func List(ctx context.Context, cfg *runbook.Config, service, what string, open Opener, now time.Time) ([]Listing, error) {
+	svc, err := actions.Params{Service: service}.ServiceIn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return listService(ctx, svc, what, open, now)
+}
+
+func listService(ctx context.Context, svc *runbook.Service, what string, open Opener, now time.Time) ([]Listing, error) {
 	if open == nil {
 		open = DefaultOpener
-	}
-	svc, ok := cfg.Service(service)
-	if !ok {
-		return nil, actions.Refusef("unknown service %q", service)
 	}
 	switch strings.ToLower(what) {
 	case "":
@@ -204,45 +229,4 @@ func verdict(rows []Row, rpo runbook.Duration, loc runbook.Location) (string, bo
 		return fmt.Sprintf("%s: newest backup %s old, NOT OK (older than the RPO)", head, storage.HumanAge(newest)), false
 	}
 	return fmt.Sprintf("%s: newest backup %s old, OK", head, storage.HumanAge(newest)), true
-}
-
-// Message lists the backups as a chat message (the /dr backups answer).
-func Message(ctx context.Context, cfg *runbook.Config, service, what string, open Opener, now time.Time) (chat.Message, error) {
-	ls, err := List(ctx, cfg, service, what, open, now)
-	if err != nil {
-		return chat.Message{}, err
-	}
-	return Render(service, ls), nil
-}
-
-// Render renders listings: a header, then per listing its location, its
-// newest MaxRows rows (name, size, age) and the RPO verdict.
-func Render(service string, ls []Listing) chat.Message {
-	head := "Backups of " + service
-	blocks := []chat.Block{chat.Header{Text: head}}
-	var text []string
-	for _, l := range ls {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%s* — %s", l.Title, l.Location)
-		for i, r := range l.Rows {
-			if i == MaxRows {
-				break
-			}
-			extra := ""
-			if r.Objects > 1 {
-				extra = fmt.Sprintf(", %d objects", r.Objects)
-			}
-			fmt.Fprintf(&b, "\n`%s` — %s%s — %s old", r.Name, storage.HumanSize(r.Size), extra, storage.HumanAge(r.Age))
-		}
-		if more := max(l.Total, len(l.Rows)) - min(len(l.Rows), MaxRows); more > 0 {
-			fmt.Fprintf(&b, "\n… and %d older", more)
-		}
-		mark := "✅ "
-		if !l.OK {
-			mark = "⚠ "
-		}
-		blocks = append(blocks, chat.Text{Text: b.String()}, chat.Text{Text: mark + l.Verdict})
-		text = append(text, l.Title+": "+l.Verdict)
-	}
-	return chat.Message{Text: head + ": " + strings.Join(text, "; "), Blocks: blocks}
 }

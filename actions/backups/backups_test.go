@@ -17,6 +17,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/internal/testenv"
 	"github.com/drbot-dev/drbot/runbook"
 )
@@ -80,10 +81,11 @@ func TestS3DatabaseAndModelBackups(t *testing.T) {
 	}
 	now := time.Now().Add(3*time.Hour + 12*time.Minute)
 
-	m, err := backups.Message(ctx, rb, "lstm-pfd", "", open, now)
+	ls, err := backups.List(ctx, rb, "lstm-pfd", "", open, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := commands.BackupsMessage("lstm-pfd", ls) // the /dr backups answer
 	got := text(m)
 	for _, want := range []string{
 		"Backups of lstm-pfd", "*lstm_pfd (database)* — s3://lstm-pfd-backups/db/",
@@ -98,7 +100,7 @@ func TestS3DatabaseAndModelBackups(t *testing.T) {
 		t.Errorf("not newest first:\n%s", got)
 	}
 
-	ls, err := backups.List(ctx, rb, "lstm-pfd", "models", open, now.Add(2*time.Hour))
+	ls, err = backups.List(ctx, rb, "lstm-pfd", "models", open, now.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/awsconf"
 	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/internal/testenv"
 	"github.com/drbot-dev/drbot/runbook"
 )
@@ -90,7 +91,7 @@ func TestListingOfManyBackupsIsBounded(t *testing.T) {
 	if l.Retained > backups.MaxRows {
 		t.Fatalf("held %d rows while listing, want at most %d", l.Retained, backups.MaxRows)
 	}
-	if got := text(backups.Render("big", ls)); !strings.Contains(got, fmt.Sprintf("… and %d older", dbBackups-backups.MaxRows)) {
+	if got := text(commands.BackupsMessage("big", ls)); !strings.Contains(got, fmt.Sprintf("… and %d older", dbBackups-backups.MaxRows)) {
 		t.Fatalf("render lacks the count of older backups:\n%s", got)
 	}
 

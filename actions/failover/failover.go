@@ -153,15 +153,15 @@ func (a *Action) route53Client(ctx context.Context) (*route53.Client, error) {
 
 // Plan implements actions.Action: the read-only preflight.
 func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
-	svc, ok := a.cfg.Service(p.Service)
-	if !ok {
-		return actions.Plan{}, actions.Refusef("unknown service %q", p.Service)
+	svc, err := p.ServiceIn(a.cfg)
+	if err != nil {
+		return actions.Plan{}, err
 	}
 	fo := svc.Failover
 	if fo == nil || (fo.RDS == nil && fo.DNS == nil) {
 		return actions.Plan{}, actions.Refusef("service %s has no failover configured (failover.rds or failover.dns)", svc.Name)
 	}
-	force := p.Flags[FlagForce] == "true"
+	force := flagForce.On(p)
 	var (
 		spec     = Spec{Health: fo.Health, Force: force}
 		steps    []actions.Step

@@ -121,14 +121,14 @@ func ParseWorkload(s string) (runbook.WorkloadRef, error) {
 
 // plan resolves the service and the workload and reads it.
 func plan(ctx context.Context, cfg *runbook.Config, c *Client, p actions.Params) (*runbook.Service, Workload, error) {
-	svc, ok := cfg.Service(p.Service)
-	if !ok {
-		return nil, Workload{}, actions.Refusef("unknown service %q", p.Service)
+	svc, err := p.ServiceIn(cfg)
+	if err != nil {
+		return nil, Workload{}, err
 	}
 	if c == nil {
 		return nil, Workload{}, actions.Refusef("no Kubernetes access is configured for this bot")
 	}
-	ref, err := ParseWorkload(arg(p, ArgDeployment, "workload"))
+	ref, err := ParseWorkload(arg(p, argDeployment.Name, "workload"))
 	if err != nil {
 		return nil, Workload{}, err
 	}
@@ -295,10 +295,10 @@ func userError(err error) string {
 // Plan implements actions.Action: it pins the namespace, the workload, its
 // current replicas and the new count.
 func (a *ScaleAction) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
-	n := arg(p, ArgReplicas, "n", "count")
+	n := arg(p, argReplicas.Name, "n", "count")
 	to, err := strconv.ParseInt(n, 10, 32)
 	if n == "" || err != nil || to < 0 {
-		return actions.Plan{}, actions.Refusef("the replica count must be a whole number ≥ 0, e.g. `/dr scale %s %s 3`", p.Service, arg(p, ArgDeployment, "workload"))
+		return actions.Plan{}, actions.Refusef("the replica count must be a whole number ≥ 0, e.g. `/dr scale %s %s 3`", p.Service, arg(p, argDeployment.Name, "workload"))
 	}
 	svc, w, err := plan(ctx, a.cfg, a.kube, p)
 	if err != nil {

@@ -139,9 +139,9 @@ func (a *Action) client(ctx context.Context) (*s3.Client, error) {
 // Plan implements actions.Action: it lists the backup and the target and
 // pins the objects that differ.
 func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, error) {
-	svc, ok := a.cfg.Service(p.Service)
-	if !ok {
-		return actions.Plan{}, actions.Refusef("unknown service %q", p.Service)
+	svc, err := p.ServiceIn(a.cfg)
+	if err != nil {
+		return actions.Plan{}, err
 	}
 	m := svc.Models
 	if m == nil {
@@ -158,19 +158,18 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if m.Snapshots == nil {
 		// A mirror of the target: --backup may name a sub-prefix, else the
 		// whole location is synced.
-		var err error
-		if srcPrefix, err = sourcePrefix(m.Backups.Prefix, p.Flags[FlagBackup]); err != nil {
+		if srcPrefix, err = sourcePrefix(m.Backups.Prefix, flagBackup.String(p)); err != nil {
 			return actions.Plan{}, err
 		}
 	}
-	client, err := a.client(ctx)
+	client, err = a.client(ctx)
 	if err != nil {
 		return actions.Plan{}, err
 	}
 	if m.Snapshots != nil {
 		// One folder per backup run: exactly one snapshot is restored, and
 		// what is inside its pattern path lands directly under the target.
-		if snap, chosen, err = chooseSnapshot(ctx, client, m, p.Flags[FlagBackup]); err != nil {
+		if snap, chosen, err = chooseSnapshot(ctx, client, m, flagBackup.String(p)); err != nil {
 			return actions.Plan{}, err
 		}
 		srcPrefix = dirPrefix(m.Backups.Prefix) + m.Snapshots.Path(snap)

@@ -58,7 +58,7 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("restore %s: %w", db.Name, err)
 	}
-	obj, err := pickBackup(ctx, st, p.Flags["backup"], svc.Name)
+	obj, err := pickBackup(ctx, st, flagBackup.String(p), svc.Name)
 	if err != nil {
 		return actions.Plan{}, err
 	}

@@ -148,15 +148,14 @@ type base struct{ opts Options }
 
 // resolve finds the service's database named by --db (or its only one).
 func (b *base) resolve(p actions.Params) (*runbook.Service, *runbook.Database, error) {
-	cfg := b.opts.Config()
-	svc, ok := cfg.Service(p.Service)
-	if !ok {
-		return nil, nil, actions.Refusef("unknown service %q", p.Service)
+	svc, err := p.ServiceIn(b.opts.Config())
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(svc.Databases) == 0 {
 		return nil, nil, actions.Refusef("%s has no databases in the runbook config", svc.Name)
 	}
-	name := p.Flags["db"]
+	name := flagDB.String(p) // rollback's --db has the same name
 	if name == "" {
 		if len(svc.Databases) > 1 {
 			names := make([]string, len(svc.Databases))

@@ -57,7 +57,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		pre, chosen string
 		undo        undoable
 	)
-	switch req := p.Args["request"]; {
+	switch req := argRequest.Of(p); {
 	case req != "":
 		if undo, err = a.namedRestore(ctx, conn, req, svc.Name, db.Name, t); err != nil {
 			return actions.Plan{}, err

@@ -37,9 +37,9 @@ type Spec struct {
 // Plan implements actions.Action: it lists the checks that will run (as
 // Facts); it has no steps, since verifying changes nothing.
 func (a *Action) Plan(_ context.Context, p actions.Params) (actions.Plan, error) {
-	svc, ok := a.cfg.Service(p.Service)
-	if !ok {
-		return actions.Plan{}, actions.Refusef("unknown service %q", p.Service)
+	svc, err := p.ServiceIn(a.cfg)
+	if err != nil {
+		return actions.Plan{}, err
 	}
 	n := Count(*svc)
 	if n == 0 {

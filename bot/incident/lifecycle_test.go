@@ -136,7 +136,7 @@ func (h *lc) start() {
 	h.metrics = prometheus.NewRegistry()
 	h.life = incident.New(incident.Options{Config: h.cfg, Store: db, Chat: h.client, Logger: logger, Metrics: h.metrics,
 		PagerDuty: h.api, HeaderDebounce: 50 * time.Millisecond})
-	reg := commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: bot.ServiceForChannel(db), Incidents: h.life})
+	reg := commands.NewRegistry(commands.Deps{Services: h.cfg.ServiceNames, ServiceForChannel: commands.ChannelServices(db), Incidents: h.life})
 	h.bot = bot.New(bot.Options{Commands: reg, Logger: logger, Metrics: h.metrics})
 	h.bot.OnClick(chat.ActionChecklist, h.life.ClickChecklist)
 	workers := river.NewWorkers()

@@ -3,32 +3,31 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/failover"
+	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/actions/models"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
+	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
+	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
-	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/runbook"
-	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
-// ActionFactory builds one recovery action from the runbook config. Action
-// packages plug into the binary by registering a factory from an init
-// function in a file of their own in this package, e.g. actions_restoredb.go:
-//
-//	func init() { registerAction("restore-db", func(ctx context.Context, env actionEnv) (actions.Action, error) { … }) }
-type ActionFactory func(ctx context.Context, env actionEnv) (actions.Action, error)
+// ActionFactory builds one recovery procedure from the runbook config.
+type ActionFactory func(ctx context.Context, env actionEnv) (actions.Procedure, error)
 
 // actionEnv is what an action factory may use.
 type actionEnv struct {
@@ -39,71 +38,87 @@ type actionEnv struct {
 	history restoredb.History
 }
 
+// procedure is one line of the registration list: the command a recovery
+// procedure declares (in its actions/<kind> package) and how to build it.
+type procedure struct {
+	cmd   actions.Command
+	build ActionFactory
+}
+
+// procedures is the registration list: every recovery procedure of the
+// binary. Adding one is a folder under actions/ and a line here.
+func procedures() []procedure {
+	return []procedure{
+		{restoredb.RestoreCommand, buildRestoreDB},
+		{restoredb.RollbackCommand, buildRollback},
+		{models.Command, buildModels},
+		{kube.RolloutRestartCommand, needKube(kube.RolloutRestartCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewRolloutRestart(cfg, kc) })},
+		{kube.ScaleCommand, needKube(kube.ScaleCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewScale(cfg, kc) })},
+		{failover.Command, buildFailover},
+		{verify.Command, buildVerify},
+		{backups.Command, buildBackups},
+	}
+}
+
 var (
-	factoriesMu sync.Mutex
-	factories   = map[string]ActionFactory{}
+	overridesMu sync.Mutex
 	overrides   = map[string]ActionFactory{} // test builds only (actions_e2etest.go)
 )
 
-// overrideAction makes f build kind whatever registerAction registered.
-func overrideAction(kind string, f ActionFactory) { //nolint:unused // used by actions_e2etest.go (build tag e2etest)
-	factoriesMu.Lock()
-	defer factoriesMu.Unlock()
-	overrides[kind] = f
+// overrideAction makes f build kind instead of its line in procedures.
+func overrideAction(kind string, f func(ctx context.Context, env actionEnv) (actions.Action, error)) { //nolint:unused // used by actions_e2etest.go (build tag e2etest)
+	overridesMu.Lock()
+	defer overridesMu.Unlock()
+	overrides[kind] = func(ctx context.Context, env actionEnv) (actions.Procedure, error) { return f(ctx, env) }
 }
 
-// registerAction adds the factory of kind; a second factory for a kind is a
-// wiring bug and panics.
-func registerAction(kind string, f ActionFactory) {
-	factoriesMu.Lock()
-	defer factoriesMu.Unlock()
-	if _, dup := factories[kind]; dup {
-		panic("drbot: action " + kind + " registered twice")
+// buildActions builds every procedure of the registration list. One that
+// cannot be built (missing settings) is left unavailable with a note in the
+// log: its command then refuses with a clear message instead of the bot not
+// starting.
+func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
+	overridesMu.Lock()
+	defer overridesMu.Unlock()
+	var out []actions.Procedure
+	for _, p := range procedures() {
+		build := p.build
+		if o := overrides[p.cmd.Name]; o != nil {
+			build = o
+		}
+		a, err := build(ctx, env)
+		if err != nil || a == nil {
+			env.logger.Info("recovery action unavailable", "kind", p.cmd.Name, "err", err)
+			a = actions.Unavailable(p.cmd)
+		}
+		out = append(out, a)
 	}
-	factories[kind] = f
+	return out
 }
 
-// buildActions builds every registered action. An action that cannot be
-// built (missing settings) is left out with a warning: its command then
-// refuses with a clear message instead of the bot not starting.
-func buildActions(ctx context.Context, env actionEnv) actions.Registry {
-	logger := env.logger
-	factoriesMu.Lock()
-	fs := make(map[string]ActionFactory, len(factories))
-	for k, f := range factories {
-		fs[k] = f
-	}
-	for k, f := range overrides {
-		fs[k] = f
-	}
-	kinds := make([]string, 0, len(fs))
-	for k := range fs {
-		kinds = append(kinds, k)
-	}
-	factoriesMu.Unlock()
-	sort.Strings(kinds)
-	reg := actions.Registry{}
-	for _, k := range kinds {
-		a, err := fs[k](ctx, env)
-		if err != nil {
-			logger.Info("recovery action unavailable", "kind", k, "err", err)
-			continue
+// declaredWith is the registration list with the actions of acts (tests),
+// the others unavailable; /dr backups is built from cfg as in every binary.
+func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedure {
+	var out []actions.Procedure
+	for _, p := range procedures() {
+		switch a := acts[p.cmd.Name]; {
+		case a != nil:
+			out = append(out, a)
+		case p.cmd.Name == backups.Command.Name:
+			out = append(out, backups.New(cfg, backups.DefaultOpener))
+		default:
+			out = append(out, actions.Unavailable(p.cmd))
 		}
-		if a == nil {
-			continue
-		}
-		reg.Register(a)
 	}
-	return reg
+	return out
 }
 
 // requestWiring is the request lifecycle of one process: the approval
 // engine, the chat side (cards, buttons) and the runner.
 type requestWiring struct {
 	engine   *approvals.Engine
-	requests *bot.Requests
+	requests *commands.RequestCards
 	runner   *runner.Runner
-	log      *slog.Logger
+	jobs     *riverjobs.Jobs
 }
 
 // groupLister is implemented by chat adapters with user groups (bot/slack).
@@ -131,9 +146,10 @@ func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB,
 		Store: db, Config: cfg, Logger: logger,
 		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
 	})
-	reqs := bot.NewRequests(bot.RequestsOptions{Store: db, Engine: engine, Chat: adapter, Logger: logger})
+	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: adapter, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
-	return &requestWiring{engine: engine, requests: reqs, runner: run, log: logger}
+	jobs := &riverjobs.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
+	return &requestWiring{engine: engine, requests: reqs, runner: run, jobs: jobs}
 }
 
 // executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how
@@ -152,89 +168,11 @@ func executionLease(logger *slog.Logger) time.Duration {
 	return d
 }
 
-// register adds the request jobs' workers.
-func (w *requestWiring) register(workers *river.Workers) {
-	river.AddWorker(workers, &executeWorker{run: w.runner})
-	river.AddWorker(workers, &expireWorker{reqs: w.requests})
-	river.AddWorker(workers, &resumeWorker{w: w})
-}
+// register adds the request jobs' workers (actions/runner/riverjobs).
+func (w *requestWiring) register(workers *river.Workers) { w.jobs.Register(workers) }
 
-// resumeEvery is how often requests left approved or running by a process
-// that died while others live on are picked up (a restart looks at once; a
-// request whose dead runner's lease is still live is scheduled for when it
-// expires).
-const resumeEvery = time.Minute
-
-// resumeRequestsArgs is the periodic job that resumes requests left running.
-type resumeRequestsArgs struct{}
-
-func (resumeRequestsArgs) Kind() string { return store.KindResumeRequests }
-
-type resumeWorker struct {
-	river.WorkerDefaults[resumeRequestsArgs]
-	w *requestWiring
-}
-
-func (r *resumeWorker) Work(ctx context.Context, _ *river.Job[resumeRequestsArgs]) error {
-	return r.w.resume(ctx)
-}
-
-// periodicResume schedules resumeRequestsArgs: a request whose process was
-// killed is resumed by a surviving instance within resumeEvery (targets with
-// a live execution lease are left to their holder, and each resume job takes
-// the lease first).
-func (w *requestWiring) periodicResume() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(resumeEvery),
-		func() (river.JobArgs, *river.InsertOpts) { return resumeRequestsArgs{}, nil }, nil)
-}
+// periodicResume is the runner's periodic resume job.
+func (w *requestWiring) periodicResume() *river.PeriodicJob { return w.jobs.PeriodicResume() }
 
 // resume re-enqueues requests left running by a stopped process.
-func (w *requestWiring) resume(ctx context.Context) error {
-	n, err := w.runner.Resume(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		w.log.Info("resuming requests left running", "requests", n)
-	}
-	return nil
-}
-
-// executeWorker runs approved requests (store.ExecuteRequestArgs).
-type executeWorker struct {
-	river.WorkerDefaults[store.ExecuteRequestArgs]
-	run *runner.Runner
-}
-
-// executeTimeout bounds one execution (a large restore runs for hours; steps
-// have their own timeouts). River's rescuer leaves an execute job alone for
-// this long, far longer than postgres.DefaultRescueStuckJobsAfter: a job
-// orphaned by kill -9 is not what recovers its request. The runner's lease
-// and the periodic resume (resumeEvery) are, within a minute.
-const executeTimeout = 12 * time.Hour
-
-// Timeout is executeTimeout.
-func (w *executeWorker) Timeout(*river.Job[store.ExecuteRequestArgs]) time.Duration {
-	return executeTimeout
-}
-
-func (w *executeWorker) Work(ctx context.Context, job *river.Job[store.ExecuteRequestArgs]) error {
-	if err := w.run.Run(ctx, job.Args.RequestID); err != nil {
-		return fmt.Errorf("execute request %d: %w", job.Args.RequestID, err)
-	}
-	return nil
-}
-
-// expireWorker expires requests still pending at their expiry (store.ExpireRequestArgs).
-type expireWorker struct {
-	river.WorkerDefaults[store.ExpireRequestArgs]
-	reqs *bot.Requests
-}
-
-func (w *expireWorker) Work(ctx context.Context, job *river.Job[store.ExpireRequestArgs]) error {
-	err := w.reqs.Expire(ctx, job.Args.RequestID)
-	if errors.Is(err, approvals.ErrNotYet) {
-		return river.JobSnooze(time.Second)
-	}
-	return err
-}
+func (w *requestWiring) resume(ctx context.Context) error { return w.jobs.Resume(ctx) }

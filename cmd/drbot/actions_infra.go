@@ -10,6 +10,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/awsconf"
+	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
@@ -26,46 +27,45 @@ func loadAWS(ctx context.Context, region string) (aws.Config, error) {
 	return awsconf.Load(ctx, region)
 }
 
-// verify, rollout-restart, scale, failover and restore-models.
-func init() {
-	registerAction("verify", func(_ context.Context, env actionEnv) (actions.Action, error) {
-		cfg, logger := env.cfg, env.logger
-		kc, err := kubeClient()
-		if err != nil {
-			logger.Info("verify: no Kubernetes access; pod readiness checks are reported as not run", "err", err)
-			kc = nil
-		}
-		return verify.New(cfg, verify.Deps{Kube: kc}), nil
-	})
-	needKube := func(kind string, build func(*runbook.Config, *kube.Client) actions.Action) ActionFactory {
-		return func(_ context.Context, env actionEnv) (actions.Action, error) {
-			cfg := env.cfg
-			kc, err := kubeClient()
-			if err != nil {
-				return nil, fmt.Errorf("%s needs Kubernetes access (KUBECONFIG or in-cluster): %w", kind, err)
-			}
-			if kc == nil {
-				return nil, errors.New(kind + ": no Kubernetes client")
-			}
-			return build(cfg, kc), nil
-		}
+// verify: pod readiness checks need Kubernetes; without it they are
+// reported as not run.
+func buildVerify(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	kc, err := kubeClient()
+	if err != nil {
+		env.logger.Info("verify: no Kubernetes access; pod readiness checks are reported as not run", "err", err)
+		kc = nil
 	}
-	registerAction("rollout-restart", needKube("rollout-restart", func(cfg *runbook.Config, kc *kube.Client) actions.Action {
-		return kube.NewRolloutRestart(cfg, kc)
-	}))
-	registerAction("scale", needKube("scale", func(cfg *runbook.Config, kc *kube.Client) actions.Action {
-		return kube.NewScale(cfg, kc)
-	}))
-	registerAction("failover", func(_ context.Context, env actionEnv) (actions.Action, error) {
-		return failover.New(env.cfg, loadAWS), nil
-	})
-	registerAction("restore-models", func(_ context.Context, env actionEnv) (actions.Action, error) {
-		cfg, logger := env.cfg, env.logger
+	return verify.New(env.cfg, verify.Deps{Kube: kc}), nil
+}
+
+// needKube builds rollout-restart and scale, which need Kubernetes access.
+func needKube(kind string, build func(*runbook.Config, *kube.Client) actions.Action) ActionFactory {
+	return func(_ context.Context, env actionEnv) (actions.Procedure, error) {
 		kc, err := kubeClient()
 		if err != nil {
-			logger.Info("restore-models: no Kubernetes access; services whose models need a restart cannot restore them", "err", err)
-			kc = nil
+			return nil, fmt.Errorf("%s needs Kubernetes access (KUBECONFIG or in-cluster): %w", kind, err)
 		}
-		return models.New(cfg, loadAWS, kc), nil
-	})
+		if kc == nil {
+			return nil, errors.New(kind + ": no Kubernetes client")
+		}
+		return build(env.cfg, kc), nil
+	}
+}
+
+func buildFailover(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	return failover.New(env.cfg, loadAWS), nil
+}
+
+func buildModels(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	kc, err := kubeClient()
+	if err != nil {
+		env.logger.Info("restore-models: no Kubernetes access; services whose models need a restart cannot restore them", "err", err)
+		kc = nil
+	}
+	return models.New(env.cfg, loadAWS, kc), nil
+}
+
+// backups opens locations with S3 clients from the environment.
+func buildBackups(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	return backups.New(env.cfg, backups.DefaultOpener), nil
 }

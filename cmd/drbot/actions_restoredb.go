@@ -11,24 +11,24 @@ import (
 // restore-db and rollback: writers are scaled through Kubernetes when it is
 // reachable (KUBECONFIG or in-cluster); without it, databases that name
 // writers refuse to plan and the others work.
-func init() {
-	opts := func(env actionEnv) restoredb.Options {
-		cfg, logger := env.cfg, env.logger
-		o := restoredb.Options{Config: func() *runbook.Config { return cfg }, Logger: logger}
-		if env.history != nil {
-			o.History = env.history
-		}
-		if c, err := kubeClient(); err == nil {
-			o.Scaler = c
-		} else {
-			logger.Info("restore-db: no Kubernetes access; databases with writers cannot be restored", "err", err)
-		}
-		return o
+func restoredbOptions(env actionEnv) restoredb.Options {
+	cfg, logger := env.cfg, env.logger
+	o := restoredb.Options{Config: func() *runbook.Config { return cfg }, Logger: logger}
+	if env.history != nil {
+		o.History = env.history
 	}
-	registerAction(restoredb.KindRestore, func(_ context.Context, env actionEnv) (actions.Action, error) {
-		return restoredb.New(opts(env)), nil
-	})
-	registerAction(restoredb.KindRollback, func(_ context.Context, env actionEnv) (actions.Action, error) {
-		return restoredb.NewRollback(opts(env)), nil
-	})
+	if c, err := kubeClient(); err == nil {
+		o.Scaler = c
+	} else {
+		logger.Info("restore-db: no Kubernetes access; databases with writers cannot be restored", "err", err)
+	}
+	return o
+}
+
+func buildRestoreDB(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	return restoredb.New(restoredbOptions(env)), nil
+}
+
+func buildRollback(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	return restoredb.NewRollback(restoredbOptions(env)), nil
 }

@@ -63,13 +63,17 @@ func withPagerDuty(pd incident.PagerDutyAPI) runtimeOption {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
-	return newRuntimeWith(ctx, logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
-func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry, opts ...runtimeOption) *runtime {
+func newRuntimeWith(_ context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry, opts ...runtimeOption) *runtime {
+	return newRuntimeOf(logger, cfg, db, adapter, declaredWith(acts, cfg), opts...)
+}
+
+func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, procs []actions.Procedure, opts ...runtimeOption) *runtime {
 	metrics := prometheus.NewRegistry()
-	req := newRequestWiring(logger, cfg, db, adapter, acts)
+	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	// The incident operations exist before the registry that calls them.
 	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}
 	for _, o := range opts {
@@ -79,19 +83,20 @@ func newRuntimeWith(ctx context.Context, logger *slog.Logger, cfg *runbook.Confi
 	reg := commands.NewRegistry(commands.Deps{
 		Incidents:         incidents,
 		Services:          cfg.ServiceNames,
-		ServiceForChannel: bot.ServiceForChannel(db),
-		Actions:           acts,
+		ServiceForChannel: commands.ChannelServices(db),
+		Actions:           procs,
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
 		Access:            newAccess(logger, cfg, adapter),
 	})
-	commands.RegisterRecovery(reg)
 	b := bot.New(bot.Options{
 		Commands: reg,
 		Logger:   logger,
 		Metrics:  metrics,
 	})
-	req.requests.RegisterClicks(b)
+	for id, fn := range req.requests.Clicks() {
+		b.OnClick(id, fn)
+	}
 	b.OnClick(chat.ActionChecklist, incidents.ClickChecklist)
 	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req}
 }

@@ -62,10 +62,9 @@ type exception struct {
 	why  string
 }
 
-var temporary = []exception{
-	{file: "actions/backups/backups.go", imp: "bot/chat", why: "removed when the request flow moves (issue 9): backups returns a domain report"},
-	{file: "actions/verify/report.go", imp: "bot/chat", why: "removed when the request flow moves (issue 9): verify returns a domain report"},
-}
+// temporary is empty: the request flow moved (issue 9) and actions return
+// domain reports that commands renders.
+var temporary = []exception{}
 
 // under reports whether module-relative pkg is dir or below it ("" is the module).
 func under(pkg, dir string) bool {
@@ -235,7 +234,7 @@ func TestExceptionsStillNeeded(t *testing.T) {
 	root := moduleRoot(t)
 	for _, e := range temporary {
 		if !slices.Contains(fileImports(t, root, e.file), module+"/"+e.imp) {
-			t.Errorf("%s no longer imports %s: delete its exception here and its depguard exclusion in .golangci.yml", e.file, e.imp)
+			t.Errorf("%s no longer imports %s (%s): delete its exception here and its depguard exclusion in .golangci.yml", e.file, e.imp, e.why)
 			continue
 		}
 		pkg := filepath.ToSlash(filepath.Dir(e.file))

@@ -121,6 +121,11 @@ func (a *Action) Release() {
 // Kind implements actions.Action.
 func (a *Action) Kind() string { return a.KindName }
 
+// Command implements actions.Action: an approval-gated command named KindName.
+func (a *Action) Command() actions.Command {
+	return actions.Command{Name: a.KindName, Summary: "Test restore of " + a.KindName, Approval: true}
+}
+
 type spec struct {
 	Backup string `json:"backup"`
 }

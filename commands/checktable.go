@@ -1,4 +1,4 @@
-package verify
+package commands
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 	"github.com/drbot-dev/drbot/bot/chat"
 )
 
-// Table renders r as a fixed-width text table: pass/fail, name, kind,
+// CheckTable renders r as a fixed-width text table: pass/fail, name, kind,
 // expected, observed (with the reason when a check could not run).
-func Table(r actions.Report) string {
+func CheckTable(r actions.Report) string {
 	rows := [][]string{{"", "CHECK", "KIND", "EXPECTED", "OBSERVED"}}
 	for _, c := range r.Checks {
 		mark := "PASS"
@@ -49,9 +49,10 @@ func Table(r actions.Report) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// Message builds the chat message of a verification report: a header with
-// the verdict, the table, and a one-line summary.
-func Message(title string, r actions.Report) chat.Message {
+// CheckTableMessage builds the chat message of a verification report (moved
+// from actions/verify, which returns reports and renders nothing): a header
+// with the verdict, the table, and a one-line summary.
+func CheckTableMessage(title string, r actions.Report) chat.Message {
 	failed := len(r.Failed())
 	verdict := "all checks passed"
 	switch {
@@ -67,7 +68,7 @@ func Message(title string, r actions.Report) chat.Message {
 	text := fmt.Sprintf("%s %s: %s", icon, title, verdict)
 	blocks := []chat.Block{chat.Header{Text: icon + " " + title}}
 	if len(r.Checks) > 0 {
-		blocks = append(blocks, chat.Text{Text: "```\n" + Table(r) + "\n```"})
+		blocks = append(blocks, chat.Text{Text: "```\n" + CheckTable(r) + "\n```"})
 	}
 	blocks = append(blocks, chat.Context{Text: verdict})
 	return chat.Message{Text: text, Blocks: blocks}

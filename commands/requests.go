@@ -1,4 +1,4 @@
-package bot
+package commands
 
 import (
 	"context"
@@ -7,57 +7,54 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/store"
 )
 
-// RequestStore is what the request lifecycle keeps; *postgres.DB implements it.
-type RequestStore interface {
-	approvals.Store
-	store.Incidents
-	// SetRequestMessage records where a request's card was posted.
-	SetRequestMessage(ctx context.Context, id int64, channel, ts string) error
-	// RecentRequests lists a service's requests, newest first.
-	RecentRequests(ctx context.Context, service string, limit int) ([]store.ActionRequest, error)
+// Poster is how request cards and notes reach chat: the chat adapter
+// provides it (chat.Adapter implements it).
+type Poster interface {
+	Post(ctx context.Context, channel string, m chat.Message) (chat.MessageRef, error)
+	Update(ctx context.Context, ref chat.MessageRef, m chat.Message) error
 }
 
-// Requests is the chat side of approval-gated requests: it submits requests
-// and posts their cards, handles the Approve, Deny and Cancel buttons, and
-// keeps every card truthful (it implements commands.Requests and runner.Cards).
-type Requests struct {
-	store  RequestStore
-	engine *approvals.Engine
-	chat   chat.Adapter
-	log    *slog.Logger
-	now    func() time.Time
-	locks  keyedMutex
+// RequestCards is the chat side of approval-gated requests: it submits
+// requests to the approval engine and posts their cards, answers the
+// Approve, Deny and Cancel buttons, and keeps every card truthful (it
+// implements Requests and runner.Cards). The request states live in
+// approvals; nothing here calls back into the bot.
+type RequestCards struct {
+	reqs  *approvals.Requests
+	chat  Poster
+	log   *slog.Logger
+	now   func() time.Time
+	locks cardLocks
 }
 
 var (
-	_ commands.Requests = (*Requests)(nil)
-	_ runner.Cards      = (*Requests)(nil)
+	_ Requests     = (*RequestCards)(nil)
+	_ runner.Cards = (*RequestCards)(nil)
 )
 
-// RequestsOptions configure NewRequests.
-type RequestsOptions struct {
-	Store  RequestStore
-	Engine *approvals.Engine
-	Chat   chat.Adapter
-	Logger *slog.Logger
-	Now    func() time.Time
+// RequestCardsOptions configure NewRequestCards.
+type RequestCardsOptions struct {
+	Requests *approvals.Requests // the requests' states
+	Chat     Poster
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
-// NewRequests returns the request lifecycle's chat side; RegisterClicks
-// connects its buttons to a Bot.
-func NewRequests(o RequestsOptions) *Requests {
-	if o.Store == nil || o.Engine == nil || o.Chat == nil {
-		panic("bot.NewRequests: Store, Engine and Chat are required")
+// NewRequestCards returns the request lifecycle's chat side; Clicks are its
+// button handlers, for the chat handler to route.
+func NewRequestCards(o RequestCardsOptions) *RequestCards {
+	if o.Requests == nil || o.Chat == nil {
+		panic("commands.NewRequestCards: Requests and Chat are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -65,29 +62,21 @@ func NewRequests(o RequestsOptions) *Requests {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Requests{store: o.Store, engine: o.Engine, chat: o.Chat, log: o.Logger, now: o.Now}
+	return &RequestCards{reqs: o.Requests, chat: o.Chat, log: o.Logger, now: o.Now}
 }
 
-// RegisterClicks registers the Approve, Deny and Cancel button handlers on b.
-func (r *Requests) RegisterClicks(b *Bot) {
-	b.OnClick(chat.ActionApprove, r.clickApprove)
-	b.OnClick(chat.ActionDeny, r.clickDeny)
-	b.OnClick(chat.ActionCancel, r.clickCancel)
-}
-
-// Submit implements commands.Requests: it records the request (refusing a
-// busy target), posts its card and links the card to it.
-func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Message, error) {
-	var incidentID *int64
-	if s.Channel != "" {
-		inc, err := r.store.IncidentByChannel(ctx, s.Channel)
-		switch {
-		case err == nil:
-			incidentID = &inc.ID
-		case !errors.Is(err, store.ErrNotFound):
-			return chat.Message{}, fmt.Errorf("incident of channel %s: %w", s.Channel, err)
-		}
+// Clicks returns the Approve, Deny and Cancel button handlers by action id.
+func (r *RequestCards) Clicks() map[string]func(context.Context, chat.Click) (chat.Message, error) {
+	return map[string]func(context.Context, chat.Click) (chat.Message, error){
+		chat.ActionApprove: r.clickApprove,
+		chat.ActionDeny:    r.clickDeny,
+		chat.ActionCancel:  r.clickCancel,
 	}
+}
+
+// Submit implements Requests: it records the request (refusing a
+// busy target), posts its card and links the card to it.
+func (r *RequestCards) Submit(ctx context.Context, s Submission) (chat.Message, error) {
 	planJSON, err := json.Marshal(s.Plan)
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("encode plan: %w", err)
@@ -100,24 +89,23 @@ func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Mess
 	if target == "" {
 		target = s.Kind + ":" + s.Service
 	}
-	req, err := r.engine.Create(ctx, approvals.NewRequest{
-		IncidentID: incidentID, Service: s.Service, Kind: s.Kind, Target: target, Params: params, Plan: planJSON,
+	req, pol, err := r.reqs.Submit(ctx, approvals.NewRequest{
+		Service: s.Service, Kind: s.Kind, Target: target, Params: params, Plan: planJSON,
 		RequestedBy: s.User.ID, Reason: s.Reason, Channel: s.Channel,
 	})
 	if err != nil {
 		return chat.Message{}, err
 	}
-	pol := r.engine.PolicyOf(req)
 	card := RequestCard(CardInput{Request: req, Plan: s.Plan, Policy: pol, Now: r.now()})
 	ref, err := r.chat.Post(ctx, s.Channel, card)
 	if err != nil {
 		// Without a card nobody can approve it: free the target.
-		if _, cerr := r.engine.Cancel(ctx, req.ID, req.RequestedBy); cerr != nil {
+		if _, cerr := r.reqs.Cancel(ctx, req.ID, req.RequestedBy); cerr != nil {
 			r.log.ErrorContext(ctx, "cancel request whose card could not be posted", "request", req.ID, "err", cerr)
 		}
 		return chat.Message{}, fmt.Errorf("post card of request %d: %w", req.ID, err)
 	}
-	if err := r.store.SetRequestMessage(ctx, req.ID, ref.Channel, ref.TS); err != nil {
+	if err := r.reqs.Posted(ctx, req.ID, ref.Channel, ref.TS); err != nil {
 		return chat.Message{}, err
 	}
 	others := "another approver"
@@ -130,9 +118,9 @@ func (r *Requests) Submit(ctx context.Context, s commands.Submission) (chat.Mess
 	}, nil
 }
 
-// Cancel implements commands.Requests.
-func (r *Requests) Cancel(ctx context.Context, user chat.User, id int64) (chat.Message, error) {
-	req, err := r.engine.Cancel(ctx, id, user.ID)
+// Cancel implements Requests.
+func (r *RequestCards) Cancel(ctx context.Context, user chat.User, id int64) (chat.Message, error) {
+	req, err := r.reqs.Cancel(ctx, id, user.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -140,9 +128,9 @@ func (r *Requests) Cancel(ctx context.Context, user chat.User, id int64) (chat.M
 	return chat.Message{Text: fmt.Sprintf("Request #%d cancelled; nothing was run.", id), Ephemeral: true}, nil
 }
 
-// Deny implements commands.Requests: a denial with a reason, by command.
-func (r *Requests) Deny(ctx context.Context, user chat.User, id int64, reason string) (chat.Message, error) {
-	res, err := r.engine.Decide(ctx, id, user.ID, store.DecisionDeny, reason)
+// Deny implements Requests: a denial with a reason, by command.
+func (r *RequestCards) Deny(ctx context.Context, user chat.User, id int64, reason string) (chat.Message, error) {
+	res, err := r.reqs.Decide(ctx, id, user.ID, store.DecisionDeny, reason)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -150,14 +138,14 @@ func (r *Requests) Deny(ctx context.Context, user chat.User, id int64, reason st
 	return chat.Message{Text: fmt.Sprintf("You denied request #%d; nothing will run.", id), Ephemeral: true}, nil
 }
 
-// Recent implements commands.Requests.
-func (r *Requests) Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
-	return r.store.RecentRequests(ctx, service, limit)
+// Recent implements Requests.
+func (r *RequestCards) Recent(ctx context.Context, service string, limit int) ([]store.ActionRequest, error) {
+	return r.reqs.Recent(ctx, service, limit)
 }
 
 // Expire expires request id if it is still pending and updates its card.
-func (r *Requests) Expire(ctx context.Context, id int64) error {
-	req, changed, err := r.engine.Expire(ctx, id)
+func (r *RequestCards) Expire(ctx context.Context, id int64) error {
+	req, changed, err := r.reqs.Expire(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -170,27 +158,27 @@ func (r *Requests) Expire(ctx context.Context, id int64) error {
 func requestOf(c chat.Click) (int64, error) {
 	id, err := strconv.ParseInt(c.Value, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, commands.Refusef("This button does not name a request; run the command again.")
+		return 0, Refusef("This button does not name a request; run the command again.")
 	}
 	return id, nil
 }
 
-func (r *Requests) clickApprove(ctx context.Context, c chat.Click) (chat.Message, error) {
+func (r *RequestCards) clickApprove(ctx context.Context, c chat.Click) (chat.Message, error) {
 	return r.decide(ctx, c, store.DecisionApprove)
 }
 
-func (r *Requests) clickDeny(ctx context.Context, c chat.Click) (chat.Message, error) {
+func (r *RequestCards) clickDeny(ctx context.Context, c chat.Click) (chat.Message, error) {
 	return r.decide(ctx, c, store.DecisionDeny)
 }
 
 // decide records the clicker's decision. Identity is the click's user id,
 // which adapters take from the signed payload only.
-func (r *Requests) decide(ctx context.Context, c chat.Click, decision store.Decision) (chat.Message, error) {
+func (r *RequestCards) decide(ctx context.Context, c chat.Click, decision store.Decision) (chat.Message, error) {
 	id, err := requestOf(c)
 	if err != nil {
 		return chat.Message{}, err
 	}
-	res, err := r.engine.Decide(ctx, id, c.User.ID, decision, "")
+	res, err := r.reqs.Decide(ctx, id, c.User.ID, decision, "")
 	if err != nil {
 		var rf *approvals.Refusal
 		if errors.As(err, &rf) && rf.Code == approvals.CodeExpired {
@@ -202,12 +190,12 @@ func (r *Requests) decide(ctx context.Context, c chat.Click, decision store.Deci
 	return chat.Message{}, nil
 }
 
-func (r *Requests) clickCancel(ctx context.Context, c chat.Click) (chat.Message, error) {
+func (r *RequestCards) clickCancel(ctx context.Context, c chat.Click) (chat.Message, error) {
 	id, err := requestOf(c)
 	if err != nil {
 		return chat.Message{}, err
 	}
-	req, err := r.engine.Cancel(ctx, id, c.User.ID)
+	req, err := r.reqs.Cancel(ctx, id, c.User.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
@@ -215,8 +203,8 @@ func (r *Requests) clickCancel(ctx context.Context, c chat.Click) (chat.Message,
 	return chat.Message{}, nil
 }
 
-func (r *Requests) refresh(ctx context.Context, id int64) {
-	req, err := r.store.Request(ctx, id)
+func (r *RequestCards) refresh(ctx context.Context, id int64) {
+	req, err := r.reqs.Request(ctx, id)
 	if err != nil {
 		r.log.WarnContext(ctx, "refresh card", "request", id, "err", err)
 		return
@@ -228,10 +216,10 @@ func (r *Requests) refresh(ctx context.Context, id int64) {
 // card is rendered from the request as stored now (under a per-request lock,
 // so concurrent changes in this process never leave an older card last); st
 // applies only while the stored state is still req's.
-func (r *Requests) Show(ctx context.Context, req store.ActionRequest, st runner.Status) {
+func (r *RequestCards) Show(ctx context.Context, req store.ActionRequest, st runner.Status) {
 	unlock := r.locks.lock(strconv.FormatInt(req.ID, 10))
 	defer unlock()
-	cur, err := r.store.Request(ctx, req.ID)
+	cur, err := r.reqs.Request(ctx, req.ID)
 	if err != nil {
 		r.log.WarnContext(ctx, "update card: read request", "request", req.ID, "err", err)
 		return
@@ -245,7 +233,7 @@ func (r *Requests) Show(ctx context.Context, req store.ActionRequest, st runner.
 	if cur.Channel == "" || cur.MessageTS == "" {
 		return // the card is not posted yet
 	}
-	as, err := r.store.Approvals(ctx, req.ID)
+	as, err := r.reqs.Approvals(ctx, req.ID)
 	if err != nil {
 		r.log.WarnContext(ctx, "update card: read approvals", "request", req.ID, "err", err)
 		return
@@ -255,18 +243,53 @@ func (r *Requests) Show(ctx context.Context, req store.ActionRequest, st runner.
 		r.log.WarnContext(ctx, "update card: decode plan", "request", req.ID, "err", err)
 		return
 	}
-	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.engine.PolicyOf(cur), Status: st, Now: r.now()})
+	card := RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.reqs.PolicyOf(cur), Status: st, Now: r.now()})
 	if err := r.chat.Update(ctx, chat.MessageRef{Channel: cur.Channel, TS: cur.MessageTS}, card); err != nil {
 		r.log.WarnContext(ctx, "update card", "request", req.ID, "err", err)
 	}
 }
 
 // Note implements runner.Cards: a line in the request's channel.
-func (r *Requests) Note(ctx context.Context, req store.ActionRequest, text string) {
+func (r *RequestCards) Note(ctx context.Context, req store.ActionRequest, text string) {
 	if req.Channel == "" {
 		return
 	}
 	if _, err := r.chat.Post(ctx, req.Channel, chat.Plain(text)); err != nil {
 		r.log.WarnContext(ctx, "post request note", "request", req.ID, "err", err)
+	}
+}
+
+// cardLocks serialises the card updates of one request in this process.
+type cardLocks struct {
+	mu    sync.Mutex
+	locks map[string]*cardLock
+}
+
+type cardLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *cardLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*cardLock{}
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &cardLock{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
 	}
 }

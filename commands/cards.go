@@ -1,4 +1,4 @@
-package bot
+package commands
 
 import (
 	"fmt"
@@ -9,7 +9,6 @@ import (
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -57,7 +56,7 @@ func RequestCard(in CardInput) chat.Message {
 		fields = append(fields, chat.Field{Label: "Reason", Value: r.Reason})
 	}
 	blocks = append(blocks, chat.Fields{Fields: fields})
-	blocks = append(blocks, commands.PlanBlocks(p)...)
+	blocks = append(blocks, PlanBlocks(p)...)
 
 	switch r.State {
 	case store.RequestPending:
@@ -102,7 +101,7 @@ func RequestCard(in CardInput) chat.Message {
 		}
 		if in.Status.Report != nil {
 			blocks = append(blocks, chat.Text{Text: "*Verification*"})
-			blocks = append(blocks, commands.ReportBlocks(*in.Status.Report)...)
+			blocks = append(blocks, ReportBlocks(*in.Status.Report)...)
 		}
 	}
 	hash := r.PlanHash
@@ -113,7 +112,10 @@ func RequestCard(in CardInput) chat.Message {
 	return chat.Message{Text: text, Blocks: blocks}
 }
 
-func mention(id string) string {
+func mention(id string) string { return Mention(id) }
+
+// Mention renders a user id as a chat mention ("someone" when unknown).
+func Mention(id string) string {
 	if id == "" {
 		return "someone"
 	}
