@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -86,7 +85,7 @@ func (a *PeopleAccess) Allow(ctx context.Context, gate Gate, user chat.User, cha
 		if set.Has(user.ID) {
 			return nil
 		}
-		return Refusef("Only the %s (%s) may run /dr %s; ask one of them. Nothing was done.", role, PeopleList(list), command)
+		return Refusef("Only the %s (%s) may run /dr %s; ask one of them. Nothing was done.", role, chat.People(list), command)
 	}
 	if gate == GateRequesters || a.Members == nil || channel == "" {
 		return nil // unset requesters: everyone, as before
@@ -99,25 +98,4 @@ func (a *PeopleAccess) Allow(ctx context.Context, gate Gate, user chat.User, cha
 		return nil
 	}
 	return Refusef("Only members of this channel may run /dr %s (no slack.responders are configured); ask a member to invite you. Nothing was done.", command)
-}
-
-// PeopleList renders a list of people entries for a message: users as
-// <@U…>, user groups as <!subteam^S…>, which chat adapters render as names,
-// and e-mail addresses as they are.
-func PeopleList(entries []string) string {
-	parts := make([]string, 0, len(entries))
-	for _, e := range entries {
-		e = strings.TrimSpace(e)
-		switch {
-		case e == "":
-			continue
-		case strings.Contains(e, "@"):
-			parts = append(parts, e)
-		case strings.HasPrefix(e, "S"):
-			parts = append(parts, "<!subteam^"+e+">")
-		default:
-			parts = append(parts, "<@"+e+">")
-		}
-	}
-	return strings.Join(parts, ", ")
 }

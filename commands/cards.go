@@ -46,7 +46,7 @@ func RequestCard(in CardInput) chat.Message {
 
 	blocks := []chat.Block{chat.Header{Text: title}, chat.Text{Text: "*" + label + "* — " + p.Summary}}
 	fields := []chat.Field{
-		{Label: "Requested by", Value: mention(r.RequestedBy)},
+		{Label: "Requested by", Value: chat.Mention(r.RequestedBy)},
 		{Label: "Approvals", Value: approvalsLine(r, in.Approvals, count, in.Policy.Required)},
 	}
 	if r.State == store.RequestPending && !r.ExpiresAt.IsZero() {
@@ -73,7 +73,7 @@ func RequestCard(in CardInput) chat.Message {
 	case store.RequestDenied:
 		for _, a := range in.Approvals {
 			if a.Decision == store.DecisionDeny {
-				line := "Denied by " + mention(a.Approver)
+				line := "Denied by " + chat.Mention(a.Approver)
 				if a.Reason != "" {
 					line += ": " + a.Reason
 				}
@@ -84,7 +84,7 @@ func RequestCard(in CardInput) chat.Message {
 	case store.RequestExpired:
 		blocks = append(blocks, chat.Text{Text: fmt.Sprintf("Expired at %s without enough approvals. Nothing was run.", r.ExpiresAt.UTC().Format("15:04 MST"))})
 	case store.RequestCancelled:
-		blocks = append(blocks, chat.Text{Text: "Cancelled by " + mention(r.RequestedBy) + ". Nothing was run."})
+		blocks = append(blocks, chat.Text{Text: "Cancelled by " + chat.Mention(r.RequestedBy) + ". Nothing was run."})
 	case store.RequestRunning, store.RequestVerifying:
 		st := in.Status
 		if st.Steps > 0 && st.StepIndex > 0 {
@@ -112,21 +112,11 @@ func RequestCard(in CardInput) chat.Message {
 	return chat.Message{Text: text, Blocks: blocks}
 }
 
-func mention(id string) string { return Mention(id) }
-
-// Mention renders a user id as a chat mention ("someone" when unknown).
-func Mention(id string) string {
-	if id == "" {
-		return "someone"
-	}
-	return "<@" + id + ">"
-}
-
 func approvalsLine(r store.ActionRequest, as []store.Approval, count, required int) string {
 	var who []string
 	for _, a := range as {
 		if a.Decision == store.DecisionApprove && a.PlanHash == r.PlanHash {
-			who = append(who, mention(a.Approver))
+			who = append(who, chat.Mention(a.Approver))
 		}
 	}
 	s := fmt.Sprintf("%d of %d", count, required)

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -120,12 +120,12 @@ func (b *Lifecycle) ClickChecklist(ctx context.Context, c chat.Click) (chat.Mess
 	id, set, checked := parseTick(c.Value)
 	item, ok := checklistItem(id)
 	if !ok {
-		return chat.Message{}, commands.Refusef("That checklist item is not known any more; scroll to the latest checklist.")
+		return chat.Message{}, usererr.Refusef("That checklist item is not known any more; scroll to the latest checklist.")
 	}
 	inc, err := b.store.IncidentByChannel(ctx, c.Channel)
 	if err != nil {
 		if isNotFound(err) {
-			return chat.Message{}, commands.Refusef("This checklist does not belong to an incident channel drbot knows.")
+			return chat.Message{}, usererr.Refusef("This checklist does not belong to an incident channel drbot knows.")
 		}
 		return chat.Message{}, err
 	}

@@ -909,3 +909,6 @@ func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
 		t.Fatalf("audit chain: %+v %v", rep, err)
 	}
 }
+
+// The lifecycle is what the registry's incident commands call.
+var _ commands.IncidentOps = (*incident.Lifecycle)(nil)

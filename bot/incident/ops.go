@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/store"
 )
-
-var _ commands.IncidentOps = (*Lifecycle)(nil)
 
 // incidentHere is the incident whose channel channel is; a refusal otherwise.
 func (b *Lifecycle) incidentHere(ctx context.Context, channel, command string) (store.Incident, error) {
@@ -28,7 +26,7 @@ func (b *Lifecycle) incidentHere(ctx context.Context, channel, command string) (
 			if moved := b.movedRefusal(ctx, channel); moved != nil {
 				return store.Incident{}, moved
 			}
-			return store.Incident{}, commands.Refusef("/dr %s works in an incident channel: run it in the #%s-… channel of the incident.", command, orDefault(b.cfg.Slack.ChannelPrefix, "incident"))
+			return store.Incident{}, usererr.Refusef("/dr %s works in an incident channel: run it in the #%s-… channel of the incident.", command, orDefault(b.cfg.Slack.ChannelPrefix, "incident"))
 		}
 		return store.Incident{}, err
 	}
@@ -76,9 +74,9 @@ func (b *Lifecycle) commandEvent(ctx context.Context, channel string, user chat.
 	}
 	switch {
 	case kind == EventAcknowledged && inc.Status == store.IncidentAcknowledged:
-		return chat.Message{}, commands.Refusef("The incident is already acknowledged.")
+		return chat.Message{}, usererr.Refusef("The incident is already acknowledged.")
 	case inc.Status == store.IncidentResolved:
-		return chat.Message{}, commands.Refusef("The incident is already resolved. Reopen it in PagerDuty if it is back.")
+		return chat.Message{}, usererr.Refusef("The incident is already resolved. Reopen it in PagerDuty if it is back.")
 	}
 	if b.pagerDutyManaged(inc) {
 		var err error
@@ -117,7 +115,7 @@ func (b *Lifecycle) MarkSecurity(ctx context.Context, channel string, user chat.
 			return err
 		}
 		if cur.Security {
-			return commands.Refusef("This incident is already marked as a security incident.")
+			return usererr.Refusef("This incident is already marked as a security incident.")
 		}
 		cur.Security = true
 		if inc, err = tx.SaveIncident(ctx, cur); err != nil {

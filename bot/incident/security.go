@@ -22,7 +22,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/bot/chat"
-	"github.com/drbot-dev/drbot/commands"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -114,13 +114,13 @@ func (b *Lifecycle) movedRefusal(ctx context.Context, channel string) error {
 	} else if err != nil {
 		return fmt.Errorf("look up the incident that left channel %s: %w", channel, err)
 	}
-	return commands.Refusef("This incident moved to a private channel because it is a security incident; %s", b.askForAccess(""))
+	return usererr.Refusef("This incident moved to a private channel because it is a security incident; %s", b.askForAccess(""))
 }
 
 // askForAccess says whom to ask for access to a security incident's channel.
 func (b *Lifecycle) askForAccess(markedBy string) string {
 	if r := b.cfg.Slack.Responders; len(r) > 0 {
-		return "ask the responders (" + commands.PeopleList(r) + ") for access."
+		return "ask the responders (" + chat.People(r) + ") for access."
 	}
 	if markedBy != "" {
 		return "ask <@" + markedBy + "> for access."

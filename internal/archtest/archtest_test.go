@@ -49,6 +49,8 @@ var table = []rule{
 	{name: "store", from: []string{"store"}, deny: []string{""}, allow: []string{"internal/editdist", "internal/usererr", "runbook", "store"}},
 	{name: "approvals", from: []string{"approvals"}, deny: []string{""}, allow: []string{"internal/editdist", "internal/usererr", "runbook", "store"}},
 	{name: "runbook", from: []string{"runbook"}, deny: []string{""}, allow: []string{"internal/editdist", "internal/usererr", "runbook"}},
+	{name: "bot", from: []string{"bot"}, except: []string{"bot/chat", "bot/httpapi", "bot/incident", "bot/pagerduty", "bot/shell", "bot/slack"}, deny: []string{""}, allow: []string{"bot/chat", "commands", "internal/usererr", "runbook", "store"}},
+	{name: "incident", from: []string{"bot/incident"}, deny: []string{""}, allow: []string{"bot/chat", "bot/incident", "internal/editdist", "internal/usererr", "runbook", "store"}},
 	{name: "leaves", from: []string{"bot/chat", "internal/usererr", "internal/editdist"}, stdOnly: true},
 }
 
@@ -200,6 +202,8 @@ func TestRulesRefuse(t *testing.T) {
 		"store":          {"store/postgres", module + "/approvals"},
 		"approvals":      {"approvals", module + "/actions/runner"},
 		"runbook":        {"runbook", module + "/store"},
+		"bot":            {"bot", module + "/approvals"},
+		"incident":       {"bot/incident", module + "/commands"},
 		"leaves":         {"internal/usererr", module + "/internal/editdist"},
 	}
 	allowed := [][2]string{
@@ -210,6 +214,7 @@ func TestRulesRefuse(t *testing.T) {
 		{"approvals", module + "/internal/usererr"},
 		{"bot/chat", "encoding/json"},
 		{"actions/kube", "k8s.io/client-go/kubernetes"},
+		{"bot/incident", module + "/bot/chat"},
 	}
 	for _, r := range table {
 		c, ok := refused[r.name]
