@@ -285,9 +285,6 @@ type Requests interface {
 	// one of from and the move is allowed by CanTransition; ev and jobs are
 	// written in the same transaction. Otherwise it returns a *StateConflictError.
 	TransitionRequest(ctx context.Context, id int64, from []RequestState, to RequestState, ev AuditEvent, jobs ...Job) (ActionRequest, error)
-	// AddApproval records a decision with ev. A second decision by the same
-	// approver for the same request and plan hash fails with ErrDuplicate.
-	AddApproval(ctx context.Context, a Approval, ev AuditEvent) (Approval, error)
 	// Approvals returns the decisions on a request, oldest first.
 	Approvals(ctx context.Context, requestID int64) ([]Approval, error)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"time"
 
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -36,10 +34,10 @@ func chatDirectory(adapter chat.Adapter) approvals.Directory {
 // newAccess is who may run gated /dr commands: slack.requesters and
 // slack.responders, or the incident channel's members when responders are
 // unset and the adapter can list them.
-func newAccess(logger *slog.Logger, cfg *runbook.Config, adapter chat.Adapter) *commands.PeopleAccess {
+func newAccess(cfg *runbook.Config, people *approvals.Resolver, adapter chat.Adapter) *commands.PeopleAccess {
 	a := &commands.PeopleAccess{
 		Config:   func() *runbook.Config { return cfg },
-		Resolver: approvals.NewResolver(chatDirectory(adapter), 0, time.Now, logger),
+		Resolver: people,
 	}
 	if ml, ok := adapter.(chat.MemberLister); ok {
 		a.Members = ml.ChannelMembers

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -115,6 +114,8 @@ func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedur
 // requestWiring is the request lifecycle of one process: the approval
 // engine, the chat side (cards, buttons) and the runner.
 type requestWiring struct {
+	// people resolves approvers, requesters and responders (one cache).
+	people   *approvals.Resolver
 	engine   *approvals.Engine
 	requests *commands.RequestCards
 	runner   *runner.Runner
@@ -127,29 +128,12 @@ type groupLister interface {
 }
 
 func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *requestWiring {
-	dir := approvals.Directory{
-		LookupByEmail: func(ctx context.Context, email string) (string, error) {
-			u, err := adapter.LookupByEmail(ctx, email)
-			if errors.Is(err, chat.ErrUserNotFound) {
-				return "", nil
-			}
-			if err != nil {
-				return "", err
-			}
-			return u.ID, nil
-		},
-	}
-	if gl, ok := adapter.(groupLister); ok {
-		dir.GroupMembers = gl.GroupMembers
-	}
-	engine := approvals.NewEngine(approvals.EngineOptions{
-		Store: db, Config: cfg, Logger: logger,
-		Resolver: approvals.NewResolver(dir, 0, time.Now, logger),
-	})
+	people := approvals.NewResolver(chatDirectory(adapter), 0, time.Now, logger)
+	engine := approvals.NewEngine(approvals.EngineOptions{Store: db, Config: cfg, Logger: logger, Resolver: people})
 	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: adapter, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
 	jobs := &riverjobs.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
-	return &requestWiring{engine: engine, requests: reqs, runner: run, jobs: jobs}
+	return &requestWiring{people: people, engine: engine, requests: reqs, runner: run, jobs: jobs}
 }
 
 // executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how

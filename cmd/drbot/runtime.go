@@ -87,7 +87,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		Actions:           procs,
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
-		Access:            newAccess(logger, cfg, adapter),
+		Access:            newAccess(cfg, req.people, adapter),
 	})
 	b := bot.New(bot.Options{
 		Commands: reg,

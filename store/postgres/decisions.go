@@ -14,15 +14,17 @@ import (
 )
 
 // DecideRequest records a decision on a pending request and what it moves, in
-// ONE transaction: the approval row and its audit row (ev, with AddApproval's
-// defaults), then move's state change, audit row and jobs when move (called
-// with the request and every decision on it, this one included) returns one.
-// A crash or error anywhere leaves nothing of the decision behind.
+// ONE transaction: the approval row and its audit row (ev, defaulting to kind
+// approval.approved or approval.denied and actor the approver), then move's
+// state change, audit row and jobs when move (called with the request and
+// every decision on it, this one included) returns one. A crash or error
+// anywhere leaves nothing of the decision behind.
 //
 // The request row is locked for update, so decisions on one request are
-// serialised and the last one sees every earlier decision. It fails like
-// AddApproval (ErrNotFound, *store.StateConflictError, ErrDuplicate); an error
-// from move aborts the transaction and is returned wrapped.
+// serialised and the last one sees every earlier decision. It fails with
+// ErrNotFound, a *store.StateConflictError when the request is no longer
+// pending, or ErrDuplicate when the approver already decided on this plan
+// hash; an error from move aborts the transaction and is returned wrapped.
 func (db *DB) DecideRequest(ctx context.Context, a store.Approval, ev store.AuditEvent,
 	move func(req store.ActionRequest, all []store.Approval) (*store.RequestMove, error),
 ) (store.ActionRequest, error) {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -250,7 +251,13 @@ func TestOneInFlightRequestPerTarget(t *testing.T) {
 	}
 }
 
-func TestAddApproval(t *testing.T) {
+// decide records a on its request through DecideRequest without moving it.
+func decide(ctx context.Context, db *postgres.DB, a store.Approval) error {
+	_, err := db.DecideRequest(ctx, a, store.AuditEvent{}, func(store.ActionRequest, []store.Approval) (*store.RequestMove, error) { return nil, nil })
+	return err
+}
+
+func TestDecideRequestRecordsApprovals(t *testing.T) {
 	ctx := ctxT(t)
 	db, _ := openDB(t)
 	r, err := db.CreateRequest(ctx, newRequest("postgres/main"), store.AuditEvent{})
@@ -258,35 +265,34 @@ func TestAddApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := store.Approval{RequestID: r.ID, PlanHash: r.PlanHash, Approver: "U2", Decision: store.DecisionApprove}
-	got, err := db.AddApproval(ctx, a, store.AuditEvent{})
-	if err != nil || got.ID == 0 || got.At.IsZero() {
-		t.Fatalf("AddApproval = %+v, %v", got, err)
+	if err := decide(ctx, db, a); err != nil {
+		t.Fatalf("decide = %v", err)
 	}
 	// A double click counts once.
-	if _, err := db.AddApproval(ctx, a, store.AuditEvent{}); !errors.Is(err, store.ErrDuplicate) {
+	if err := decide(ctx, db, a); !errors.Is(err, store.ErrDuplicate) {
 		t.Errorf("second identical approval = %v, want ErrDuplicate", err)
 	}
 	// The same person may decide again on a different plan.
 	a2 := a
 	a2.PlanHash = postgres.PlanHash([]byte(`{"steps":["other"]}`))
-	if _, err := db.AddApproval(ctx, a2, store.AuditEvent{}); err != nil {
+	if err := decide(ctx, db, a2); err != nil {
 		t.Errorf("approval of another plan hash: %v", err)
 	}
-	if _, err := db.AddApproval(ctx, store.Approval{RequestID: r.ID, PlanHash: r.PlanHash, Approver: "U3", Decision: "maybe"}, store.AuditEvent{}); err == nil {
+	if err := decide(ctx, db, store.Approval{RequestID: r.ID, PlanHash: r.PlanHash, Approver: "U3", Decision: "maybe"}); err == nil {
 		t.Error("an unknown decision was accepted")
 	}
-	if _, err := db.AddApproval(ctx, store.Approval{RequestID: 999999, PlanHash: "x", Approver: "U3", Decision: store.DecisionDeny}, store.AuditEvent{}); !errors.Is(err, store.ErrNotFound) {
+	if err := decide(ctx, db, store.Approval{RequestID: 999999, PlanHash: "x", Approver: "U3", Decision: store.DecisionDeny}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("approval of a missing request = %v, want ErrNotFound", err)
 	}
 	as, err := db.Approvals(ctx, r.ID)
-	if err != nil || len(as) != 2 || as[0].Approver != "U2" || as[0].PlanHash != r.PlanHash {
+	if err != nil || len(as) != 2 || as[0].Approver != "U2" || as[0].PlanHash != r.PlanHash || as[0].ID == 0 || as[0].At.IsZero() {
 		t.Errorf("Approvals = %+v, %v", as, err)
 	}
 	if _, err := db.TransitionRequest(ctx, r.ID, []store.RequestState{store.RequestPending}, store.RequestDenied, store.AuditEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	late := store.Approval{RequestID: r.ID, PlanHash: r.PlanHash, Approver: "U4", Decision: store.DecisionApprove}
-	if _, err := db.AddApproval(ctx, late, store.AuditEvent{}); !errors.Is(err, store.ErrStateConflict) {
+	if err := decide(ctx, db, late); !errors.Is(err, store.ErrStateConflict) {
 		t.Errorf("approval of a denied request = %v, want ErrStateConflict", err)
 	}
 	evs, _ := db.AuditEvents(ctx, store.AuditFilter{RequestID: &r.ID})
