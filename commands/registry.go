@@ -133,6 +133,9 @@ func NewRegistry(deps Deps) *Registry {
 	} {
 		r.MustRegister(mk(r))
 	}
+	if deps.Runbook != nil {
+		r.MustRegister(scenariosCommand(r))
+	}
 	if deps.Incidents != nil {
 		for _, mk := range incidentCommands {
 			r.MustRegister(mk(deps.Incidents))

@@ -40,6 +40,19 @@ type Scenario struct {
 	Security bool
 }
 
+// Command is the /dr command the scenario's playbook implies: "/dr <kind>"
+// when it names an action kind, "/dr playbook <name>" when it names one of the
+// service's playbooks, "" when the scenario has no playbook.
+func (s Scenario) Command() string {
+	switch {
+	case s.Playbook == "":
+		return ""
+	case slices.Contains(ActionKinds, s.Playbook):
+		return "/dr " + s.Playbook
+	}
+	return "/dr playbook " + s.Playbook
+}
+
 // MatchScenario returns the first of scenarios whose every Match word appears
 // in title (case-insensitively), or nil.
 func MatchScenario(scenarios []Scenario, title string) *Scenario {

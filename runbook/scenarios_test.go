@@ -114,3 +114,18 @@ func TestMatchScenario(t *testing.T) {
 		}
 	}
 }
+
+// TestScenarioCommand: the command a scenario's playbook implies, the one
+// the incident header and /dr scenarios print.
+func TestScenarioCommand(t *testing.T) {
+	for playbook, want := range map[string]string{
+		"restore-db":       "/dr restore-db",
+		"failover":         "/dr failover",
+		"cluster-recovery": "/dr playbook cluster-recovery",
+		"":                 "",
+	} {
+		if got := (Scenario{Name: "x", Playbook: playbook}).Command(); got != want {
+			t.Errorf("Command() of playbook %q = %q, want %q", playbook, got, want)
+		}
+	}
+}

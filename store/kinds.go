@@ -10,6 +10,9 @@ const (
 	// AuditIncidentChannelMoved: the incident moved to a private channel.
 	AuditIncidentChannelMoved = "incident.channel_moved"
 	AuditIncidentSecurity     = "incident.security"
+	// AuditIncidentScenarioMatched: the incident's title matched a scenario
+	// of the runbook (written with incident.opened; its marks feed the header).
+	AuditIncidentScenarioMatched = "incident.scenario_matched"
 
 	// Channel setup steps.
 	AuditIncidentTopicSet         = "incident.topic_set"

@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -40,6 +41,7 @@ func HeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.M
 		}
 	}
 	fields := []chat.Field{{Label: "Status", Value: status}}
+	fields = append(fields, scenarioFields(marks)...)
 	if by := marks[markAckedBy]; by != "" && inc.Status != store.IncidentAcknowledged {
 		fields = append(fields, chat.Field{Label: "Acknowledged by", Value: by})
 	}
@@ -65,6 +67,32 @@ func HeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.M
 		text = "[RESOLVED] " + text
 	}
 	return chat.Message{Text: text, Blocks: blocks}
+}
+
+// scenarioFields are the header's lines about the scenario the incident
+// matched when it opened (none when it matched none): its name, severity and
+// estimate, and the command its playbook implies.
+func scenarioFields(marks map[string]string) []chat.Field {
+	name := marks[markScenario]
+	if name == "" {
+		return nil
+	}
+	var facts []string
+	if sev := marks[markScenarioSeverity]; sev != "" {
+		facts = append(facts, sev+" severity")
+	}
+	if est := marks[markScenarioEstimate]; est != "" {
+		facts = append(facts, "estimated recovery "+est)
+	}
+	v := name
+	if len(facts) > 0 {
+		v += " (" + strings.Join(facts, ", ") + ")"
+	}
+	out := []chat.Field{{Label: "Scenario", Value: v}}
+	if cmd := marks[markScenarioCommand]; cmd != "" {
+		out = append(out, chat.Field{Label: "Run", Value: "`" + cmd + "`"})
+	}
+	return out
 }
 
 // rtoClock is the elapsed and remaining time against the RTO.

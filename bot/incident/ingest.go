@@ -94,6 +94,15 @@ func (b *Lifecycle) applyTx(ctx context.Context, tx store.IncidentTx, svc *runbo
 				if err := tx.InsertJobs(ctx, jobs...); err != nil {
 					return err
 				}
+				if sc := svc.Scenario(inc.Title); sc != nil {
+					audit, err := scenarioAudit(inc, sc, ev.At)
+					if err != nil {
+						return err
+					}
+					if err := tx.AppendAudit(ctx, audit); err != nil {
+						return err
+					}
+				}
 			}
 			if ev.Kind == EventTriggered {
 				return nil
@@ -249,6 +258,38 @@ func newIncident(svc *runbook.Service, ev Event) store.Incident {
 		inc.Security = true // private channel and the on: security escalations
 	}
 	return inc
+}
+
+// Marks of the scenario the incident's title matched when it opened: the
+// header reads them, so a later change of the runbook does not change what
+// the incident was opened as.
+const (
+	markScenario         = "scenario"
+	markScenarioSeverity = "scenario.severity"
+	markScenarioEstimate = "scenario.estimate"
+	markScenarioCommand  = "scenario.command"
+)
+
+// scenarioAudit is the incident.scenario_matched row of an incident whose
+// title matched sc: what it says and, as marks, what the header shows.
+func scenarioAudit(inc store.Incident, sc *runbook.Scenario, at time.Time) (store.AuditEvent, error) {
+	estimate := ""
+	if sc.Estimate.Duration > 0 {
+		estimate = formatDuration(sc.Estimate.Duration)
+	}
+	data, err := json.Marshal(map[string]any{
+		"scenario": sc.Name, "severity": sc.Severity, "estimate": estimate, "playbook": sc.Playbook,
+		"command": sc.Command(), "security": sc.Security, "title": inc.Title,
+		store.MarksKey: map[string]string{
+			markScenario: sc.Name, markScenarioSeverity: sc.Severity,
+			markScenarioEstimate: estimate, markScenarioCommand: sc.Command(),
+		},
+	})
+	if err != nil {
+		return store.AuditEvent{}, fmt.Errorf("incident %d: encode scenario: %w", inc.ID, err)
+	}
+	id := inc.ID
+	return store.AuditEvent{IncidentID: &id, Actor: "drbot", Kind: store.AuditIncidentScenarioMatched, Data: data, At: at}, nil
 }
 
 // eventAudit is the audit row of an applied event. Acknowledgements and

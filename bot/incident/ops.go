@@ -291,6 +291,21 @@ func describeEvent(e store.AuditEvent) string {
 			s += ": " + r
 		}
 		return s
+	case store.AuditIncidentScenarioMatched:
+		s := "Scenario matched: " + str("scenario")
+		var facts []string
+		for _, f := range []string{str("severity"), str("estimate")} {
+			if f != "" {
+				facts = append(facts, f)
+			}
+		}
+		if len(facts) > 0 {
+			s += " (" + strings.Join(facts, ", ") + ")"
+		}
+		if c := str("command"); c != "" {
+			s += "; run " + c
+		}
+		return s
 	case store.AuditChecklistTicked, store.AuditChecklistUnticked:
 		verb := "Ticked"
 		if e.Kind == store.AuditChecklistUnticked {
