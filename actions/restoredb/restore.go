@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/runbook"
@@ -448,12 +449,30 @@ func (a *RestoreDB) Verify(ctx context.Context, p actions.Plan) (actions.Report,
 		return rep, nil
 	}
 	deps := verify.Deps{HTTP: a.opts.HTTP, Kube: a.opts.Kube}
+	if svc.Kubernetes != nil && svc.Kubernetes.Selector != "" && a.opts.Kube != nil {
+		// The writers were just scaled back up: let their pods come up
+		// (bounded) before judging readiness; the check reports what it sees.
+		if s, err := SpecOf(p); err == nil {
+			for _, w := range s.Writers {
+				if _, err := a.opts.Kube.WaitRollout(ctx, s.Namespace, w, kube.WaitOptions{Timeout: writersReadyTimeout}); err != nil {
+					a.opts.Logger.WarnContext(ctx, "restore-db verify: writer rollout", "workload", w.String(), "err", err)
+				}
+			}
+		}
+	}
 	rep.Checks = append(rep.Checks, verify.Health(ctx, deps, svc.Health...)...)
-	if svc.Kubernetes != nil && svc.Kubernetes.Selector != "" {
+	// Without Kubernetes access there is nothing to read pods with: the
+	// check is left out rather than failing a restore that worked
+	// (/dr verify reports it as not run).
+	if svc.Kubernetes != nil && svc.Kubernetes.Selector != "" && a.opts.Kube != nil {
 		rep.Checks = append(rep.Checks, verify.Pods(ctx, deps, svc.Name+" pods", svc.Namespace(), svc.Kubernetes.Selector))
 	}
 	return rep, nil
 }
+
+// writersReadyTimeout bounds the wait for the writers' rollout before the
+// service's pods are checked after a restore.
+const writersReadyTimeout = 2 * time.Minute
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -150,5 +151,33 @@ func TestVerifyRunsServiceHealthAndPods(t *testing.T) {
 	}
 	if got := strings.Join(failed, ","); !strings.Contains(got, "predict smoke=503") || !strings.Contains(got, "shop pods=0/1 ready") {
 		t.Errorf("failed checks %s, want the health check (503) and the pods (0/1 ready)", got)
+	}
+}
+
+// TestVerifyWaitsForTheWritersBeforeJudgingPods: the service's pods are the
+// writers just scaled back up; verification waits for their rollout rather
+// than failing a restore that worked because the pods were still starting.
+func TestVerifyWaitsForTheWritersBeforeJudgingPods(t *testing.T) {
+	f := newFixture(t)
+	file := f.dump(t.TempDir(), "x.dump", restoredb.FormatCustom)
+	f.useS3(file)
+	f.cfg.Services[0].Kubernetes.Selector = "app=" + writer
+	opts := f.options()
+	opts.Kube = kube.New(f.kube)
+	opts.Kube.Poll = 5 * time.Millisecond
+	a := restoredb.New(opts)
+	p := f.plan(a, nil)
+	if err := a.Execute(f.ctx, p, newJournal("")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Verify(f.ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("Verify = %+v, want the writers' pods ready", rep.Checks)
+	}
+	if last := rep.Checks[len(rep.Checks)-1]; last.Kind != "pods" || last.Observed != "3/3 ready" {
+		t.Errorf("pods check %+v, want 3/3 ready", last)
 	}
 }
