@@ -115,6 +115,9 @@ type Deps struct {
 	// Access decides who may run gated commands (see Gate); nil lets
 	// everyone run them.
 	Access Access
+	// RecordReading records a read-only procedure's report (/dr verify) in
+	// the audit log (AuditReadings); nil records nothing (unit tests).
+	RecordReading func(ctx context.Context, r Reading) error
 }
 
 // Registry holds the /dr commands. It is safe for concurrent use.

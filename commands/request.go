@@ -76,6 +76,12 @@ func procedureCommand(p actions.Procedure) Command {
 		if err != nil {
 			return chat.Message{}, fmt.Errorf("%s %s: %w", d.Name, call.Service, err)
 		}
+		if rep, ok := res.(actions.Report); ok && call.Registry != nil && call.Registry.deps.RecordReading != nil {
+			// Every verification is on the record (audit log, incident timeline).
+			if err := call.Registry.deps.RecordReading(ctx, Reading{Actor: call.User.ID, Channel: call.Channel, Command: d.Name, Service: call.Service, Report: rep}); err != nil {
+				return chat.Message{}, fmt.Errorf("%s %s: %w", d.Name, call.Service, err)
+			}
+		}
 		return resultMessage(call.Service, res)
 	}
 	return c

@@ -835,12 +835,7 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 		}); ok {
 			k.Namespace = ns
 		}
-		k.Selector, _ = kf.check("selector", func(v string) error {
-			if strings.TrimSpace(v) == "" {
-				return errors.New("must not be empty (a label selector such as app=lstm-pfd)")
-			}
-			return nil
-		})
+		k.Selector, _ = kf.check("selector", checkSelector)
 		s.Kubernetes = k
 	}
 
@@ -911,7 +906,7 @@ func (d *decoder) escalation(n *yaml.Node, path string) Escalation {
 
 func (d *decoder) database(n *yaml.Node, path string) Database {
 	db := Database{path: path}
-	f := d.mapping(n, path, "name", "url_env", "backups", "writers", "checks")
+	f := d.mapping(n, path, "name", "url_env", "backups", "writers", "checks", "wait_for")
 	if f == nil {
 		if isNull(d.resolve(n)) {
 			d.addf(n.Line, path, "empty database (want at least name and url_env)")
@@ -937,6 +932,7 @@ func (d *decoder) database(n *yaml.Node, path string) Database {
 		db.Backups = b
 	}
 	db.Writers = f.workloads("writers")
+	db.WaitFor, _ = f.check("wait_for", checkSelector)
 	checkNames := map[string]int{}
 	for i, item := range f.list("checks") {
 		p := index(child(path, "checks"), i)
@@ -1017,7 +1013,7 @@ func (d *decoder) failover(f *fields) *Failover {
 
 func (d *decoder) health(n *yaml.Node, path string) (HealthCheck, bool) {
 	var h HealthCheck
-	f := d.mapping(n, path, "name", "http", "metric")
+	f := d.mapping(n, path, "name", "http", "method", "body", "expect_status", "metric")
 	if f == nil {
 		if isNull(d.resolve(n)) {
 			d.addf(n.Line, path, "empty health check (want name and http or metric)")
@@ -1033,6 +1029,7 @@ func (d *decoder) health(n *yaml.Node, path string) (HealthCheck, bool) {
 		d.addf(f.line, path, "needs http (a URL that must answer 2xx) or metric (url, name, expect)")
 	}
 	h.HTTP, _ = f.check("http", checkHTTPURL)
+	d.healthRequest(f, &h, hasHTTP)
 	if mf := f.sub("metric", "url", "name", "expect"); mf != nil {
 		m := &MetricCheck{}
 		if !mf.has("url") {
@@ -1057,7 +1054,53 @@ func (d *decoder) health(n *yaml.Node, path string) (HealthCheck, bool) {
 	return h, h.Name != ""
 }
 
+// healthRequest decodes an HTTP check's method, body and expect_status.
+func (d *decoder) healthRequest(f *fields, h *HealthCheck, hasHTTP bool) {
+	for _, k := range []string{"method", "body", "expect_status"} {
+		if f.has(k) && !hasHTTP {
+			d.addf(f.lineOf(k), child(f.path, k), "only applies to an http check (this check has no http URL)")
+		}
+	}
+	if m, ok := f.check("method", func(v string) error {
+		switch v {
+		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE":
+			return nil
+		}
+		return fmt.Errorf("%s is not a supported HTTP method (want GET, HEAD, POST, PUT, PATCH or DELETE, in capitals)", fmtQuote(v))
+	}); ok {
+		h.Method = m
+	}
+	if b, ok := f.str("body"); ok {
+		switch h.HTTPMethod() {
+		case "POST", "PUT", "PATCH", "DELETE":
+			h.Body = b
+		default:
+			if f.has("method") && h.Method == "" {
+				break // the method itself was reported
+			}
+			d.addf(f.lineOf("body"), child(f.path, "body"), "a body needs a method that sends one (POST, PUT, PATCH or DELETE), not %s", h.HTTPMethod())
+		}
+	}
+	if f.has("expect_status") {
+		if v, ok := f.integer("expect_status"); ok {
+			if v < 100 || v > 599 {
+				d.addf(f.lineOf("expect_status"), child(f.path, "expect_status"), "%d is not an HTTP status (want 100–599, e.g. 200)", v)
+			} else {
+				h.ExpectStatus = v
+			}
+		}
+	}
+}
+
 // Value checks shared by several keys.
+
+// checkSelector accepts a non-empty Kubernetes label selector.
+func checkSelector(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty (a label selector such as app=lstm-pfd)")
+	}
+	return nil
+}
 
 func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 

@@ -110,6 +110,9 @@ type Database struct {
 	Backups *Backups      // nil when no backups are configured
 	Writers []WorkloadRef // scaled to zero while a restored database is swapped in
 	Checks  []Check       // run after a restore
+	// A label selector of pods (in the service's namespace) that must all be
+	// Ready before a restore starts, e.g. app=postgresql.
+	WaitFor string
 
 	path string // key path, for messages
 }
@@ -169,12 +172,24 @@ type FailoverDNS struct {
 	TTL    int    // seconds
 }
 
-// HealthCheck is either an HTTP check (HTTP set: a 2xx answer is healthy)
-// or a Prometheus metric check (Metric set).
+// HealthCheck is either an HTTP check (HTTP set: a 2xx answer, or
+// ExpectStatus, is healthy) or a Prometheus metric check (Metric set).
 type HealthCheck struct {
 	Name   string // a short name, used by /dr verify
-	HTTP   string // an http(s) URL that answers 2xx when healthy
-	Metric *MetricCheck
+	HTTP   string // an http(s) URL that answers 2xx (or expect_status) when healthy
+	Method string // the HTTP method: GET (the default), HEAD, POST, PUT, PATCH or DELETE
+	Body   string // the request body, sent with POST, PUT, PATCH or DELETE, e.g. a smoke-test JSON
+	// The HTTP status a healthy answer has (100–599); when not set, any 2xx.
+	ExpectStatus int
+	Metric       *MetricCheck
+}
+
+// HTTPMethod returns the check's HTTP method, GET when not set.
+func (h HealthCheck) HTTPMethod() string {
+	if h.Method == "" {
+		return "GET"
+	}
+	return h.Method
 }
 
 // MetricCheck fetches URL in the Prometheus text format and compares the

@@ -74,6 +74,10 @@ const (
 	AuditApprovalApproved = AuditApprovalPrefix + "approved"
 	AuditApprovalDenied   = AuditApprovalPrefix + "denied"
 
+	// AuditVerifyRan: a /dr verify ran; its data is the report (check
+	// names, ok, observed).
+	AuditVerifyRan = "verify.ran"
+
 	// Action steps, written by the runner's journal.
 	AuditActionPrefix = "action."
 	AuditStepStarted  = "step.started"

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -556,23 +557,32 @@ func (c *Client) WaitRollout(ctx context.Context, namespace string, ref runbook.
 // PodsReady counts the pods matching selector in namespace that are ready.
 // Pods being deleted and pods that finished (Succeeded, Failed) are not counted.
 func (c *Client) PodsReady(ctx context.Context, namespace, selector string) (ready, total int, err error) {
+	notReady, total, err := c.NotReadyPods(ctx, namespace, selector)
+	return total - len(notReady), total, err
+}
+
+// NotReadyPods returns the names of the pods matching selector in namespace
+// that are not ready, sorted, and how many pods match. Pods being deleted
+// and pods that finished (Succeeded, Failed) are not counted.
+func (c *Client) NotReadyPods(ctx context.Context, namespace, selector string) (notReady []string, total int, err error) {
 	if _, err := labels.Parse(selector); err != nil {
-		return 0, 0, fmt.Errorf("selector %q: %w", selector, err)
+		return nil, 0, fmt.Errorf("selector %q: %w", selector, err)
 	}
 	pods, err := c.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return 0, 0, fmt.Errorf("list pods %s in %s: %w", selector, namespace, err)
+		return nil, 0, fmt.Errorf("list pods %s in %s: %w", selector, namespace, err)
 	}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
 		total++
-		if podReady(&p) {
-			ready++
+		if !podReady(&p) {
+			notReady = append(notReady, p.Name)
 		}
 	}
-	return ready, total, nil
+	slices.Sort(notReady)
+	return notReady, total, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -33,6 +33,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/awsconf"
 	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -113,6 +114,9 @@ type Spec struct {
 	Unchanged    int      `json:"unchanged"` // source objects already in place
 	Namespace    string   `json:"namespace,omitempty"`
 	Restart      []string `json:"restart,omitempty"` // kind/name
+	// Verify names the service's health checks that must pass after the
+	// restart (models.verify), e.g. a metric lstm_pfd_model_loaded == 1.
+	Verify []string `json:"verify,omitempty"`
 }
 
 // CopyResult is the copy step's recorded outcome.
@@ -244,6 +248,10 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	}
 	if len(restarts) > 0 {
 		facts = append(facts, actions.Fact{Label: "Restart", Value: spec.Namespace + ": " + strings.Join(restarts, ", ")})
+	}
+	if len(m.Verify) > 0 {
+		spec.Verify = m.Verify
+		facts = append(facts, actions.Fact{Label: "Verified by", Value: strings.Join(m.Verify, ", ")})
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
@@ -674,7 +682,28 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 		}
 		r.Checks = append(r.Checks, kube.VerifyWorkload(ctx, a.kube, s.Namespace, ref).Checks...)
 	}
+	r.Checks = append(r.Checks, a.verifyChecks(ctx, plan.Service, s.Verify)...)
 	return r, nil
+}
+
+// verifyChecks runs the service's health checks named in models.verify
+// (runbook 001 §2.3: lstm_pfd_model_loaded == 1 once the models reloaded).
+// A name no longer among the service's health checks is a failed check.
+func (a *Action) verifyChecks(ctx context.Context, service string, names []string) []actions.CheckResult {
+	var out []actions.CheckResult
+	svc, _ := a.cfg.Service(service)
+	for _, name := range names {
+		var h *runbook.HealthCheck
+		if svc != nil {
+			h, _ = svc.HealthCheck(name)
+		}
+		if h == nil {
+			out = append(out, actions.CheckResult{Name: name, Error: "no longer a health check of " + service + " in the runbook config"})
+			continue
+		}
+		out = append(out, verify.Health(ctx, verify.Deps{}, *h)...)
+	}
+	return out
 }
 
 func humanBytes(n int64) string {

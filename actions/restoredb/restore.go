@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
@@ -49,6 +51,9 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if err := a.checkScaler(svc, db); err != nil {
 		return actions.Plan{}, err
 	}
+	if err := a.waitFor(ctx, db.Name, svc.Namespace(), db.WaitFor); err != nil {
+		return actions.Plan{}, err
+	}
 	t, err := targetOf(db)
 	if err != nil {
 		return actions.Plan{}, err
@@ -76,7 +81,7 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 		Location: loc.String(), Backup: &obj, Format: format, Stamp: stamp,
 		Incoming:  derivedName(t.Live, "_restore_"+stamp),
 		Outgoing:  derivedName(t.Live, "_pre_restore_"+stamp),
-		Namespace: svc.Namespace(), Writers: db.Writers, Checks: db.Checks,
+		Namespace: svc.Namespace(), Writers: db.Writers, Checks: db.Checks, WaitFor: db.WaitFor,
 	}
 
 	conn, err := t.admin(ctx)
@@ -137,6 +142,10 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	}
 	if len(db.Writers) > 0 {
 		plan.Facts = append(plan.Facts, actions.Fact{Label: "Writers scaled to 0 during the swap", Value: svc.Namespace() + ": " + refs(db.Writers)})
+	}
+	if db.WaitFor != "" {
+		plan.Facts = append(plan.Facts, actions.Fact{Label: "Database pods Ready", Value: svc.Namespace() + ": " + db.WaitFor})
+		plan.Steps = append(plan.Steps, actions.Step{Name: StepWaitFor, Description: "check that the pods " + db.WaitFor + " are all Ready; stop if not (nothing changed)"})
 	}
 	plan.Steps = append(plan.Steps,
 		actions.Step{Name: StepRestoreSide, Description: fmt.Sprintf("stream %s (%s) into a new database %s", obj.Name, storage.HumanSize(obj.Size), s.Incoming)},
@@ -246,6 +255,15 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 	// The backup's SQL runs as the role that owns live (the swap needs it):
 	// it can rename or drop live, which no restriction of psql prevents.
 	// Live's identity before and after the stream tells whether it did.
+	if s.WaitFor != "" {
+		// Again at execution: approval took time, and the restore must not
+		// stream into a server whose pods are not Ready.
+		if _, err := actions.RunStep(ctx, j, StepWaitFor, func(ctx context.Context, _ bool) (struct{}, error) {
+			return struct{}{}, a.waitFor(ctx, s.Database, s.Namespace, s.WaitFor)
+		}); err != nil {
+			return err
+		}
+	}
 	liveBefore, err := liveOID(ctx, t, s.Live)
 	if err != nil {
 		return err
@@ -418,10 +436,43 @@ func (a *RestoreDB) dropSide(ctx context.Context, t *target, s Spec, j actions.J
 	j.Note(ctx, msg)
 }
 
-// Verify implements actions.Action: the database's checks on live.
+// Verify implements actions.Action: the database's checks on live, then,
+// as runbook 001 §1.3 does, the service's health checks and the readiness
+// of its pods (kubernetes.selector).
 func (a *RestoreDB) Verify(ctx context.Context, p actions.Plan) (actions.Report, error) {
-	return verify(ctx, p)
+	rep, err := verifyLive(ctx, p)
+	if err != nil {
+		return rep, err
+	}
+	svc, ok := a.opts.Config().Service(p.Service)
+	if !ok {
+		return rep, nil
+	}
+	deps := verify.Deps{HTTP: a.opts.HTTP, Kube: a.opts.Kube}
+	if svc.Kubernetes != nil && svc.Kubernetes.Selector != "" && a.opts.Kube != nil {
+		// The writers were just scaled back up: let their pods come up
+		// (bounded) before judging readiness; the check reports what it sees.
+		if s, err := SpecOf(p); err == nil {
+			for _, w := range s.Writers {
+				if _, err := a.opts.Kube.WaitRollout(ctx, s.Namespace, w, kube.WaitOptions{Timeout: writersReadyTimeout}); err != nil {
+					a.opts.Logger.WarnContext(ctx, "restore-db verify: writer rollout", "workload", w.String(), "err", err)
+				}
+			}
+		}
+	}
+	rep.Checks = append(rep.Checks, verify.Health(ctx, deps, svc.Health...)...)
+	// Without Kubernetes access there is nothing to read pods with: the
+	// check is left out rather than failing a restore that worked
+	// (/dr verify reports it as not run).
+	if svc.Kubernetes != nil && svc.Kubernetes.Selector != "" && a.opts.Kube != nil {
+		rep.Checks = append(rep.Checks, verify.Pods(ctx, deps, svc.Name+" pods", svc.Namespace(), svc.Kubernetes.Selector))
+	}
+	return rep, nil
 }
+
+// writersReadyTimeout bounds the wait for the writers' rollout before the
+// service's pods are checked after a restore.
+const writersReadyTimeout = 2 * time.Minute
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

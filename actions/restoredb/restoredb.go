@@ -27,10 +27,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/runbook"
 )
@@ -44,6 +46,7 @@ const (
 // Step names (stable: the journal records them). Writers get one step each:
 // "scale-down/deployment/NAME" and "scale-up/deployment/NAME".
 const (
+	StepWaitFor     = "wait-for"
 	StepRestoreSide = "restore-side"
 	StepCheckSide   = "check-side"
 	StepScaleDown   = "scale-down" // + "/" + kind/name
@@ -72,6 +75,13 @@ type Options struct {
 	Config func() *runbook.Config
 	// Scaler scales writers; required only when a database names writers.
 	Scaler Scaler
+	// Kube reads pod readiness: the database's wait_for pods before a
+	// restore, the service's pods after it. Nil when the bot has no
+	// Kubernetes access (a database with wait_for then refuses to restore).
+	Kube *kube.Client
+	// HTTP is the client of the service's health checks after a restore
+	// (verify's default when nil).
+	HTTP *http.Client
 	// Storage opens backup locations; nil uses storage.New with an S3 client
 	// from the environment.
 	Storage Opener
@@ -126,6 +136,9 @@ type Spec struct {
 	Namespace string                `json:"namespace"`
 	Writers   []runbook.WorkloadRef `json:"writers,omitempty"`
 	Checks    []runbook.Check       `json:"checks,omitempty"`
+	// WaitFor selects the pods (in Namespace) that must be Ready before the
+	// restore starts (restore only).
+	WaitFor string `json:"wait_for,omitempty"`
 	// Restore is the restore-db request a rollback undoes (rollback only;
 	// 0 when planned without a request history).
 	Restore int64 `json:"restore,omitempty"`
@@ -211,6 +224,31 @@ func writerSteps(writers []runbook.WorkloadRef, prefix, verb string) []actions.S
 func (b *base) checkScaler(svc *runbook.Service, db *runbook.Database) error {
 	if len(db.Writers) > 0 && b.opts.Scaler == nil {
 		return actions.Refusef("database %s names writers (%s) but drbot has no Kubernetes access to scale them", db.Name, refs(db.Writers))
+	}
+	return nil
+}
+
+// waitFor refuses unless every pod matching db's wait_for selector in
+// namespace is Ready (runbook 001 §3 step 4: the database pods are up
+// before a restore starts). No wait_for: nothing to wait for.
+func (b *base) waitFor(ctx context.Context, database, namespace, selector string) error {
+	if selector == "" {
+		return nil
+	}
+	if b.opts.Kube == nil {
+		return actions.Refusef("database %s waits for pods %s (wait_for) but drbot has no Kubernetes access to check them", database, selector)
+	}
+	notReady, total, err := b.opts.Kube.NotReadyPods(ctx, namespace, selector)
+	if err != nil {
+		b.opts.Logger.WarnContext(ctx, "restore-db: wait_for", "namespace", namespace, "selector", selector, "err", err)
+		return actions.Refusef("cannot check the pods %s in %s that database %s waits for: %s", selector, namespace, database, firstLine(err))
+	}
+	if total == 0 {
+		return actions.Refusef("no pods match %s in %s (wait_for of database %s): the database is not running; start it before restoring", selector, namespace, database)
+	}
+	if len(notReady) > 0 {
+		return actions.Refusef("%d of %d pods of database %s (%s in %s) are not Ready: %s; wait until they are, then request the restore again",
+			len(notReady), total, database, selector, namespace, strings.Join(notReady, ", "))
 	}
 	return nil
 }
@@ -442,8 +480,8 @@ func failedChecks(rep actions.Report) string {
 	return strings.Join(parts, "; ")
 }
 
-// verify runs the checks on the live database.
-func verify(ctx context.Context, p actions.Plan) (actions.Report, error) {
+// verifyLive runs the checks on the live database.
+func verifyLive(ctx context.Context, p actions.Plan) (actions.Report, error) {
 	s, err := SpecOf(p)
 	if err != nil {
 		return actions.Report{}, err

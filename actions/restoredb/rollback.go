@@ -156,5 +156,5 @@ func (a *Rollback) Execute(ctx context.Context, plan actions.Plan, j actions.Jou
 
 // Verify implements actions.Action: the database's checks on live.
 func (a *Rollback) Verify(ctx context.Context, p actions.Plan) (actions.Report, error) {
-	return verify(ctx, p)
+	return verifyLive(ctx, p)
 }

@@ -66,7 +66,11 @@ func Checks(svc runbook.Service) []actions.Fact {
 	for _, h := range svc.Health {
 		switch {
 		case h.HTTP != "":
-			out = append(out, actions.Fact{Label: "http " + h.Name, Value: redact(h.HTTP) + " answers 2xx"})
+			want := "2xx"
+			if h.ExpectStatus != 0 {
+				want = fmt.Sprint(h.ExpectStatus)
+			}
+			out = append(out, actions.Fact{Label: "http " + h.Name, Value: fmt.Sprintf("%s %s answers %s", h.HTTPMethod(), redact(h.HTTP), want)})
 		case h.Metric != nil:
 			out = append(out, actions.Fact{Label: "metric " + h.Name, Value: fmt.Sprintf("%s %s at %s", h.Metric.Name, h.Metric.Expect, redact(h.Metric.URL))})
 		}

@@ -8,6 +8,7 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,14 +96,7 @@ func Service(ctx context.Context, deps Deps, svc runbook.Service) (actions.Repor
 		return actions.Report{}, actions.Refusef("service %s has no checks configured (health, database checks or a kubernetes selector)", svc.Name)
 	}
 	var r actions.Report
-	for _, h := range svc.Health {
-		switch {
-		case h.HTTP != "":
-			r.Checks = append(r.Checks, HTTP(ctx, deps, h.Name, h.HTTP))
-		case h.Metric != nil:
-			r.Checks = append(r.Checks, Metric(ctx, deps, h.Name, *h.Metric))
-		}
-	}
+	r.Checks = append(r.Checks, Health(ctx, deps, svc.Health...)...)
 	for _, db := range svc.Databases {
 		if len(db.Checks) == 0 {
 			continue
@@ -131,15 +125,55 @@ func Service(ctx context.Context, deps Deps, svc runbook.Service) (actions.Repor
 	return r, nil
 }
 
+// Health runs health checks (HTTP or metric), in order.
+func Health(ctx context.Context, deps Deps, checks ...runbook.HealthCheck) []actions.CheckResult {
+	var out []actions.CheckResult
+	for _, h := range checks {
+		switch {
+		case h.HTTP != "":
+			out = append(out, HTTPCheck(ctx, deps, h))
+		case h.Metric != nil:
+			out = append(out, Metric(ctx, deps, h.Name, *h.Metric))
+		}
+	}
+	return out
+}
+
 // HTTP checks that rawURL answers a GET with a 2xx status.
 func HTTP(ctx context.Context, deps Deps, name, rawURL string) actions.CheckResult {
-	res := actions.CheckResult{Name: name, Kind: KindHTTP, Target: redact(rawURL), Expected: "2xx"}
+	return HTTPCheck(ctx, deps, runbook.HealthCheck{Name: name, HTTP: rawURL})
+}
+
+// HTTPCheck sends h's request (its method, GET by default, and body) to
+// h.HTTP and checks the answer's status: h.ExpectStatus, or any 2xx.
+func HTTPCheck(ctx context.Context, deps Deps, h runbook.HealthCheck) actions.CheckResult {
+	method := h.HTTPMethod()
+	expected := "2xx"
+	if h.ExpectStatus != 0 {
+		expected = strconv.Itoa(h.ExpectStatus)
+	}
+	target := redact(h.HTTP)
+	if method != http.MethodGet {
+		target = method + " " + target
+	}
+	res := actions.CheckResult{Name: h.Name, Kind: KindHTTP, Target: target, Expected: expected}
 	ctx, cancel := context.WithTimeout(ctx, deps.timeout())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	var body io.Reader
+	if h.Body != "" {
+		body = strings.NewReader(h.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.HTTP, body)
 	if err != nil {
 		res.Error = "not a valid URL"
 		return res
+	}
+	if h.Body != "" {
+		ct := "text/plain; charset=utf-8"
+		if json.Valid([]byte(h.Body)) {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
 	}
 	began := time.Now()
 	resp, err := deps.httpClient().Do(req)
@@ -153,7 +187,11 @@ func HTTP(ctx context.Context, deps Deps, name, rawURL string) actions.CheckResu
 	_ = resp.Body.Close()
 	res.Latency = time.Since(began)
 	res.Observed = fmt.Sprintf("%d in %s", resp.StatusCode, roundLatency(res.Latency))
-	res.OK = resp.StatusCode >= 200 && resp.StatusCode < 300
+	if h.ExpectStatus != 0 {
+		res.OK = resp.StatusCode == h.ExpectStatus
+	} else {
+		res.OK = resp.StatusCode >= 200 && resp.StatusCode < 300
+	}
 	return res
 }
 

@@ -318,6 +318,8 @@ func describeEvent(e store.AuditEvent) string {
 		return fmt.Sprintf("%s %q (%s)", verb, str("item"), who)
 	case store.AuditPagerDutyIgnored:
 		return ""
+	case store.AuditVerifyRan:
+		return verifyLine(d, actor)
 	}
 	if k, ok := strings.CutPrefix(e.Kind, store.AuditIncidentPrefix); ok {
 		s := strings.ToUpper(k[:1]) + strings.ReplaceAll(k[1:], "_", " ")
@@ -334,6 +336,42 @@ func describeEvent(e store.AuditEvent) string {
 	s := e.Kind + " by " + actor
 	if e.RequestID != nil {
 		s += fmt.Sprintf(" (request %d)", *e.RequestID)
+	}
+	return s
+}
+
+// verifyLine describes a /dr verify: how many checks passed and what the
+// failed ones observed.
+func verifyLine(d map[string]any, actor string) string {
+	checks, _ := d["checks"].([]any)
+	passed := 0
+	var failed []string
+	for _, c := range checks {
+		m, _ := c.(map[string]any)
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		if ok, _ := m["ok"].(bool); ok {
+			passed++
+			continue
+		}
+		f := str("name")
+		switch {
+		case str("error") != "":
+			f += ": " + str("error")
+		case str("expected") != "":
+			f += fmt.Sprintf(": observed %s, expected %s", orDash(str("observed")), str("expected"))
+		case str("observed") != "":
+			f += ": observed " + str("observed")
+		}
+		failed = append(failed, f)
+	}
+	svc, _ := d["service"].(string)
+	verdict := "passed"
+	if len(failed) > 0 || len(checks) == 0 {
+		verdict = "FAILED"
+	}
+	s := fmt.Sprintf("Verified %s by %s: %s, %d/%d checks passed", svc, orDash(actor), verdict, passed, len(checks))
+	if len(failed) > 0 {
+		s += " (" + strings.Join(failed, "; ") + ")"
 	}
 	return s
 }

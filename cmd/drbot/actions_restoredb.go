@@ -19,6 +19,7 @@ func restoredbOptions(env actionEnv) restoredb.Options {
 	}
 	if c, err := kubeClient(); err == nil {
 		o.Scaler = c
+		o.Kube = c
 	} else {
 		logger.Info("restore-db: no Kubernetes access; databases with writers cannot be restored", "err", err)
 	}

@@ -88,6 +88,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		Requests:          req.requests,
 		Runbook:           func() *runbook.Config { return cfg },
 		Access:            newAccess(cfg, req.people, adapter),
+		RecordReading:     commands.AuditReadings(db),
 	})
 	b := bot.New(bot.Options{
 		Commands: reg,
