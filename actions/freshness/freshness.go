@@ -12,6 +12,7 @@ package freshness
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/drbot-dev/drbot/actions/restoredb"
@@ -39,6 +40,9 @@ type Location struct {
 	Location runbook.Location
 	Every    time.Duration
 	RPO      time.Duration // the service's RPO; zero when not set
+	// Snapshots is the models' snapshot layout: only objects inside a
+	// snapshot folder are backups. Nil: every object is.
+	Snapshots *runbook.SnapshotPattern
 }
 
 // Status is what a check found at one location.
@@ -66,7 +70,7 @@ func Locations(cfg *runbook.Config) []Location {
 			out = append(out, Location{Service: svc.Name, Kind: KindDatabase, Name: db.Name, Location: db.Backups.Location, Every: db.Backups.Every.Duration, RPO: rpo})
 		}
 		if m := svc.Models; m != nil && m.Every.Duration > 0 {
-			out = append(out, Location{Service: svc.Name, Kind: KindModels, Name: "models", Location: m.Backups, Every: m.Every.Duration, RPO: rpo})
+			out = append(out, Location{Service: svc.Name, Kind: KindModels, Name: "models", Location: m.Backups, Every: m.Every.Duration, RPO: rpo, Snapshots: m.Snapshots})
 		}
 	}
 	return out
@@ -106,8 +110,11 @@ func checkOne(ctx context.Context, l Location, open Opener, now time.Time) Statu
 		return st
 	}
 	var keep func(storage.Object) bool
-	if l.Kind == KindDatabase {
+	switch {
+	case l.Kind == KindDatabase:
 		keep = func(o storage.Object) bool { return restoredb.FormatOf(o.Name) != "" }
+	case l.Snapshots != nil:
+		keep = func(o storage.Object) bool { return inSnapshot(*l.Snapshots, o.Name) }
 	}
 	objs, _, err := storage.Newest(ctx, s, 1, keep)
 	if err != nil {
@@ -123,4 +130,21 @@ func checkOne(ctx context.Context, l Location, open Opener, now time.Time) Statu
 	st.Age = max(now.Sub(st.NewestAt), 0)
 	st.Stale = st.Age > StaleAfter(l.Every)
 	return st
+}
+
+// inSnapshot reports whether name (relative to the location) lies inside a
+// snapshot folder's Inside path: Dir + folder + "/" + Inside + ….
+func inSnapshot(sp runbook.SnapshotPattern, name string) bool {
+	rest, ok := strings.CutPrefix(name, sp.Dir)
+	if !ok {
+		return false
+	}
+	folder, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	if _, ok := sp.Match(folder); !ok {
+		return false
+	}
+	return strings.HasPrefix(name, sp.Path(folder))
 }

@@ -55,3 +55,21 @@ services:
 		t.Errorf("StaleAfter(24h) = %s", got)
 	}
 }
+
+// Only objects inside a snapshot folder's inside path date a snapshot.
+func TestInSnapshot(t *testing.T) {
+	sp, err := runbook.ParseSnapshotPattern("models-*/checkpoints/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"models-20261201-020000/checkpoints/lstm.pt": true,
+		"models-20261201-020000/logs/run.log":        false,
+		"README.txt":                                 false,
+		"other-20261201/checkpoints/lstm.pt":         false,
+	} {
+		if got := inSnapshot(sp, name); got != want {
+			t.Errorf("inSnapshot(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -154,6 +154,7 @@ func TestBackupsCheckAnnouncesStaleOnceAndRecoveryOnce(t *testing.T) {
 	w := newBackupsWorld(t)
 	w.backup(t, w.dbDir, "inflow-20261130.dump", w.now.Add(-30*time.Hour))
 	w.backup(t, w.models, "models-20261201-020000/checkpoints/lstm.pt", w.now.Add(-10*time.Hour))
+	w.backup(t, w.models, "README.txt", w.now) // not in a snapshot folder: not a backup
 
 	bw := w.watch()
 	for range 3 {
