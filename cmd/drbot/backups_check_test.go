@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -278,5 +280,78 @@ func TestIncidentHeaderShowsRPOAtRisk(t *testing.T) {
 	}
 	if want := "newest backup of inflow_db is 3h old (RPO 1h)"; len(risks) != 1 || risks[0] != want {
 		t.Fatalf("RPO at risk fields = %q, want exactly [%q]", risks, want)
+	}
+}
+
+// Through the real `drbot serve`: the check runs at start, announces a stale
+// backup in the announce channel and exports its age; a restarted process
+// checks again (RunOnStart) without announcing it again.
+func TestServeAnnouncesStaleBackupOnceAcrossRestarts(t *testing.T) {
+	w := newIncidentWorld(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "inflow-20261101.dump")
+	if err := os.WriteFile(p, []byte("backup"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-50 * time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`slack:
+  announce_channel: %s
+services:
+  - name: inflow
+    pagerduty:
+      service_ids: [PINFLOW]
+    objectives: {rto: 1h, rpo: 1h}
+    databases:
+      - name: inflow_db
+        url_env: INFLOW_DATABASE_URL
+        backups:
+          location: file://%s/
+          every: 24h
+`, w.announce, dir)
+	if err := os.WriteFile(w.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stale := "inflow database inflow_db backups are stale: the newest backup, inflow-20261101.dump, is 2d2h old"
+	s := w.serve()
+	w.waitFor("stale announcement", 90*time.Second, func() bool { return w.countMessages(w.announce, stale) == 1 }, s.logs)
+	metrics := get(t, s.base+"/metrics")
+	const series = `drbot_backup_age_seconds{kind="database",name="inflow_db",service="inflow"} `
+	var age float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			if _, err := fmt.Sscan(v, &age); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if age < (50*time.Hour).Seconds() || age > (51*time.Hour).Seconds() {
+		t.Errorf("drbot_backup_age_seconds of inflow_db = %v, want about 50h:\n%s", age, metrics)
+	}
+	if err := s.terminate(t); err != nil {
+		t.Fatalf("serve exited with %v\n%s", err, s.logs.String())
+	}
+	conn, err := pgx.Connect(context.Background(), w.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checked time.Time
+	err = conn.QueryRow(context.Background(), "SELECT checked_at FROM backup_states WHERE name = 'inflow_db'").Scan(&checked)
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = w.serve()
+	w.waitFor("the restarted process's check", 90*time.Second, func() bool {
+		return w.count("SELECT count(*) FROM backup_states WHERE name = 'inflow_db' AND checked_at > $1", checked) == 1
+	}, s.logs)
+	if n := w.count("SELECT count(*) FROM river_job WHERE kind = 'incident.post' AND args->>'channel' = $1", w.announce); n != 1 {
+		t.Errorf("announcement jobs after a restart = %d, want 1", n)
+	}
+	if n := w.countMessages(w.announce, "backups are stale"); n != 1 {
+		t.Errorf("stale announcements after a restart = %d, want 1", n)
 	}
 }
