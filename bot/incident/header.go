@@ -8,6 +8,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -137,8 +138,12 @@ func (b *Lifecycle) rpoAtRisk(ctx context.Context, inc store.Incident, now time.
 		b.log.WarnContext(ctx, "read backup states for the header", "incident", inc.ID, "err", err)
 		return nil
 	}
+	svc, _ := b.cfg.Service(inc.Service)
 	var fields []chat.Field
 	for _, s := range states {
+		if !configured(svc, s) {
+			continue // a location since removed from the config
+		}
 		if s.NewestKey == "" || s.NewestAt.IsZero() {
 			fields = append(fields, chat.Field{Label: "RPO at risk", Value: fmt.Sprintf("no backup of %s found in %s (RPO %s)", s.Name, s.Location, formatDuration(inc.RPO))})
 			continue
@@ -148,4 +153,20 @@ func (b *Lifecycle) rpoAtRisk(ctx context.Context, inc store.Incident, now time.
 		}
 	}
 	return fields
+}
+
+// configured reports whether the backup location of s is still in svc's config.
+func configured(svc *runbook.Service, s store.BackupState) bool {
+	if svc == nil {
+		return false
+	}
+	if s.Kind == "models" {
+		return svc.Models != nil
+	}
+	for _, db := range svc.Databases {
+		if db.Name == s.Name && db.Backups != nil {
+			return true
+		}
+	}
+	return false
 }

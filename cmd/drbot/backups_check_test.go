@@ -249,6 +249,11 @@ func TestIncidentHeaderShowsRPOAtRisk(t *testing.T) {
 	w.backup(t, w.dbDir, "inflow-20261201.dump", w.now.Add(-3*time.Hour)) // fresh for every: 24h, but older than the 1h RPO
 	w.backup(t, w.models, "models-20261201-020000/checkpoints/lstm.pt", w.now.Add(-30*time.Minute))
 	w.check(t, w.watch())
+	// A database since removed from the config: its old state is not shown.
+	if _, err := w.db.RecordBackupState(w.ctx, store.BackupState{Service: "inflow", Kind: "database", Name: "gone_db", Location: "file:///gone/",
+		NewestKey: "gone.dump", NewestAt: w.now.Add(-100 * time.Hour), CheckedAt: w.now.Add(-90 * time.Hour)}, store.AuditEvent{}); err != nil {
+		t.Fatal(err)
+	}
 
 	inc, _, err := w.db.OpenIncident(w.ctx, store.Incident{PagerDutyID: "PD-RPO-1", Service: "inflow", Title: "inflow down", Status: store.IncidentTriggered, OpenedAt: w.now, RPO: time.Hour})
 	if err != nil {
