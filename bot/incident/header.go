@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 )
 
@@ -21,8 +22,9 @@ const (
 
 // HeaderAt is the header kept current in an incident channel: the
 // static facts of IncidentHeader plus status, who acknowledged, assignees,
-// and the RTO clock (elapsed, remaining) as of now.
-func HeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.Message {
+// and the RTO clock (elapsed, remaining) as of now, then the extra fields
+// (the RPO at risk, see Lifecycle.header).
+func HeaderAt(inc store.Incident, marks map[string]string, now time.Time, extra ...chat.Field) chat.Message {
 	base := baseHeader(inc)
 	status := "Triggered: waiting for a responder"
 	switch inc.Status {
@@ -52,6 +54,7 @@ func HeaderAt(inc store.Incident, marks map[string]string, now time.Time) chat.M
 		fields = append(fields, chat.Field{Label: "Security", Value: "security incident: the security escalation was notified"})
 	}
 	fields = append(fields, chat.Field{Label: "RTO clock", Value: rtoClock(inc, now)})
+	fields = append(fields, extra...)
 	var blocks []chat.Block
 	for _, bl := range base.Blocks {
 		if f, ok := bl.(chat.Fields); ok {
@@ -140,5 +143,58 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
 		// that a change made meanwhile is not lost.
 		return river.JobSnooze(channelNotReadySnooze)
 	}
-	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, HeaderAt(inc, marks, b.now()))
+	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks))
+}
+
+// header is HeaderAt as of now with the RPO at risk: a line for each backup
+// location of the service whose newest backup (as the periodic backups.check
+// job last recorded it; S3 is never listed here) is older than the RPO.
+func (b *Lifecycle) header(ctx context.Context, inc store.Incident, marks map[string]string) chat.Message {
+	now := b.now()
+	return HeaderAt(inc, marks, now, b.rpoAtRisk(ctx, inc, now)...)
+}
+
+// rpoAtRisk is the "RPO at risk" fields of inc as of now (none when the
+// store keeps no backup states or they cannot be read: the header still goes out).
+func (b *Lifecycle) rpoAtRisk(ctx context.Context, inc store.Incident, now time.Time) []chat.Field {
+	bs, ok := b.lc.st.(store.BackupStates)
+	if !ok || inc.RPO <= 0 {
+		return nil
+	}
+	states, err := bs.BackupStatesOf(ctx, inc.Service)
+	if err != nil {
+		b.log.WarnContext(ctx, "read backup states for the header", "incident", inc.ID, "err", err)
+		return nil
+	}
+	svc, _ := b.cfg.Service(inc.Service)
+	var fields []chat.Field
+	for _, s := range states {
+		if !configured(svc, s) {
+			continue // a location since removed from the config
+		}
+		if s.NewestKey == "" || s.NewestAt.IsZero() {
+			fields = append(fields, chat.Field{Label: "RPO at risk", Value: fmt.Sprintf("no backup of %s found in %s (RPO %s)", s.Name, s.Location, formatDuration(inc.RPO))})
+			continue
+		}
+		if age := now.Sub(s.NewestAt); age > inc.RPO {
+			fields = append(fields, chat.Field{Label: "RPO at risk", Value: fmt.Sprintf("newest backup of %s is %s old (RPO %s)", s.Name, formatDuration(age), formatDuration(inc.RPO))})
+		}
+	}
+	return fields
+}
+
+// configured reports whether the backup location of s is still in svc's config.
+func configured(svc *runbook.Service, s store.BackupState) bool {
+	if svc == nil {
+		return false
+	}
+	if s.Kind == "models" {
+		return svc.Models != nil
+	}
+	for _, db := range svc.Databases {
+		if db.Name == s.Name && db.Backups != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -171,7 +171,7 @@ func (b *Lifecycle) Status(ctx context.Context, channel string) (chat.Message, e
 		if err != nil {
 			return chat.Message{}, err
 		}
-		m := HeaderAt(inc, marks, b.now())
+		m := b.header(ctx, inc, marks)
 		m.Ephemeral = true
 		return m, nil
 	}

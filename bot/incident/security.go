@@ -204,7 +204,7 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 			return "", err
 		}
 		cur.Security = true
-		ref, err := b.chat.Post(ctx, private, HeaderAt(cur, marks, b.now()))
+		ref, err := b.chat.Post(ctx, private, b.header(ctx, cur, marks))
 		if err != nil {
 			return "", fmt.Errorf("post header in the private channel: %w", err)
 		}

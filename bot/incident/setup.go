@@ -62,7 +62,7 @@ func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 		if err != nil {
 			return "", err
 		}
-		ref, err := b.chat.Post(ctx, inc.Channel, HeaderAt(cur, marks, b.now()))
+		ref, err := b.chat.Post(ctx, inc.Channel, b.header(ctx, cur, marks))
 		if err != nil {
 			return "", fmt.Errorf("post header: %w", err)
 		}

@@ -51,6 +51,7 @@ type runtime struct {
 	bot       *bot.Bot
 	incidents *incident.Lifecycle
 	req       *requestWiring
+	backups   *backupWatch // the backups.check periodic job (issue 11)
 }
 
 // runtimeOption adjusts the incident lifecycle's options.
@@ -99,7 +100,9 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		b.OnClick(id, fn)
 	}
 	b.OnClick(chat.ActionChecklist, incidents.ClickChecklist)
-	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req}
+	backups := newBackupWatch(cfg, db, logger)
+	metrics.MustRegister(backups.age)
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req, backups: backups}
 }
 
 // startJobs starts River with every worker the bot has; jobs and timers are
@@ -109,7 +112,8 @@ func (rt *runtime) startJobs(ctx context.Context) error {
 	rt.db.RegisterWorkers(workers)
 	rt.incidents.RegisterWorkers(workers)
 	rt.req.register(workers)
-	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob()}); err != nil {
+	rt.backups.register(workers)
+	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob(), rt.backups.periodic()}); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	if err := rt.req.resume(ctx); err != nil {
