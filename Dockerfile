@@ -9,8 +9,9 @@
 #     --build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 #     -t ghcr.io/drbot-dev/drbot:$(git describe --tags --always) --push .
 #
-# Base images are pinned by digest for reproducible, reviewable builds. Each
-# ARG names an image by tag AND digest; refresh a digest with
+# Pin the base images by digest for reproducible, reviewable builds. The ARGs
+# below still name them by tag only: no container registry was reachable where
+# this file was written, so no digest could be looked up or checked. Get one with
 #   docker buildx imagetools inspect golang:1.26-bookworm --format '{{json .Manifest.Digest}}'
 #   docker buildx imagetools inspect debian:bookworm-slim --format '{{json .Manifest.Digest}}'
 # and pass it (or commit it here): --build-arg GO_IMAGE=golang:1.26-bookworm@sha256:…
