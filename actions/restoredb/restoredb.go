@@ -142,6 +142,11 @@ type Spec struct {
 	// Restore is the restore-db request a rollback undoes (rollback only;
 	// 0 when planned without a request history).
 	Restore int64 `json:"restore,omitempty"`
+	// Replicas are the writers' replica counts before the restore a rollback
+	// undoes (kind/name → replicas; rollback only). A writer found at 0 when
+	// the rollback scales it down (the restore could not bring it back) is
+	// scaled back up to this count, not left down.
+	Replicas map[string]int32 `json:"replicas,omitempty"`
 }
 
 // SpecOf decodes a plan's spec.
@@ -304,6 +309,10 @@ func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Jo
 			p, err := b.opts.Scaler.Scale(ctx, s.Namespace, w, 0)
 			if err != nil {
 				return 0, err
+			}
+			if before := s.Replicas[w.String()]; p == 0 && before > 0 {
+				j.Note(ctx, fmt.Sprintf("%s was at 0 replicas (request #%d could not bring it back); it will be scaled back to %d, its count before that restore", w, s.Restore, before))
+				return before, nil
 			}
 			if resumed && p == 0 {
 				// An earlier attempt scaled it down and crashed before

@@ -91,7 +91,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		LiveMissing: !live, Stamp: stamp,
 		Incoming: pre, Outgoing: derivedName(t.Live, "_rolled_back_"+stamp),
 		Namespace: svc.Namespace(), Writers: db.Writers, Checks: db.Checks,
-		Restore: undo.ID,
+		Restore: undo.ID, Replicas: undo.Swap.Replicas,
 	}
 	if taken, err := dbExists(ctx, conn, s.Outgoing); err != nil {
 		return actions.Plan{}, err
@@ -118,6 +118,15 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 	}
 	if len(db.Writers) > 0 {
 		plan.Facts = append(plan.Facts, actions.Fact{Label: "Writers scaled to 0 during the swap", Value: svc.Namespace() + ": " + refs(db.Writers)})
+	}
+	if len(db.Writers) > 0 && len(s.Replicas) > 0 {
+		var before []string
+		for _, w := range db.Writers {
+			if n, ok := s.Replicas[w.String()]; ok {
+				before = append(before, fmt.Sprintf("%s: %d", w, n))
+			}
+		}
+		plan.Facts = append(plan.Facts, actions.Fact{Label: fmt.Sprintf("Writers before request #%d", undo.ID), Value: strings.Join(before, ", ") + " (a writer found at 0 comes back to this)"})
 	}
 	plan.Steps = append(plan.Steps, writerSteps(db.Writers, StepScaleDown, "scale to 0:")...)
 	plan.Steps = append(plan.Steps,

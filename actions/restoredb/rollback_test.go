@@ -347,5 +347,10 @@ func TestRestoreWhoseWritersDoNotComeBackSuggestsRollback(t *testing.T) {
 	if rows, marker := f.count(f.live); rows != seedRows+1 || !marker {
 		t.Errorf("live after the rollback: %d rows, marker %v", rows, marker)
 	}
+	// The writers come back to what they ran before the restore, not to the 0
+	// its failed scale-up left: a rollback must not leave the service down.
+	if got := f.replicas(); got != replicas {
+		t.Errorf("writer replicas after the rollback = %d, want %d (before the restore)", got, replicas)
+	}
 	f.databases(f.live + "_")
 }

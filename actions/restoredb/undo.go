@@ -42,6 +42,9 @@ type swapRecord struct {
 	At       time.Time // when it finished (or last started)
 	Result   swapResult
 	Err      string // the failed attempt's error
+	// Replicas are the writers' replica counts the restore recorded when it
+	// scaled them down (by kind/name): what they ran before it.
+	Replicas map[string]int32
 }
 
 // readSwap reads request id's swap step from its audit rows.
@@ -59,7 +62,20 @@ func readSwap(ctx context.Context, h History, id int64) (swapRecord, error) {
 				continue
 			}
 			var d actions.StepRecord
-			if json.Unmarshal(ev.Data, &d) != nil || d.Step != StepSwap {
+			if json.Unmarshal(ev.Data, &d) != nil {
+				continue
+			}
+			if w, ok := strings.CutPrefix(d.Step, StepScaleDown+"/"); ok && ev.Kind == actions.AuditStepFinished && d.Error == "" {
+				var n int32
+				if json.Unmarshal(d.Result, &n) == nil && n > 0 {
+					if rec.Replicas == nil {
+						rec.Replicas = map[string]int32{}
+					}
+					rec.Replicas[w] = n
+				}
+				continue
+			}
+			if d.Step != StepSwap {
 				continue
 			}
 			switch {
