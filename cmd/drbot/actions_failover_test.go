@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,37 +130,11 @@ func (fw *failoverWorld) record(ctx context.Context) string {
 // start is startInstance with the real failover action registered.
 func (fw *failoverWorld) start(t *testing.T) *instance {
 	t.Helper()
-	ctx := context.Background()
-	log := quietLog()
-	client, err := slack.NewClient(slack.Options{Token: fw.slack.BotToken(), APIURL: fw.slack.APIURL(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := postgres.Open(ctx, fw.url, postgres.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := actions.Registry{}
-	reg.Register(fw.action)
-	rt := newRuntimeWith(ctx, log, fw.cfg, db, client, reg)
-	if err := rt.startJobs(ctx); err != nil {
-		t.Fatal(err)
-	}
-	handlers, err := slack.NewHTTPHandlers(slack.Options{SigningSecret: e2eSecret, Client: client, Handler: rt.bot, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /slack/commands", handlers.Commands())
-	mux.Handle("POST /slack/interactions", handlers.Interactions())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		handlers.Wait()
-		rt.stopJobs(log)
-		db.Close()
+	return serveWith(t, fw.world, func(ctx context.Context, log *slog.Logger, db *postgres.DB, client *slack.Client) *runtime {
+		reg := actions.Registry{}
+		reg.Register(fw.action)
+		return newRuntimeWith(ctx, log, fw.cfg, db, client, reg)
 	})
-	return &instance{rt: rt, db: db, srv: srv}
 }
 
 // TestFailoverForceEndToEnd: runbook step 1 through the whole bot. While the

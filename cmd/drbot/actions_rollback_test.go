@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"log/slog"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -123,35 +122,9 @@ func (w *restoreDBWorld) marker(t *testing.T) bool {
 // from the config (buildActions), on the instance's own store.
 func startServeInstance(t *testing.T, w *world) *instance {
 	t.Helper()
-	ctx := context.Background()
-	log := quietLog()
-	client, err := slack.NewClient(slack.Options{Token: w.slack.BotToken(), APIURL: w.slack.APIURL(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := postgres.Open(ctx, w.url, postgres.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := newRuntime(ctx, log, w.cfg, db, client)
-	if err := rt.startJobs(ctx); err != nil {
-		t.Fatal(err)
-	}
-	handlers, err := slack.NewHTTPHandlers(slack.Options{SigningSecret: e2eSecret, Client: client, Handler: rt.bot, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("POST /slack/commands", handlers.Commands())
-	mux.Handle("POST /slack/interactions", handlers.Interactions())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		handlers.Wait()
-		rt.stopJobs(log)
-		db.Close()
+	return serveWith(t, w, func(ctx context.Context, log *slog.Logger, db *postgres.DB, client *slack.Client) *runtime {
+		return newRuntime(ctx, log, w.cfg, db, client)
 	})
-	return &instance{rt: rt, db: db, srv: srv}
 }
 
 // suggestedRE finds the commands the bot suggests: /dr … in backquotes.

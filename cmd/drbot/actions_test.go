@@ -138,6 +138,15 @@ type instance struct {
 
 func startInstance(t testing.TB, w *world) *instance {
 	t.Helper()
+	return serveWith(t, w, func(ctx context.Context, log *slog.Logger, db *postgres.DB, client *slack.Client) *runtime {
+		return newRuntimeWith(ctx, log, w.cfg, db, client, w.registry())
+	})
+}
+
+// serveWith starts the runtime build makes on its own store and Slack client,
+// with its jobs and signed Slack HTTP handlers on an httptest server.
+func serveWith(t testing.TB, w *world, build func(ctx context.Context, log *slog.Logger, db *postgres.DB, client *slack.Client) *runtime) *instance {
+	t.Helper()
 	ctx := context.Background()
 	log := quietLog()
 	client, err := slack.NewClient(slack.Options{Token: w.slack.BotToken(), APIURL: w.slack.APIURL(), Logger: log})
@@ -148,7 +157,7 @@ func startInstance(t testing.TB, w *world) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := newRuntimeWith(ctx, log, w.cfg, db, client, w.registry())
+	rt := build(ctx, log, db, client)
 	if err := rt.startJobs(ctx); err != nil {
 		t.Fatal(err)
 	}
