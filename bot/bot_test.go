@@ -157,29 +157,7 @@ func mustContain(t *testing.T, got string, wants ...string) {
 // counter returns a counter's value from the bot's registry.
 func (h *harness) counter(name string, labels map[string]string) float64 {
 	h.t.Helper()
-	fams, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatalf("gather: %v", err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return testenv.Counter(h.t, h.reg, name, labels)
 }
 
 var refRE = regexp.MustCompile(`Something went wrong on drbot's side \(ref ([0-9a-f]{6})\)\. The details are in drbot's log\.`)

@@ -821,29 +821,7 @@ func TestLifecycleSetupFindsTheOrphanOnALaterPage(t *testing.T) {
 // counter is the value of the counter name whose labels include labels.
 func (h *lc) counter(name string, labels map[string]string) float64 {
 	h.t.Helper()
-	fams, err := h.metrics.Gather()
-	if err != nil {
-		h.t.Fatalf("gather: %v", err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return testenv.Counter(h.t, h.metrics, name, labels)
 }
 
 // PagerDuty's acknowledge, note and resolve each post one line in the
