@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	pathpkg "path"
 	"regexp"
 	"slices"
 	"sort"
@@ -730,7 +731,7 @@ type pdOwner struct {
 
 func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs map[string]pdOwner) Service {
 	var s Service
-	f := d.mapping(n, path, "name", "pagerduty", "objectives", "escalation", "databases", "models", "kubernetes", "failover", "health", "drills", "scenarios")
+	f := d.mapping(n, path, "name", "pagerduty", "objectives", "escalation", "databases", "models", "kubernetes", "failover", "health", "drills", "scenarios", "playbooks", "vault")
 	if f == nil {
 		if isNull(d.resolve(n)) {
 			d.addf(n.Line, path, "empty service (want at least a name)")
@@ -825,7 +826,7 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 		s.Models = m
 	}
 
-	if kf := f.sub("kubernetes", "namespace", "selector"); kf != nil {
+	if kf := f.sub("kubernetes", "namespace", "selector", "source"); kf != nil {
 		k := &Kubernetes{Namespace: DefaultNamespace}
 		if ns, ok := kf.check("namespace", func(v string) error {
 			if len(v) > 63 || !dns1123LabelRE.MatchString(v) {
@@ -836,6 +837,7 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 			k.Namespace = ns
 		}
 		k.Selector, _ = kf.check("selector", checkSelector)
+		k.Source = d.gitSource(kf.sub("source", "repo", "ref", "path", "token_env"))
 		s.Kubernetes = k
 	}
 
@@ -866,10 +868,102 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 		}
 	}
 
-	df := f.sub("drills", "every")
-	s.Drills.Every = df.duration("every")
+	s.Vault = d.vault(f.sub("vault", "address_env", "token_env", "snapshots", "every", "verify"))
+	s.Playbooks = d.playbooks(f, path)
+	d.playbookTargets(&s)
 	s.Scenarios = d.scenarios(f, path, n)
+	s.Drills = d.drills(f.sub("drills", "every", "plan"), &s)
 	return s
+}
+
+// gitSource decodes kubernetes.source.
+func (d *decoder) gitSource(f *fields) *GitSource {
+	if f == nil {
+		return nil
+	}
+	g := &GitSource{Ref: "main"}
+	if v, ok := f.required("repo", "the repository URL, e.g. https://github.com/example/infra.git"); ok {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file"):
+			d.addf(f.get("repo").Line, child(f.path, "repo"), "%s is not a repository URL (want https://host/owner/repo.git, or file:///path for a local repository)", fmtQuote(v))
+		case u.User != nil:
+			d.addf(f.get("repo").Line, child(f.path, "repo"), "the repository URL must not carry credentials; name the variable holding the token in token_env")
+		default:
+			g.Repo = v
+		}
+	}
+	if v, ok := f.check("ref", func(v string) error {
+		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t~^:?*[\\") || strings.HasPrefix(v, "-") || strings.Contains(v, "..") {
+			return fmt.Errorf("%s is not a git branch, tag or commit", fmtQuote(v))
+		}
+		return nil
+	}); ok {
+		g.Ref = v
+	}
+	if v, ok := f.required("path", "the kustomization's folder in the repository, e.g. infra/kubernetes/environments/prod"); ok {
+		clean := pathpkg.Clean(v)
+		if pathpkg.IsAbs(v) || clean == ".." || strings.HasPrefix(clean, "../") {
+			d.addf(f.get("path").Line, child(f.path, "path"), "%s must be a folder inside the repository (relative, without ..)", fmtQuote(v))
+		} else {
+			g.Path = clean
+		}
+	}
+	g.TokenEnv, _ = f.check("token_env", func(v string) error {
+		if !envNameRE.MatchString(v) {
+			return fmt.Errorf("%s is not an environment variable name (name the variable holding the token; never put the token here)", fmtQuote(v))
+		}
+		return nil
+	})
+	return g
+}
+
+// drills decodes a service's drills mapping; plan procedures must be action
+// kinds or the service's playbooks.
+func (d *decoder) drills(f *fields, s *Service) Drills {
+	var dr Drills
+	if f == nil {
+		return dr
+	}
+	dr.Every = f.duration("every")
+	seen := map[int]int{}
+	for i, item := range f.list("plan") {
+		p := index(child(f.path, "plan"), i)
+		qf := d.mapping(item, p, "quarter", "procedure")
+		if qf == nil {
+			if isNull(d.resolve(item)) {
+				d.addf(item.Line, p, "empty plan row (want quarter and procedure)")
+			}
+			continue
+		}
+		var q DrillQuarter
+		if !qf.has("quarter") {
+			qf.missing("quarter", "1, 2, 3 or 4")
+		} else if v, ok := qf.integer("quarter"); ok {
+			if v < 1 || v > 4 {
+				d.addf(qf.get("quarter").Line, child(p, "quarter"), "want 1, 2, 3 or 4, got %d", v)
+			} else if first, dup := seen[v]; dup {
+				d.addf(qf.get("quarter").Line, child(p, "quarter"), "quarter %d is already planned (line %d)", v, first)
+			} else {
+				seen[v] = qf.get("quarter").Line
+				q.Quarter = v
+			}
+		}
+		if v, ok := qf.required("procedure", "an action (restore-db, …) or a playbook of this service"); ok {
+			_, isPlaybook := s.Playbook(v)
+			if slices.Contains(ActionKinds, v) || isPlaybook {
+				q.Procedure = v
+			} else {
+				known := slices.Clone(ActionKinds)
+				for _, pb := range s.Playbooks {
+					known = append(known, pb.Name)
+				}
+				d.addf(qf.get("procedure").Line, child(p, "procedure"), "%s is neither an action nor one of this service's playbooks (want one of %s)", fmtQuote(v), strings.Join(known, ", "))
+			}
+		}
+		dr.Plan = append(dr.Plan, q)
+	}
+	return dr
 }
 
 func (d *decoder) escalation(n *yaml.Node, path string) Escalation {

@@ -78,8 +78,10 @@ type Service struct {
 	Kubernetes *Kubernetes // nil when not set; see Service.Namespace
 	Failover   *Failover   // nil when the service has no region failover
 	Health     []HealthCheck
+	Vault      *Vault // nil when the service has no Vault to restore
 	Drills     Drills
 	Scenarios  []Scenario // the disaster-scenario table; see Service.Scenario
+	Playbooks  []Playbook // multi-step procedures; see Service.Playbook
 }
 
 // PagerDuty maps PagerDuty services to this runbook service.
@@ -147,6 +149,20 @@ type Models struct {
 type Kubernetes struct {
 	Namespace string // default "default"
 	Selector  string // label selector of the service's pods, e.g. app=lstm-pfd
+	// Source is where the service's manifests live in git, for redeploy;
+	// nil when not set.
+	Source *GitSource
+}
+
+// GitSource is a kustomization in a git repository: redeploy checks out Ref
+// and applies the kustomization at Path (git checkout main && kubectl apply -k …).
+type GitSource struct {
+	Repo string // the repository URL: https://…, or file:///… for a local repository
+	Ref  string // a branch, tag or commit; default main
+	Path string // the kustomization's folder inside the repository, e.g. infra/kubernetes/environments/prod
+	// TokenEnv names the environment variable holding an access token for a
+	// private repository (sent as HTTP basic auth); empty for a public one.
+	TokenEnv string
 }
 
 // Failover is a region failover: promote an RDS read replica and/or point
@@ -203,6 +219,15 @@ type MetricCheck struct {
 // Drills is the disaster-recovery drill schedule.
 type Drills struct {
 	Every Duration // zero when no schedule is set
+	// Plan says which procedure each quarter's drill exercises (runbook
+	// section 7); empty when not set.
+	Plan []DrillQuarter
+}
+
+// DrillQuarter is one row of a drill plan.
+type DrillQuarter struct {
+	Quarter   int    // 1 to 4
+	Procedure string // an action kind (restore-db, …) or one of the service's playbooks
 }
 
 // Service returns the service called name.

@@ -18,8 +18,13 @@ func dur(s string) Duration {
 	return Duration{d}
 }
 
-// referenceConfig is what examples/drbot.yaml must decode to.
+// referenceConfig is what runbook-v2.yaml (and deploy/examples/drbot.yaml,
+// its byte-identical copy) must decode to.
 func referenceConfig() *Config {
+	snapshots, err := ParseSnapshotPattern("models-*/checkpoints/")
+	if err != nil {
+		panic(err)
+	}
 	dashboard := WorkloadRef{Kind: KindDeployment, Name: "lstm-pfd-dashboard"}
 	return &Config{
 		Slack: Slack{
@@ -43,20 +48,51 @@ func referenceConfig() *Config {
 					URLEnv:  "LSTM_PFD_DATABASE_URL",
 					Backups: &Backups{Location: Location{Scheme: SchemeS3, Bucket: "lstm-pfd-backups", Prefix: "db/"}, Every: dur("24h")},
 					Writers: []WorkloadRef{dashboard},
+					WaitFor: "app=postgresql",
 					Checks:  []Check{{Name: "experiments present", SQL: "SELECT COUNT(*) FROM experiments", Expect: Expect{Op: ">", Value: 0}}},
 					path:    "services[0].databases[0]",
 				}},
 				Models: &Models{
-					Backups: Location{Scheme: SchemeS3, Bucket: "lstm-pfd-backups", Prefix: "models/"},
-					Target:  Location{Scheme: SchemeS3, Bucket: "lstm-pfd-models", Prefix: "checkpoints/"},
-					Restart: []WorkloadRef{dashboard},
+					Backups:   Location{Scheme: SchemeS3, Bucket: "lstm-pfd-backups", Prefix: "models/"},
+					Target:    Location{Scheme: SchemeS3, Bucket: "lstm-pfd-models", Prefix: "checkpoints/"},
+					Restart:   []WorkloadRef{dashboard},
+					Snapshots: &snapshots,
+					Every:     dur("24h"),
+					Verify:    []string{"model loaded"},
 				},
 				Kubernetes: &Kubernetes{Namespace: "default", Selector: "app=lstm-pfd"},
 				Health: []HealthCheck{
 					{Name: "dashboard", HTTP: "http://lstm-pfd-dashboard:8050/health"},
 					{Name: "model loaded", Metric: &MetricCheck{URL: "http://lstm-pfd-dashboard:8050/metrics", Name: "lstm_pfd_model_loaded", Expect: Expect{Op: "==", Value: 1}}},
+					{Name: "smoke predict", HTTP: "http://lstm-pfd-dashboard:8050/predict", Method: "POST", Body: `{"signal": [0.1, 0.2, 0.3]}`, ExpectStatus: 200},
 				},
-				Drills: Drills{Every: dur("2160h")},
+				Playbooks: []Playbook{{
+					Name:        "cluster-recovery",
+					Description: "Complete cluster recovery (runbook section 3, 45-60 min)",
+					Steps: []PlaybookStep{
+						{Name: "provision infrastructure", Run: []string{"terraform", "-chdir=infrastructure", "apply", "-auto-approve", "-input=false"}, Timeout: dur("20m")},
+						{Name: "install cert-manager", Run: []string{"kubectl", "apply", "-f", "https://github.com/cert-manager/cert-manager/releases/download/v1.13.0/cert-manager.yaml"}},
+						{Name: "install ingress-nginx", Run: []string{"helm", "upgrade", "--install", "nginx", "ingress-nginx/ingress-nginx"}},
+						{Name: "deploy lstm-pfd", Run: []string{"helm", "upgrade", "--install", "lstm-pfd", "./deploy/helm/lstm-pfd", "-f", "./deploy/helm/lstm-pfd/values-prod.yaml"}, EnvFrom: []string{"JWT_SECRET", "DB_PASSWORD"}},
+						{Name: "restore-db", Action: "restore-db"},
+						{Name: "restore-models", Action: "restore-models"},
+						{Name: "verify", Action: "verify"},
+					},
+					line: 74,
+					path: "services[0].playbooks[0]",
+				}},
+				Scenarios: []Scenario{
+					{Name: "Database corruption", Match: []string{"database", "corrupt"}, Estimate: dur("30m"), Playbook: "restore-db"},
+					{Name: "Model checkpoint loss", Match: []string{"model", "checkpoint"}, Estimate: dur("20m"), Playbook: "restore-models"},
+					{Name: "Complete cluster failure", Match: []string{"cluster"}, Estimate: dur("1h"), Playbook: "cluster-recovery"},
+					{Name: "Single pod failure", Match: []string{"pod"}, Estimate: dur("5m")},
+				},
+				Drills: Drills{Every: dur("2160h"), Plan: []DrillQuarter{
+					{Quarter: 1, Procedure: "cluster-recovery"},
+					{Quarter: 2, Procedure: "restore-db"},
+					{Quarter: 3, Procedure: "restore-models"},
+					{Quarter: 4, Procedure: "cluster-recovery"},
+				}},
 			},
 			{
 				Name:       "inflow",
@@ -73,13 +109,33 @@ func referenceConfig() *Config {
 					Backups: Location{Scheme: SchemeS3, Bucket: "inflow-models-backup"},
 					Target:  Location{Scheme: SchemeS3, Bucket: "inflow-models"},
 				},
-				Kubernetes: &Kubernetes{Namespace: "inflow-prod"},
+				Kubernetes: &Kubernetes{Namespace: "inflow-prod", Source: &GitSource{
+					Repo:     "https://github.com/example/inflow-infra.git",
+					Ref:      "main",
+					Path:     "infra/kubernetes/environments/prod",
+					TokenEnv: "INFLOW_GIT_TOKEN",
+				}},
+				Vault: &Vault{
+					AddressEnv: "VAULT_ADDR",
+					TokenEnv:   "VAULT_TOKEN",
+					Snapshots:  Location{Scheme: SchemeS3, Bucket: "inflow-vault-backups", Prefix: "raft/"},
+					Every:      dur("24h"),
+					Verify:     []string{"secret/prod"},
+				},
 				Failover: &Failover{
 					RDS:    &FailoverRDS{Replica: "inflow-secondary", Region: "us-west-2"},
 					DNS:    &FailoverDNS{ZoneID: "Z0INFLOWAI", Record: "api.inflow.ai", Type: "CNAME", Value: "api.us-west-2.inflow.ai", TTL: 60},
 					Health: "https://api.inflow.ai/health",
 				},
 				Health: []HealthCheck{{Name: "api", HTTP: "https://api.inflow.ai/health"}},
+				Scenarios: []Scenario{
+					{Name: "Single pod crash", Severity: SeverityLow, Match: []string{"pod", "crash"}, Estimate: dur("2m")},
+					{Name: "Full service outage", Severity: SeverityMedium, Match: []string{"outage"}, Estimate: dur("30m"), Playbook: "redeploy"},
+					{Name: "Database corruption", Severity: SeverityHigh, Match: []string{"database", "corrupt"}, Estimate: dur("2h"), Playbook: "restore-db"},
+					{Name: "Region failure", Severity: SeverityCritical, Match: []string{"region"}, Estimate: dur("4h"), Playbook: "failover"},
+					{Name: "Data breach", Severity: SeverityCritical, Match: []string{"breach"}, Security: true},
+				},
+				Drills: Drills{Every: dur("2160h")},
 			},
 		},
 	}
@@ -98,7 +154,7 @@ func assertEqualConfig(t *testing.T, got, want *Config) {
 func TestLoadReference(t *testing.T) {
 	for _, tc := range []struct{ name, path string }{
 		// The canonical reference, from the shared/ checkout beside the repository.
-		{"shared", "../../shared/examples/drbot.yaml"},
+		{"shared", "../../shared/examples/runbook-v2.yaml"},
 		// The copy shipped with the deploy files.
 		{"deploy", "../deploy/examples/drbot.yaml"},
 	} {
@@ -331,7 +387,7 @@ func TestLoadMissingFile(t *testing.T) {
 // TestDeployCopyIsTheReference keeps deploy/examples/drbot.yaml byte-identical
 // to the shared reference whenever the shared checkout is there.
 func TestDeployCopyIsTheReference(t *testing.T) {
-	shared, err := os.ReadFile("../../shared/examples/drbot.yaml")
+	shared, err := os.ReadFile("../../shared/examples/runbook-v2.yaml")
 	if os.IsNotExist(err) {
 		t.Skip("shared/ is not checked out beside the repository")
 	}
@@ -343,6 +399,6 @@ func TestDeployCopyIsTheReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(shared) != string(deploy) {
-		t.Fatal("deploy/examples/drbot.yaml differs from ../shared/examples/drbot.yaml: copy the reference again")
+		t.Fatal("deploy/examples/drbot.yaml differs from ../shared/examples/runbook-v2.yaml: copy the reference again")
 	}
 }

@@ -30,7 +30,7 @@ const SchemaID = "https://raw.githubusercontent.com/drbot-dev/drbot/main/deploy/
 // sources are the files whose comments describe the config types. A type
 // declared elsewhere gets no description (TestSchemaDescribesEveryKey fails).
 //
-//go:embed runbook.go values.go scenarios.go
+//go:embed runbook.go values.go scenarios.go playbooks.go vault.go
 var sources embed.FS
 
 // leaf is a type written as one string in the config.

@@ -6,9 +6,8 @@ import (
 )
 
 // lstmScenarios is lstm-pfd's scenario table from
-// ../shared/examples/runbook-v2.yaml. The loader does not read playbooks:
-// yet, so "Complete cluster failure" cannot name its playbook
-// (cluster-recovery) here; the rest is verbatim.
+// ../shared/examples/runbook-v2.yaml, except that "Complete cluster failure"
+// names no playbook: this test's config has no playbooks: section.
 const lstmScenarios = `    scenarios:
       - name: Database corruption
         match: [database, corrupt]
