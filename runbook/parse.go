@@ -872,7 +872,7 @@ func (d *decoder) service(n *yaml.Node, svcIndex int, path, prefix string, pdIDs
 	s.Playbooks = d.playbooks(f, path)
 	d.playbookTargets(&s)
 	s.Scenarios = d.scenarios(f, path, n)
-	s.Drills = d.drills(f.sub("drills", "every", "plan"), &s)
+	s.Drills = d.drills(f.sub("drills", "every", "plan", "approval"), &s)
 	return s
 }
 
@@ -926,6 +926,15 @@ func (d *decoder) drills(f *fields, s *Service) Drills {
 		return dr
 	}
 	dr.Every = f.duration("every")
+	if v, ok := f.str("approval"); ok {
+		switch v {
+		case "true":
+			dr.Approval = true
+		case "false":
+		default:
+			d.addf(f.get("approval").Line, child(f.path, "approval"), "want true or false, got %s", fmtQuote(v))
+		}
+	}
 	seen := map[int]int{}
 	for i, item := range f.list("plan") {
 		p := index(child(f.path, "plan"), i)

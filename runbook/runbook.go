@@ -222,6 +222,9 @@ type Drills struct {
 	// Plan says which procedure each quarter's drill exercises (runbook
 	// section 7); empty when not set.
 	Plan []DrillQuarter
+	// Approval makes a drill wait for a second person's approval like a
+	// real recovery; by default a drill (which never touches live) needs none.
+	Approval bool
 }
 
 // DrillQuarter is one row of a drill plan.
