@@ -9,13 +9,15 @@
 #     --build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 #     -t ghcr.io/drbot-dev/drbot:$(git describe --tags --always) --push .
 #
-# Pin the base images by digest for reproducible, reviewable builds. The ARGs
-# below still name them by tag only: no container registry was reachable where
-# this file was written, so no digest could be looked up or checked. Get one with
+# The base images are pinned by digest: a build whose GO_IMAGE or BASE_IMAGE
+# carries no @sha256: digest fails, unless --build-arg ALLOW_UNPINNED=true (a
+# local experiment). `make image` builds from deploy/image/base-images.lock,
+# which scripts/pin-base-images writes by looking the digests up:
 #   docker buildx imagetools inspect golang:1.26-bookworm --format '{{json .Manifest.Digest}}'
 #   docker buildx imagetools inspect debian:bookworm-slim --format '{{json .Manifest.Digest}}'
-# and pass it (or commit it here): --build-arg GO_IMAGE=golang:1.26-bookworm@sha256:…
-# The digest of a multi-arch index pins every platform at once.
+# The digest of a multi-arch index pins every platform at once. The defaults
+# below name the images by tag only because no registry was reachable where
+# this file was written, so no digest could be looked up or checked here.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (deploy/helm/drbot).
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG BASE_IMAGE=debian:bookworm-slim
@@ -23,6 +25,14 @@ ARG BASE_IMAGE=debian:bookworm-slim
 # Build: a static drbot binary for the target platform, built on the build
 # platform (no emulation).
 FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
+ARG GO_IMAGE
+ARG BASE_IMAGE
+ARG ALLOW_UNPINNED=false
+RUN for img in "$GO_IMAGE" "$BASE_IMAGE"; do \
+      case "$img" in *@sha256:*) ;; *) \
+        if [ "$ALLOW_UNPINNED" != true ]; then echo "base image $img is not pinned by digest: run scripts/pin-base-images and make image (or pass --build-arg ALLOW_UNPINNED=true for a local experiment)" >&2; exit 1; fi ;; \
+      esac; \
+    done
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download

@@ -37,6 +37,15 @@ test: deps ## Run the whole test suite (real PostgreSQL, moto_server, fake Slack
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 
+.PHONY: image
+image: ## Build and push the multi-arch image (IMAGE=registry/drbot:tag) from the digest-pinned base images in deploy/image/base-images.lock.
+	@test -n "$(IMAGE)" || { echo "make image: set IMAGE=registry/drbot:tag"; exit 1; }
+	@test -f deploy/image/base-images.lock || { echo "make image: no deploy/image/base-images.lock: run scripts/pin-base-images on a machine that reaches the registry, review and commit it"; exit 1; }
+	docker buildx build --platform linux/amd64,linux/arm64 \
+	  $$(grep -E '^(GO_IMAGE|BASE_IMAGE)=' deploy/image/base-images.lock | sed 's/^/--build-arg /') \
+	  --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  -t $(IMAGE) --push .
+
 .PHONY: check
 check: ## Lint with golangci-lint $(GOLANGCI_LINT_VERSION) (installed on first use; depguard enforces the import table), gofmt, go vet.
 	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q "$(GOLANGCI_LINT_VERSION:v%=%)"; then \

@@ -74,6 +74,10 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(string(b), "docker buildx imagetools inspect") {
 		t.Error("the Dockerfile does not say how to pin the base images' digests")
 	}
+	// An unpinned base image fails the build unless explicitly allowed.
+	if !strings.Contains(string(b), `case "$img" in *@sha256:*) ;;`) || !strings.Contains(string(b), "ARG ALLOW_UNPINNED=false") {
+		t.Error("the build does not refuse base images without a digest")
+	}
 	all := strings.Join(labels, " ")
 	for _, k := range []string{"title", "description", "source", "version", "revision", "created", "url", "documentation", "base.name"} {
 		if !strings.Contains(all, "org.opencontainers.image."+k+"=") {
