@@ -255,3 +255,25 @@ func isObjectInUse(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55006"
 }
+
+// serverProgramRisk says, for the approval card, when the role in url_env
+// can run programs on the database server: a superuser, or a member of
+// pg_execute_server_program. A restore runs the backup's SQL as that role,
+// so a crafted backup could then run COPY … TO PROGRAM — no client-side
+// filter stops server-side SQL. "" when the role cannot (or the check itself
+// could not run: the restore does not depend on it).
+func serverProgramRisk(ctx context.Context, conn *pgx.Conn) string {
+	var role string
+	var super, programs bool
+	err := conn.QueryRow(ctx, `SELECT current_user, r.rolsuper, pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&role, &super, &programs)
+	switch {
+	case err != nil:
+		return ""
+	case super:
+		return fmt.Sprintf("the backup's SQL runs as %s, a superuser: a crafted backup could run programs on the database server (COPY … TO PROGRAM); give drbot a role that owns the database and has CREATEDB, without superuser (docs/operations.md)", role)
+	case programs:
+		return fmt.Sprintf("the backup's SQL runs as %s, a member of pg_execute_server_program: a crafted backup could run programs on the database server (COPY … TO PROGRAM); revoke it from drbot's role (docs/operations.md)", role)
+	}
+	return ""
+}

@@ -121,6 +121,9 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if len(db.Checks) == 0 {
 		warnings = append(warnings, "no checks are configured for "+db.Name+": only a connection is checked before the swap")
 	}
+	if w := serverProgramRisk(ctx, conn); w != "" {
+		warnings = append(warnings, w)
+	}
 	version := obj.VersionID
 	if version == "" {
 		version = "ETag " + obj.ETag
