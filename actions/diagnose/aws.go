@@ -161,7 +161,7 @@ func awsError(err error) string {
 // elapsed is a rounded duration for details.
 func elapsed(d time.Duration) time.Duration {
 	if d >= time.Second {
-		return d.Round(10 * time.Millisecond)
+		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
 }

@@ -18,7 +18,7 @@ const (
 	srcModelWontLoad     = `runbook 001, Appendix A.3 "Model Won't Load"`
 	srcKubernetes        = `runbook 000, "3. Kubernetes Recovery"`
 	srcSecretRecovery    = `runbook 000, "4. Secret Recovery"`
-	srcSinglePod         = `runbook 001, Quick Reference "Single Pod Failure"`
+	srcSinglePod         = `runbook 001, Quick Reference "Single Pod Failure" and 1.3 "Verification Steps"`
 )
 
 // backupDownloadFails is A.1: "Check AWS credentials: aws sts
