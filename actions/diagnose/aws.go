@@ -86,11 +86,11 @@ func location(ctx context.Context, deps Deps, svc runbook.Service, l backupLocat
 	}
 	obj, err := st.Stat(ctx, newest[0].Key)
 	if err != nil {
-		return fail(fmt.Sprintf("%d objects; the newest, %s, cannot be read: %s", n, newest[0].Name, awsError(err)))
+		return fail(fmt.Sprintf("%s; the newest, %s, cannot be read: %s", objects(n), newest[0].Name, awsError(err)))
 	}
 	age := max(deps.now().Sub(obj.LastModified), 0)
 	f.Status = actions.StatusOK
-	f.Detail = fmt.Sprintf("%d objects; newest %s (%s), %s old", n, obj.Name, actions.HumanSize(obj.Size), actions.HumanAge(age))
+	f.Detail = fmt.Sprintf("%s; newest %s (%s), %s old", objects(n), obj.Name, actions.HumanSize(obj.Size), actions.HumanAge(age))
 	limit, what := l.every.Duration, "every"
 	if limit == 0 {
 		limit, what = svc.Objectives.RPO.Duration, "RPO"
@@ -164,4 +164,11 @@ func elapsed(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+func objects(n int) string {
+	if n == 1 {
+		return "1 object"
+	}
+	return fmt.Sprintf("%d objects", n)
 }
