@@ -569,3 +569,68 @@ func TestReadRefusesUnknownService(t *testing.T) {
 }
 
 func asRefusal(err error, r **actions.Refusal) bool { return errors.As(err, r) }
+
+// TestStaleBackupIsAWarning: a readable backup older than its `every` is a
+// warning saying so, with where to look; within `every` it is fine.
+func TestStaleBackupIsAWarning(t *testing.T) {
+	load, s3c := moto(t)
+	bucket(t, s3c, "inflow-backups")
+	put(t, s3c, "inflow-backups", "postgres/backup_20261201.dump")
+	svc := runbook.Service{Name: "inflow", Databases: []runbook.Database{{Name: "inflow",
+		Backups: &runbook.Backups{Location: loc(t, "s3://inflow-backups/postgres/"), Every: every(time.Hour)}}}}
+	deps := diagnose.Deps{AWS: load, LookupEnv: env(nil), Now: func() time.Time { return time.Now().Add(3 * time.Hour) }}
+	d := diagnose.Service(context.Background(), deps, svc)
+	b := find(t, d, "inflow backups (s3://inflow-backups/postgres/)")
+	if b.Status != actions.StatusWarn || !strings.Contains(b.Detail, "1 object; newest backup_20261201.dump") || !strings.HasSuffix(b.Detail, "old, older than its every 1h") {
+		t.Errorf("stale backup = %+v", b)
+	}
+	if b.Remedy == nil || b.Remedy.Source != "" || b.Remedy.Steps[1].Run != "/dr backups inflow" {
+		t.Errorf("stale backup remedy = %+v", b.Remedy)
+	}
+	if got := rendered(commands.DiagnosisMessage(d)); !strings.Contains(got, "Diagnosis of inflow: 1 warning") || !strings.Contains(got, "_drbot's advice (not in the runbook)_") {
+		t.Errorf("message:\n%s", got)
+	}
+	deps.Now = nil
+	d = diagnose.Service(context.Background(), deps, svc)
+	if b := find(t, d, "inflow backups (s3://inflow-backups/postgres/)"); b.Status != actions.StatusOK || !strings.HasSuffix(b.Detail, "(every 1h)") {
+		t.Errorf("fresh backup = %+v", b)
+	}
+}
+
+// TestPodsEndedAndManyFailing: evicted pods are counted apart (their
+// workload replaced them), and only the first pods not ready are described
+// one by one, only the first few with their logs.
+func TestPodsEndedAndManyFailing(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 14 {
+		objs = append(objs, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%02d", i), Namespace: "shop", Labels: map[string]string{"app": "web"}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "web",
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
+		})
+	}
+	objs = append(objs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-old", Namespace: "shop", Labels: map[string]string{"app": "web"}},
+		Status:     corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted"},
+	})
+	cs := fake.NewClientset(objs...)
+	fs := diagnose.Pods(context.Background(), cs, "shop", "app=web", nil)
+	if len(fs) != 11 {
+		t.Fatalf("%d lines, want a summary and 10 pods", len(fs))
+	}
+	if fs[0].Detail != "0/14 ready; ended pods still listed: 1 Evicted; the first 10 of 14 pods not ready below" {
+		t.Errorf("summary = %q", fs[0].Detail)
+	}
+	withLogs := 0
+	for _, f := range fs[1:] {
+		if len(f.Logs) > 0 {
+			withLogs++
+		}
+	}
+	if withLogs != 3 {
+		t.Errorf("%d pods with logs, want the first 3", withLogs)
+	}
+	if fs := diagnose.Pods(context.Background(), cs, "shop", "app in (", nil); fs[0].Status != actions.StatusFail || !strings.HasPrefix(fs[0].Detail, "not a label selector") {
+		t.Errorf("bad selector = %+v", fs)
+	}
+}

@@ -19,8 +19,11 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 )
 
-// maxLogLine bounds one log line shown.
-const maxLogLine = 300
+// maxLogLine bounds one log line shown; maxPodLines the pods described one by one.
+const (
+	maxLogLine  = 300
+	maxPodLines = 10
+)
 
 // Pods looks at the pods of selector in namespace (kubectl get pods -l):
 // one summary line, then a failing line per pod that is not ready with its
@@ -49,8 +52,15 @@ func Pods(ctx context.Context, cs kubernetes.Interface, namespace, selector stri
 	var failing []corev1.Pod
 	total, restarts := 0, int32(0)
 	lastReason := ""
+	finished := map[string]int{} // pods that ended (Failed: Evicted, OOMKilled …) by reason
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded {
+			continue
+		}
+		if p.Status.Phase == corev1.PodFailed {
+			// A pod that ended stays listed until deleted; its workload
+			// has replaced it, so it counts apart, as verify does.
+			finished[orDash(p.Status.Reason)]++
 			continue
 		}
 		total++
@@ -78,7 +88,19 @@ func Pods(ctx context.Context, cs kubernetes.Interface, namespace, selector stri
 			summary.Detail += " (last terminated: " + lastReason + ")"
 		}
 	}
+	if len(finished) > 0 {
+		var parts []string
+		for reason, n := range finished {
+			parts = append(parts, fmt.Sprintf("%d %s", n, reason))
+		}
+		sort.Strings(parts)
+		summary.Detail += "; ended pods still listed: " + strings.Join(parts, ", ")
+	}
 	out := []actions.Finding{summary}
+	if len(failing) > maxPodLines {
+		out[0].Detail += fmt.Sprintf("; the first %d of %d pods not ready below", maxPodLines, len(failing))
+		failing = failing[:maxPodLines]
+	}
 	details := make([]actions.Finding, len(failing))
 	var wg sync.WaitGroup
 	for i, p := range failing {

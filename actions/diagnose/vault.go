@@ -93,7 +93,11 @@ func VaultHealth(ctx context.Context, client *http.Client, svc runbook.Service, 
 		}
 	case code == http.StatusForbidden || code == http.StatusUnauthorized:
 		t.Status, t.Detail = actions.StatusFail, "rejected (expired, revoked or wrong)"
-		t.Remedy = &actions.Remedy{Steps: []actions.RemedyStep{{Say: "Put a valid token into " + svc.Vault.TokenEnv + " (restore-vault needs one allowed to take and restore raft snapshots)"}}}
+		env := "the Vault token's environment variable"
+		if svc.Vault != nil && svc.Vault.TokenEnv != "" {
+			env = svc.Vault.TokenEnv
+		}
+		t.Remedy = &actions.Remedy{Steps: []actions.RemedyStep{{Say: "Put a valid token into " + env + " (restore-vault needs one allowed to take and restore raft snapshots)"}}}
 	default:
 		t.Status, t.Detail = actions.StatusWarn, fmt.Sprintf("token lookup answered HTTP %d", code)
 	}
