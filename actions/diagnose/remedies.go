@@ -17,7 +17,7 @@ const (
 	srcPostgresWontStart = `runbook 001, Appendix A.2 "PostgreSQL Won't Start"`
 	srcModelWontLoad     = `runbook 001, Appendix A.3 "Model Won't Load"`
 	srcKubernetes        = `runbook 000, "3. Kubernetes Recovery"`
-	srcSecretRecovery    = `runbook 000, "4. Secret Recovery"`
+	srcSecretRecovery    = `runbook 000, "4. Secret Recovery"` //nolint:gosec // a runbook section title, not a credential
 	srcSinglePod         = `runbook 001, Quick Reference "Single Pod Failure" and 1.3 "Verification Steps"`
 )
 

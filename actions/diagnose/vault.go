@@ -51,18 +51,18 @@ func VaultHealth(ctx context.Context, client *http.Client, svc runbook.Service, 
 	if parsed && h.Version != "" {
 		version = ", version " + h.Version
 	}
-	switch {
-	case code == http.StatusOK:
+	switch code {
+	case http.StatusOK:
 		f.Status, f.Detail = actions.StatusOK, "initialized, unsealed, active"+version+where
-	case code == http.StatusTooManyRequests:
+	case http.StatusTooManyRequests:
 		f.Status, f.Detail = actions.StatusOK, "initialized, unsealed, standby"+version+where
-	case code == 472:
+	case 472:
 		f.Status, f.Detail = actions.StatusWarn, "a disaster-recovery secondary"+version+where
-	case code == 473:
+	case 473:
 		f.Status, f.Detail = actions.StatusOK, "initialized, unsealed, performance standby"+version+where
-	case code == http.StatusNotImplemented:
+	case http.StatusNotImplemented:
 		f.Status, f.Detail, f.Remedy = actions.StatusFail, "not initialized"+version+where, secretRecovery(svc)
-	case code == http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
 		f.Status, f.Detail, f.Remedy = actions.StatusFail, "sealed"+version+where, vaultSealed(svc)
 	default:
 		f.Status, f.Detail, f.Remedy = actions.StatusFail, fmt.Sprintf("answered HTTP %d%s", code, where), secretRecovery(svc)

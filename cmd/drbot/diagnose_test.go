@@ -191,7 +191,7 @@ services:
 		all.WriteString(m.Text + string(m.Blocks))
 	}
 	for _, e := range w.slack.Ephemerals() {
-		all.WriteString(fmt.Sprintf("%+v", e))
+		fmt.Fprintf(&all, "%+v", e)
 	}
 	for name, s := range map[string]string{"AWS key id": awsKeyID, "AWS secret": awsSecret, "DB password": dbPassword, "Vault token": vaultToken} {
 		if strings.Contains(all.String(), s) {
