@@ -45,6 +45,7 @@ func DiagnosisMessage(d actions.Diagnosis) chat.Message {
 	var text []string
 
 	var ok []string
+	var bad []chat.Block
 	for _, f := range d.Findings {
 		if f.Status == actions.StatusOK {
 			ok = append(ok, fmt.Sprintf("✅ *%s*: %s", f.Name, f.Detail))
@@ -67,14 +68,16 @@ func DiagnosisMessage(d actions.Diagnosis) chat.Message {
 		if r := f.Remedy; r != nil {
 			b.WriteString("\n" + RemedyText(*r))
 		}
-		blocks = append(blocks, chat.Text{Text: clipBlock(b.String())})
+		bad = append(bad, chat.Text{Text: clipBlock(b.String())})
 	}
+	// The header, the passing lines and the "more" line take three blocks.
+	if limit := maxDiagnosisBlocks - 3; len(bad) > limit {
+		more := len(bad) - limit
+		bad = append(bad[:limit], chat.Text{Text: fmt.Sprintf("… and %d more failing lines (run /dr diagnose %s again after fixing the first ones)", more, d.Service)})
+	}
+	blocks = append(blocks, bad...)
 	if len(ok) > 0 {
 		blocks = append(blocks, chat.Text{Text: clipBlock(strings.Join(ok, "\n"))})
-	}
-	if len(blocks) > maxDiagnosisBlocks {
-		more := len(blocks) - maxDiagnosisBlocks + 1
-		blocks = append(blocks[:maxDiagnosisBlocks-1], chat.Text{Text: fmt.Sprintf("… and %d more lines (run /dr diagnose %s again after fixing the first ones)", more, d.Service)})
 	}
 	if len(d.NotConfigured) > 0 {
 		blocks = append(blocks, chat.Context{Text: clipBlock("Not configured, not checked: " + strings.Join(d.NotConfigured, "; "))})
