@@ -63,7 +63,9 @@ func DiagnosisMessage(d actions.Diagnosis) chat.Message {
 		fmt.Fprintf(&b, "%s *%s*: %s", mark, f.Name, f.Detail)
 		text = append(text, f.Name+": "+f.Detail)
 		if len(f.Logs) > 0 {
-			fmt.Fprintf(&b, "\nLast %d log lines:\n```\n%s\n```", len(f.Logs), strings.Join(f.Logs, "\n"))
+			// A pod's log is the pod's text, not ours: a backquote in it
+			// must not end the code block and format the rest.
+			fmt.Fprintf(&b, "\nLast %d log lines:\n```\n%s\n```", len(f.Logs), strings.ReplaceAll(strings.Join(f.Logs, "\n"), "`", "'"))
 		}
 		if r := f.Remedy; r != nil {
 			b.WriteString("\n" + RemedyText(*r))

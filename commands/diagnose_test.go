@@ -61,3 +61,15 @@ func TestDiagnosisMessageFitsOneMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestDiagnosisLogsCannotEscapeTheirBlock: a log line holding a code fence
+// stays inside the logs' code block.
+func TestDiagnosisLogsCannotEscapeTheirBlock(t *testing.T) {
+	d := actions.Diagnosis{Service: "inflow", Findings: []actions.Finding{{Name: "pod web-0", Status: actions.StatusFail, Detail: "phase Running",
+		Logs: []string{"ok", "```", "*bold* <!channel>", "```"}}}}
+	m := DiagnosisMessage(d)
+	txt := m.Blocks[1].(chat.Text).Text
+	if strings.Count(txt, "```") != 2 || !strings.Contains(txt, "'''\n*bold* <!channel>\n'''") {
+		t.Errorf("logs block:\n%s", txt)
+	}
+}

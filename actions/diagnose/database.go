@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -92,6 +93,9 @@ func connectReason(err error, took time.Duration) string {
 	var ne *net.OpError
 	if errors.As(err, &ne) {
 		return "cannot connect: " + oneLine(ne.Err.Error())
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the server closed the connection"
 	}
 	return "cannot connect"
 }

@@ -634,3 +634,37 @@ func TestPodsEndedAndManyFailing(t *testing.T) {
 		t.Errorf("bad selector = %+v", fs)
 	}
 }
+
+// TestDatabaseDroppingConnections: a server that accepts and at once drops
+// the connection (a crashing PostgreSQL, a proxy with no backend) is a
+// failing line saying so, with A.2's remedy, at once.
+func TestDatabaseDroppingConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	svc := runbook.Service{Name: "lstm-pfd", Databases: []runbook.Database{{Name: "lstm_pfd", URLEnv: "DB", WaitFor: "app=postgresql"}}}
+	u := "postgres://postgres:" + dbPassword + "@" + ln.Addr().String() + "/lstm_pfd?sslmode=disable"
+	began := time.Now()
+	d := diagnose.Service(context.Background(), diagnose.Deps{LookupEnv: env(map[string]string{"DB": u})}, svc)
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("took %s", took)
+	}
+	f := find(t, d, "database lstm_pfd")
+	dropped := f.Detail == "the server closed the connection at "+ln.Addr().String() ||
+		f.Detail == "cannot connect: read: connection reset by peer at "+ln.Addr().String()
+	if f.Status != actions.StatusFail || !dropped || remedySource(f) != `runbook 001, Appendix A.2 "PostgreSQL Won't Start"` {
+		t.Errorf("dropping database = %+v", f)
+	}
+	noSecrets(t, d, u)
+}
