@@ -148,6 +148,8 @@ func resultMessage(service string, res any) (chat.Message, error) {
 		return verificationMessage(service, v), nil
 	case []actions.BackupListing:
 		return BackupsMessage(service, v), nil
+	case actions.Diagnosis:
+		return DiagnosisMessage(v), nil
 	}
 	return chat.Message{}, fmt.Errorf("no chat rendering for a %T result", res)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/diagnose"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
@@ -56,6 +57,7 @@ func procedures() []procedure {
 		{failover.Command, buildFailover},
 		{verify.Command, buildVerify},
 		{backups.Command, buildBackups},
+		{diagnose.Command, buildDiagnose},
 	}
 }
 

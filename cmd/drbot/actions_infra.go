@@ -11,6 +11,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/awsconf"
 	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/diagnose"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
@@ -68,4 +69,16 @@ func buildModels(_ context.Context, env actionEnv) (actions.Procedure, error) {
 // backups opens locations with S3 clients from the environment.
 func buildBackups(_ context.Context, env actionEnv) (actions.Procedure, error) {
 	return backups.New(env.cfg, backups.DefaultOpener), nil
+}
+
+// diagnose works with whatever parts this bot has: without Kubernetes
+// access its report says so instead of the command failing.
+func buildDiagnose(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	deps := diagnose.Deps{AWS: loadAWS}
+	if kc, err := kubeClient(); err != nil {
+		deps.KubeErr = err
+	} else if kc != nil {
+		deps.Kube = kc.Clientset()
+	}
+	return diagnose.New(env.cfg, deps), nil
 }

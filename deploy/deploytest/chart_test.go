@@ -353,12 +353,14 @@ func declaredMetrics(t *testing.T) map[string]bool {
 	return out
 }
 
-// wantRules is the chart's Role: exactly what actions/kube calls (see
+// wantRules is the chart's Role: exactly what actions/kube and actions/diagnose call (see
 // TestRBACCoversKubeActions), plus the redeploy kinds listed in values.
 func wantRules(redeploy ...rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	return append([]rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"get", "list"}},
 	}, redeploy...)
 }
 

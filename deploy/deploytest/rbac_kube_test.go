@@ -3,6 +3,7 @@ package deploytest
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,13 +12,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/drbot-dev/drbot/actions/diagnose"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
 // TestRBACCoversKubeActions drives every Kubernetes call drbot's actions make
 // (actions/kube's client: plan, scale, rollout restart, rollout status, ready
-// pods) against client-go's fake clientset, records the (resource, verb)
+// pods; actions/diagnose: pods, their logs and claims, the namespace's PVCs) against client-go's fake clientset, records the (resource, verb)
 // pairs, and checks that the chart's Role grants exactly those: a new call
 // without its rule fails here, and so does a rule no call needs.
 func TestRBACCoversKubeActions(t *testing.T) {
@@ -39,7 +41,20 @@ func TestRBACCoversKubeActions(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: ns, Labels: labels},
 		Status:     corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
-	cs := fake.NewClientset(dep, sts, pod)
+	// What diagnose looks at: a crashing pod that mounts a claim (its logs
+	// and the claim are read), and the namespace's claims.
+	crashing := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: ns, Labels: map[string]string{"app": "postgresql"}},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-db-0"}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "postgres", RestartCount: 3,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}},
+		}}},
+	}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-db-0", Namespace: ns}, Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}
+	cs := fake.NewClientset(dep, sts, pod, crashing, claim)
 	c := kube.New(cs)
 	c.Poll = time.Millisecond
 	c.Now = func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
@@ -67,6 +82,15 @@ func TestRBACCoversKubeActions(t *testing.T) {
 		if _, _, err := c.PodsReady(ctx, ns, w.Selector); err != nil {
 			t.Fatalf("pods %s: %v", ref, err)
 		}
+	}
+
+	// diagnose (actions/diagnose): pods with their logs and claims, and PVCs.
+	fs := diagnose.Pods(ctx, cs, ns, "app=postgresql", nil)
+	if len(fs) != 2 || len(fs[1].Logs) == 0 || !strings.Contains(fs[1].Detail, "claim data-db-0 Pending") {
+		t.Fatalf("diagnose pods = %+v", fs)
+	}
+	if fs := diagnose.PVCs(ctx, cs, ns); len(fs) != 2 {
+		t.Fatalf("diagnose PVCs = %+v", fs)
 	}
 
 	used := map[string]map[string]bool{} // group/resource[/sub] -> verbs
