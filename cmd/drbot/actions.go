@@ -17,6 +17,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
+	"github.com/drbot-dev/drbot/actions/vaultrestore"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -56,6 +57,7 @@ func procedures() []procedure {
 		{failover.Command, buildFailover},
 		{verify.Command, buildVerify},
 		{backups.Command, buildBackups},
+		{vaultrestore.Command, buildVaultRestore},
 	}
 }
 

@@ -116,6 +116,9 @@ func (s *Server) Token() string {
 	return s.token
 }
 
+// SetToken replaces the token the server accepts (a rotated or revoked token).
+func (s *Server) SetToken(token string) { s.mu.Lock(); s.token = token; s.mu.Unlock() }
+
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
 
