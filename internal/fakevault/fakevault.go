@@ -68,8 +68,9 @@ type Server struct {
 	calls       []Call
 	restores    int
 	// hold, when set, blocks snapshot-force until it is closed (tests
-	// kill a process mid-restore).
-	hold chan struct{}
+	// kill a process mid-restore); entered is closed when one is held.
+	hold    chan struct{}
+	entered chan struct{}
 }
 
 type failure struct {
@@ -196,14 +197,23 @@ func (s *Server) Fail(endpoint string, status int, msg string) {
 }
 
 // HoldRestore makes snapshot-force block, after reading the body and before
-// installing it, until the returned function is called.
-func (s *Server) HoldRestore() (release func()) {
+// installing it, until release is called; entered is closed when the first
+// restore is held. A held request whose client goes away (a killed process)
+// installs nothing.
+func (s *Server) HoldRestore() (entered <-chan struct{}, release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := make(chan struct{})
-	s.hold = ch
+	ch, in := make(chan struct{}), make(chan struct{})
+	s.hold, s.entered = ch, in
 	var once sync.Once
-	return func() { once.Do(func() { close(ch) }) }
+	return in, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.hold = nil
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
 }
 
 // state is what a snapshot holds.
@@ -494,8 +504,12 @@ func (s *Server) restore(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	hold := s.hold
+	hold, entered := s.hold, s.entered
+	s.entered = nil
 	s.mu.Unlock()
+	if entered != nil {
+		close(entered)
+	}
 	if hold != nil {
 		select {
 		case <-hold:
