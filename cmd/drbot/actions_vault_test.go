@@ -157,6 +157,14 @@ func TestRestoreVaultEndToEnd(t *testing.T) {
 	vw.vault.Delete("secret/prod") // the disaster
 	in := vw.start(t)
 
+	// Dry run: the plan, no request, nothing touched.
+	in.command(t, vw.world, alice, "restore-vault inflow --dry-run")
+	vw.waitEphemeral(t, alice, "Dry run")
+	vw.waitEphemeral(t, alice, "vault-20261130-020000.snap")
+	if rs, _ := in.db.RecentRequests(context.Background(), "inflow", 5); len(rs) != 0 || vw.vault.Restores() != 0 || len(vw.preRestoreKeys(t)) != 0 {
+		t.Fatalf("a dry run did something: %d requests, %d restores, %v", len(rs), vw.vault.Restores(), vw.keys(t))
+	}
+
 	in.command(t, vw.world, alice, `restore-vault inflow --reason "secret/prod wiped"`)
 	card, id := vw.card(t, in.db, 0)
 	blocks := unescape(card.Blocks)
