@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -30,6 +29,10 @@ type Integrity struct {
 // maxSumsSize bounds what is held in memory from an archive: SHA256SUMS,
 // its sealed copy and meta.json are small; state.bin is only hashed.
 const maxSumsSize = 1 << 20
+
+// maxFileSize bounds one file of an archive uncompressed (a decompression
+// bomb stops here).
+const maxFileSize = 64 << 30
 
 // CheckSnapshot reads a Vault raft snapshot archive (gzip'd tar: meta.json,
 // state.bin, SHA256SUMS and SHA256SUMS.sealed, as `vault operator raft
@@ -64,15 +67,19 @@ func CheckSnapshot(r io.Reader) (Integrity, error) {
 			return Integrity{}, fmt.Errorf("snapshot archive holds %q twice", h.Name)
 		}
 		in.Files = append(in.Files, h.Name)
-		var fh hash.Hash = sha256.New()
+		fh := sha256.New()
 		w := io.Writer(fh)
 		var buf *limitedBuffer
 		if h.Name != "state.bin" {
 			buf = &limitedBuffer{max: maxSumsSize}
 			w = io.MultiWriter(fh, buf)
 		}
-		if _, err := io.Copy(w, tr); err != nil {
+		n, err := io.CopyN(w, tr, maxFileSize+1)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return Integrity{}, fmt.Errorf("snapshot archive: read %s: %w", h.Name, err)
+		}
+		if n > maxFileSize {
+			return Integrity{}, fmt.Errorf("snapshot archive: %s is larger than %s uncompressed", h.Name, "64 GiB")
 		}
 		sums[h.Name] = hex.EncodeToString(fh.Sum(nil))
 		if buf != nil {

@@ -118,17 +118,17 @@ func putFile(dir, name string, f *os.File) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if _, err := f.Seek(0, 0); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return false, err
 	}
 	if _, err := tmp.ReadFrom(f); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return false, err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return false, err
 	}
 	if err := tmp.Close(); err != nil {

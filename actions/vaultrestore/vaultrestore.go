@@ -49,6 +49,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -476,7 +477,7 @@ func (r *run) save(ctx context.Context, vc *vault.Client, resumed bool) (SaveRes
 	if err != nil {
 		return res, fmt.Errorf("temporary file: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	defer f.Close()
 	pw := &progressWriter{ctx: ctx, j: r.j, step: StepSave, w: f}
 	if err := vc.Sys().RaftSnapshotWithContext(ctx, pw); err != nil {
@@ -516,9 +517,9 @@ func (r *run) fetch(ctx context.Context) (Integrity, error) {
 	}
 	keep := false
 	defer func() {
-		f.Close()
+		_ = f.Close()
 		if !keep {
-			os.Remove(f.Name())
+			_ = os.Remove(f.Name())
 		}
 	}()
 	pw := &progressWriter{ctx: ctx, j: r.j, step: StepFetch, w: f, total: r.s.Snapshot.Size}
@@ -748,7 +749,7 @@ func Health(ctx context.Context, cfg *runbook.Vault) actions.CheckResult {
 	addr, _, err := env(cfg.AddressEnv, cfg.TokenEnv, false)
 	if err != nil {
 		c := actions.CheckResult{Name: "vault health", Kind: "vault", Target: cfg.AddressEnv, Expected: "initialized, unsealed, active", Observed: "not checked"}
-		if rf, ok := err.(*actions.Refusal); ok {
+		if rf, ok := usererr.As(err); ok {
 			c.Error = rf.Msg
 		} else {
 			c.Error = err.Error()
@@ -802,7 +803,7 @@ func healthCheck(addr string, h *vault.HealthResponse, latency time.Duration) ac
 }
 
 func firstLine(err error) string {
-	if rf, ok := err.(*actions.Refusal); ok {
+	if rf, ok := usererr.As(err); ok {
 		return rf.Msg
 	}
 	s := err.Error()

@@ -315,7 +315,7 @@ func TestRestoreVaultRefusals(t *testing.T) {
 	refusal("is sealed: unseal it (vault operator unseal)")
 	w.vault.Unseal()
 	_, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{"backup": "nope.snap"}})
-	if rf, ok := err.(*actions.Refusal); !ok || rf.Msg != `no snapshot "nope.snap" in s3://inflow-vault-backups/raft/` {
+	if rf, ok := errors.AsType[*actions.Refusal](err); !ok || rf.Msg != `no snapshot "nope.snap" in s3://inflow-vault-backups/raft/` {
 		t.Fatalf("unknown --backup: %v", err)
 	}
 	// Named explicitly, a pre-restore snapshot can be restored (the undo).
@@ -338,7 +338,7 @@ func TestRestoreVaultPinned(t *testing.T) {
 	}
 	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
 	err = a.Execute(ctx(t), plan, actiontest.NewJournal())
-	if rf, ok := err.(*actions.Refusal); !ok || !strings.Contains(rf.Msg, "VAULT_ADDR now points at http://127.0.0.1:1") {
+	if rf, ok := errors.AsType[*actions.Refusal](err); !ok || !strings.Contains(rf.Msg, "VAULT_ADDR now points at http://127.0.0.1:1") {
 		t.Fatalf("moved address: %v", err)
 	}
 	t.Setenv("VAULT_ADDR", w.vault.URL())

@@ -447,7 +447,7 @@ func (s *Server) health(rw http.ResponseWriter, r *http.Request) {
 		}
 		return def
 	}
-	status := http.StatusOK
+	var status int
 	switch {
 	case !init:
 		status = code("uninitcode", http.StatusNotImplemented)
