@@ -271,10 +271,10 @@ func (a *Action) plan(ctx context.Context, p actions.Params, drill bool) (action
 	if err != nil {
 		return actions.Plan{}, err
 	}
-	var addr string
+	var addr, token string
 	var health actions.CheckResult
 	if !drill {
-		if addr, _, err = env(v.AddressEnv, v.TokenEnv, true); err != nil {
+		if addr, token, err = env(v.AddressEnv, v.TokenEnv, true); err != nil {
 			return actions.Plan{}, err
 		}
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -290,6 +290,9 @@ func (a *Action) plan(ctx context.Context, p actions.Params, drill bool) (action
 			return actions.Plan{}, actions.Refusef("Vault at %s is sealed: unseal it (vault operator unseal), then request the restore again", addr)
 		}
 		health = healthCheck(addr, h, 0)
+		if err := checkToken(ctx, addr, token, v.TokenEnv); err != nil {
+			return actions.Plan{}, err
+		}
 	}
 	st, err := a.open(ctx, v.Snapshots)
 	if err != nil {
@@ -366,6 +369,26 @@ func (a *Action) plan(ctx context.Context, p actions.Params, drill bool) (action
 		return actions.Plan{}, fmt.Errorf("restore-vault %s: encode plan: %w", svc.Name, err)
 	}
 	return plan, nil
+}
+
+// checkToken refuses a token Vault does not accept (auth/token/lookup-self,
+// which every valid token may call), so a request bound to fail at its
+// first step is not submitted for approval.
+func checkToken(ctx context.Context, addr, token, tokenEnv string) error {
+	vc, err := client(addr, token, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	_, err = vc.Auth().Token().LookupSelfWithContext(ctx)
+	var re *vault.ResponseError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		return actions.Refusef("Vault at %s refuses the token from %s (403 permission denied): put a valid token there; nothing was planned", addr, tokenEnv)
+	default:
+		return actions.Refusef("cannot check the token from %s with Vault at %s: %s; nothing was planned", tokenEnv, addr, firstLine(err))
+	}
 }
 
 // run is one Execute's state: the verified snapshot kept on disk between

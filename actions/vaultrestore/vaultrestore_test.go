@@ -310,6 +310,8 @@ func TestRestoreVaultRefusals(t *testing.T) {
 	t.Setenv("VAULT_ADDR", w.vault.URL())
 	t.Setenv("VAULT_TOKEN", "")
 	refusal("no Vault token: the environment variable VAULT_TOKEN (vault.token_env) is empty or unset")
+	t.Setenv("VAULT_TOKEN", "hvs.wrong")
+	refusal("Vault at " + w.vault.URL() + " refuses the token from VAULT_TOKEN (403 permission denied)")
 	t.Setenv("VAULT_TOKEN", w.vault.Token())
 	w.vault.Seal()
 	refusal("is sealed: unseal it (vault operator unseal)")
@@ -317,6 +319,10 @@ func TestRestoreVaultRefusals(t *testing.T) {
 	_, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{"backup": "nope.snap"}})
 	if rf, ok := errors.AsType[*actions.Refusal](err); !ok || rf.Msg != `no snapshot "nope.snap" in s3://inflow-vault-backups/raft/` {
 		t.Fatalf("unknown --backup: %v", err)
+	}
+	_, err = a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{"backup": "../db/inflow.dump"}})
+	if rf, ok := errors.AsType[*actions.Refusal](err); !ok || rf.Msg != `"../db/inflow.dump" is not a snapshot name` {
+		t.Fatalf("--backup leaving the location: %v", err)
 	}
 	// Named explicitly, a pre-restore snapshot can be restored (the undo).
 	plan, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{"backup": "pre-restore-20261130120000.snap"}})

@@ -252,7 +252,10 @@ func TestRestoreVaultWrongTokenEndToEnd(t *testing.T) {
 		t.Fatalf("something changed: %d restores, %v", vw.vault.Restores(), vw.keys(t))
 	}
 
-	// Without the variable the command is refused, naming it; nothing is requested.
+	// Asked again with the revoked token, the command is refused before any
+	// request is made; so is one without the variable, naming it.
+	in.command(t, vw.world, alice, "restore-vault inflow")
+	vw.waitEphemeral(t, alice, "refuses the token from VAULT_TOKEN (403 permission denied): put a valid token there; nothing was planned")
 	t.Setenv("VAULT_TOKEN", "")
 	in.command(t, vw.world, alice, "restore-vault inflow")
 	vw.waitEphemeral(t, alice, "the environment variable VAULT_TOKEN (vault.token_env) is empty or unset")

@@ -18,7 +18,8 @@
 //     /v1/<mount>/<path> on KV v1 mounts: {"data":{"keys":[…]}}, or 404
 //     {"errors":[]} when nothing is there;
 //   - GET /v1/sys/internal/ui/mounts/<path>: the mount and its KV version, as
-//     the vault CLI's `kv` commands ask it.
+//     the vault CLI's `kv` commands ask it;
+//   - GET /v1/auth/token/lookup-self: the token's (fixed) description.
 //
 // Every endpoint but health needs the X-Vault-Token header to equal the
 // server's token (403 {"errors":["permission denied"]} otherwise); a sealed
@@ -420,6 +421,11 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		s.snapshot(rw, r)
 	case (p == "/v1/sys/storage/raft/snapshot-force" || p == "/v1/sys/storage/raft/snapshot") && (r.Method == http.MethodPost || r.Method == http.MethodPut):
 		s.restore(rw, r)
+	case p == "/v1/auth/token/lookup-self" && r.Method == http.MethodGet:
+		s.writeJSON(rw, r, http.StatusOK, map[string]any{"data": map[string]any{
+			"accessor": "fake-accessor", "display_name": "token", "policies": []string{"default", "snapshot-restore"},
+			"ttl": 3600, "renewable": true, "type": "service",
+		}})
 	case strings.HasPrefix(p, "/v1/sys/internal/ui/mounts/") && r.Method == http.MethodGet:
 		s.mountInfo(rw, r, strings.TrimPrefix(p, "/v1/sys/internal/ui/mounts/"))
 	case r.Method == "LIST" || (r.Method == http.MethodGet && r.URL.Query().Get("list") == "true"):
