@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/actiontest"
@@ -535,5 +536,35 @@ func TestHealth(t *testing.T) {
 	v.Close()
 	if c := vaultrestore.Health(ctx(t), cfg); c.OK || c.Observed != "unreachable" {
 		t.Fatalf("down: %+v", c)
+	}
+}
+
+// On a versioned bucket the plan pins the version: a snapshot overwritten
+// after approval still restores exactly the approved version.
+func TestRestoreVaultPinsVersion(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.s3.PutBucketVersioning(ctx(t), &s3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	w.vault.Put("secret/prod/db", map[string]string{"password": "approved"})
+	w.put(t, prefix+"vault.snap", w.vault.Snapshot())
+	a := w.action(t)
+	plan, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := vaultrestore.SpecOf(plan)
+	if s.Snapshot.VersionID == "" || fact(plan, "Version") != s.Snapshot.VersionID {
+		t.Fatalf("version not pinned: %+v, fact %q", s.Snapshot, fact(plan, "Version"))
+	}
+	w.vault.Put("secret/prod/db", map[string]string{"password": "later"})
+	w.put(t, prefix+"vault.snap", w.vault.Snapshot()) // a newer version of the same key
+	w.vault.Delete("secret/prod")
+	if err := a.Execute(ctx(t), plan, actiontest.NewJournal()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.vault.Secrets()["secret/prod/db"]["password"]; got != "approved" {
+		t.Fatalf("restored %q, want the approved version", got)
 	}
 }
