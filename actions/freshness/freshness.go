@@ -5,8 +5,9 @@
 // Locations checked: each database's backups (databases[].backups with
 // `every`) and each service's model backups (models with `every`; with
 // `snapshots` the newest object under any snapshot folder dates the newest
-// snapshot). Vault snapshots are not in the runbook config yet and are not
-// checked. A location without `every` is not checked.
+// snapshot) and each service's Vault raft snapshots (vault.snapshots with
+// `every`; the pre-restore-* snapshots restore-vault saves are not backups).
+// A location without `every` is not checked.
 package freshness
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/storage"
+	"github.com/drbot-dev/drbot/actions/vaultrestore"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -24,6 +26,7 @@ import (
 const (
 	KindDatabase = "database"
 	KindModels   = "models"
+	KindVault    = "vault"
 )
 
 // MaxInterval caps how long apart checks are.
@@ -35,8 +38,8 @@ type Opener func(ctx context.Context, loc runbook.Location) (storage.Store, erro
 // Location is one backup location of the config with its expected interval.
 type Location struct {
 	Service  string
-	Kind     string // KindDatabase or KindModels
-	Name     string // the database's name, or "models"
+	Kind     string // KindDatabase, KindModels or KindVault
+	Name     string // the database's name, "models" or "vault"
 	Location runbook.Location
 	Every    time.Duration
 	RPO      time.Duration // the service's RPO; zero when not set
@@ -71,6 +74,9 @@ func Locations(cfg *runbook.Config) []Location {
 		}
 		if m := svc.Models; m != nil && m.Every.Duration > 0 {
 			out = append(out, Location{Service: svc.Name, Kind: KindModels, Name: "models", Location: m.Backups, Every: m.Every.Duration, RPO: rpo, Snapshots: m.Snapshots})
+		}
+		if v := svc.Vault; v != nil && v.Every.Duration > 0 && !v.Snapshots.IsZero() {
+			out = append(out, Location{Service: svc.Name, Kind: KindVault, Name: "vault", Location: v.Snapshots, Every: v.Every.Duration, RPO: rpo})
 		}
 	}
 	return out
@@ -113,6 +119,8 @@ func checkOne(ctx context.Context, l Location, open Opener, now time.Time) Statu
 	switch {
 	case l.Kind == KindDatabase:
 		keep = func(o storage.Object) bool { return restoredb.FormatOf(o.Name) != "" }
+	case l.Kind == KindVault:
+		keep = func(o storage.Object) bool { return vaultrestore.IsSnapshot(o.Name) }
 	case l.Snapshots != nil:
 		keep = func(o storage.Object) bool { return inSnapshot(*l.Snapshots, o.Name) }
 	}

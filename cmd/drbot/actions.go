@@ -18,6 +18,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
+	"github.com/drbot-dev/drbot/actions/vaultrestore"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -58,6 +59,7 @@ func procedures() []procedure {
 		{verify.Command, buildVerify},
 		{backups.Command, buildBackups},
 		{diagnose.Command, buildDiagnose},
+		{vaultrestore.Command, buildVaultRestore},
 	}
 }
 

@@ -135,8 +135,11 @@ func (w *backupWatch) record(ctx context.Context, s freshness.Status, now time.T
 }
 
 func locationName(s freshness.Status) string {
-	if s.Kind == freshness.KindModels {
+	switch s.Kind {
+	case freshness.KindModels:
 		return fmt.Sprintf("%s model backups", s.Service)
+	case freshness.KindVault:
+		return fmt.Sprintf("%s Vault snapshots", s.Service)
 	}
 	return fmt.Sprintf("%s database %s backups", s.Service, s.Name)
 }
