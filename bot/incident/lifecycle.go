@@ -62,6 +62,15 @@ type Options struct {
 	// RTOWarnings are the percentages of the RTO at which a warning is
 	// posted; default 50, 75, 90, 100.
 	RTOWarnings []int
+	// HeaderEvery is how often an open incident's header is refreshed when
+	// nothing changes (its countdowns); default DefaultHeaderEvery.
+	HeaderEvery time.Duration
+	// HeaderMinGap is the least time between two updates of one header;
+	// default DefaultHeaderMinGap.
+	HeaderMinGap time.Duration
+	// HeaderBudget is how many periodic header updates a minute all open
+	// incidents share; default DefaultHeaderBudget.
+	HeaderBudget int
 }
 
 // DefaultRTOWarnings are the RTO percentages that get a warning.
@@ -72,6 +81,10 @@ type lifecycle struct {
 	pd             PagerDutyAPI
 	headerDebounce time.Duration
 	rtoWarnings    []int
+	headerEvery    time.Duration
+	headerMinGap   time.Duration
+	headerBudget   int
+	gate           headerGate
 }
 
 // Lifecycle is the durable incident lifecycle: incident events are recorded
@@ -101,6 +114,16 @@ func New(opts Options) *Lifecycle {
 	}
 	if len(lc.rtoWarnings) == 0 {
 		lc.rtoWarnings = DefaultRTOWarnings
+	}
+	lc.headerEvery, lc.headerMinGap, lc.headerBudget = opts.HeaderEvery, opts.HeaderMinGap, opts.HeaderBudget
+	if lc.headerEvery <= 0 {
+		lc.headerEvery = DefaultHeaderEvery
+	}
+	if lc.headerMinGap <= 0 {
+		lc.headerMinGap = DefaultHeaderMinGap
+	}
+	if lc.headerBudget <= 0 {
+		lc.headerBudget = DefaultHeaderBudget
 	}
 	b := &Lifecycle{
 		cfg:     opts.Config,
@@ -138,7 +161,7 @@ const (
 )
 
 // timerKinds are cancelled when an incident is resolved.
-var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO}
+var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO, store.KindIncidentHeaderTick}
 
 // uniqueForever dedupes by args across every state but cancelled and
 // discarded: a cancelled timer can be armed again.
@@ -272,6 +295,9 @@ func (b *Lifecycle) RegisterWorkers(w *river.Workers) {
 	}})
 	river.AddWorker(w, &jobWorker[HeaderArgs]{fn: func(ctx context.Context, j *river.Job[HeaderArgs]) error {
 		return b.refreshHeader(ctx, j.Args.IncidentID)
+	}})
+	river.AddWorker(w, &jobWorker[HeaderTickArgs]{fn: func(ctx context.Context, j *river.Job[HeaderTickArgs]) error {
+		return b.headerTick(ctx, j.Args.IncidentID)
 	}})
 	river.AddWorker(w, &jobWorker[PostArgs]{fn: func(ctx context.Context, j *river.Job[PostArgs]) error {
 		return b.runPost(ctx, j.Args)

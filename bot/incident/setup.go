@@ -70,6 +70,24 @@ func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
+	if err := b.step(ctx, id, marks, "header.pinned", store.AuditIncidentHeaderPinned, func() (string, error) {
+		p, ok := b.chat.(chat.Pinner)
+		if !ok {
+			return "not supported", nil
+		}
+		if err := p.Pin(ctx, chat.MessageRef{Channel: inc.Channel, TS: marks[markHeaderTS]}); err != nil {
+			// The header is still there, only not pinned: carry on.
+			b.log.WarnContext(ctx, "could not pin the incident header", "incident", inc.ID, "err", err)
+			return "failed", nil
+		}
+		return "", nil
+	}); err != nil {
+		return err
+	}
+	// The header's countdowns move by the minute until the incident resolves.
+	if err := b.lc.st.InsertJobs(ctx, b.tickJob(id)); err != nil {
+		return err
+	}
 	if err := b.step(ctx, id, marks, "oncall.invited", store.AuditIncidentOncallInvited, func() (string, error) {
 		return b.inviteOnCall(ctx, inc, svc != nil, policyOf(b, inc))
 	}); err != nil {
