@@ -112,6 +112,36 @@ func paced(every time.Duration, open, budget int) time.Duration {
 	return every
 }
 
+// headerMaxDelay bounds how long coalescing may put a refresh off: a refresh
+// older than this runs even when later ones wait, so a stream of changes (a
+// request's progress) still shows.
+const headerMaxDelay = 5 * time.Second
+
+// laterJobs is implemented by stores that see the job queue (*postgres.DB).
+type laterJobs interface {
+	LaterJobs(ctx context.Context, kind string, incidentID, afterID int64) (int, error)
+}
+
+// coalesced reports whether header refresh job can be left to a later
+// refresh of the same incident (one that waits or runs): a burst of changes
+// costs one chat.update. A job waiting longer than headerMaxDelay runs anyway.
+func (b *Lifecycle) coalesced(ctx context.Context, job *rivertype.JobRow) bool {
+	l, ok := b.lc.st.(laterJobs)
+	if !ok || b.now().Sub(job.CreatedAt) >= headerMaxDelay {
+		return false
+	}
+	var a HeaderArgs
+	if err := json.Unmarshal(job.EncodedArgs, &a); err != nil {
+		return false
+	}
+	n, err := l.LaterJobs(ctx, KindIncidentHeader, a.IncidentID, job.ID)
+	if err != nil {
+		b.log.WarnContext(ctx, "could not look for later header refreshes; refreshing", "incident", a.IncidentID, "err", err)
+		return false
+	}
+	return n > 0
+}
+
 // headerGate spaces the updates of each header by at least a minimum gap.
 type headerGate struct {
 	mu   sync.Mutex

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
@@ -204,7 +203,10 @@ func (RTOArgs) Kind() string { return KindIncidentRTO }
 // InsertOpts makes one armed timer per percentage and incident.
 func (RTOArgs) InsertOpts() river.InsertOpts { return uniqueForever() }
 
-// HeaderArgs refreshes an incident's header message with chat.update.
+// HeaderArgs refreshes an incident's header message with chat.update. Every
+// change inserts one; they coalesce in the worker (see Lifecycle.coalesced),
+// not by River's uniqueness, which would also drop a refresh asked while
+// another runs after reading the state.
 type HeaderArgs struct {
 	IncidentID int64 `json:"incident_id"`
 }
@@ -212,13 +214,6 @@ type HeaderArgs struct {
 // Kind implements store.JobArgs and river.JobArgs.
 func (HeaderArgs) Kind() string { return KindIncidentHeader }
 
-// InsertOpts coalesces refreshes that have not finished yet.
-func (HeaderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-	}}}
-}
 
 // PostArgs posts a message, retried until it goes out. With IncidentID set
 // and Channel empty it goes to the incident's channel once that exists.
@@ -294,6 +289,9 @@ func (b *Lifecycle) RegisterWorkers(w *river.Workers) {
 		return b.fireRTOWarning(ctx, j.Args.IncidentID, j.Args.Percent)
 	}})
 	river.AddWorker(w, &jobWorker[HeaderArgs]{fn: func(ctx context.Context, j *river.Job[HeaderArgs]) error {
+		if b.coalesced(ctx, j.JobRow) {
+			return nil
+		}
 		return b.refreshHeader(ctx, j.Args.IncidentID)
 	}})
 	river.AddWorker(w, &jobWorker[HeaderTickArgs]{fn: func(ctx context.Context, j *river.Job[HeaderTickArgs]) error {
