@@ -214,7 +214,6 @@ type HeaderArgs struct {
 // Kind implements store.JobArgs and river.JobArgs.
 func (HeaderArgs) Kind() string { return KindIncidentHeader }
 
-
 // PostArgs posts a message, retried until it goes out. With IncidentID set
 // and Channel empty it goes to the incident's channel once that exists.
 type PostArgs struct {
