@@ -124,10 +124,11 @@ type laterJobs interface {
 
 // coalesced reports whether header refresh job can be left to a later
 // refresh of the same incident (one that waits or runs): a burst of changes
-// costs one chat.update. A job waiting longer than headerMaxDelay runs anyway.
-func (b *Lifecycle) coalesced(ctx context.Context, job *rivertype.JobRow) bool {
+// costs one chat.update. A job waiting longer than headerMaxDelay runs
+// anyway, unless anyAge.
+func (b *Lifecycle) coalesced(ctx context.Context, job *rivertype.JobRow, anyAge bool) bool {
 	l, ok := b.lc.st.(laterJobs)
-	if !ok || b.now().Sub(job.CreatedAt) >= headerMaxDelay {
+	if !ok || job == nil || (!anyAge && b.now().Sub(job.CreatedAt) >= headerMaxDelay) {
 		return false
 	}
 	var a HeaderArgs

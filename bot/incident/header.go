@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
@@ -127,7 +128,8 @@ func rtoClock(inc store.Incident, now time.Time) string {
 // the incident's current state, at most once per HeaderMinGap per incident
 // (a refresh asked sooner waits, and refreshes asked meanwhile coalesce into
 // it). While the incident is open it makes sure the periodic refresh runs.
-func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
+// job is the refresh's own job (nil: none).
+func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.JobRow) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -142,7 +144,10 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
 			return nil // the header could not be posted; nothing to update
 		}
 		// The setup job posts the current header when it gets there; wait so
-		// that a change made meanwhile is not lost.
+		// that a change made meanwhile is not lost (one waiting refresh is enough).
+		if b.coalesced(ctx, job, true) {
+			return nil
+		}
 		return river.JobSnooze(channelNotReadySnooze)
 	}
 	if wait := b.lc.gate.wait(id, b.now(), b.lc.headerMinGap); wait > 0 {

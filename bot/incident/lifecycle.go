@@ -288,10 +288,10 @@ func (b *Lifecycle) RegisterWorkers(w *river.Workers) {
 		return b.fireRTOWarning(ctx, j.Args.IncidentID, j.Args.Percent)
 	}})
 	river.AddWorker(w, &jobWorker[HeaderArgs]{fn: func(ctx context.Context, j *river.Job[HeaderArgs]) error {
-		if b.coalesced(ctx, j.JobRow) {
+		if b.coalesced(ctx, j.JobRow, false) {
 			return nil
 		}
-		return b.refreshHeader(ctx, j.Args.IncidentID)
+		return b.refreshHeader(ctx, j.Args.IncidentID, j.JobRow)
 	}})
 	river.AddWorker(w, &jobWorker[HeaderTickArgs]{fn: func(ctx context.Context, j *river.Job[HeaderTickArgs]) error {
 		return b.headerTick(ctx, j.Args.IncidentID)
