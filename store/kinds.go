@@ -117,10 +117,6 @@ const (
 // (its countdowns), snoozing itself until the incident resolves.
 const KindIncidentHeaderTick = "incident.header_tick"
 
-// AuditIncidentHeaderPinned records that the incident header was pinned in
-// its channel (a channel setup step).
-const AuditIncidentHeaderPinned = "incident.header_pinned"
-
 // QueueIncidentEvents is the job queue of incident.event jobs: recorded
 // webhook events are applied one at a time, in the order they were recorded.
 const QueueIncidentEvents = "incident_events"

@@ -173,6 +173,21 @@ func (g *headerGate) forget(id int64) {
 	delete(g.last, id)
 }
 
+// pin pins the header ref and says how it went (the value of its mark):
+// "done", "failed" (logged; the header is still there, only not pinned) or
+// "not supported" by the chat adapter.
+func (b *Lifecycle) pin(ctx context.Context, incidentID int64, ref chat.MessageRef) string {
+	p, ok := b.chat.(chat.Pinner)
+	if !ok {
+		return "not supported"
+	}
+	if err := p.Pin(ctx, ref); err != nil {
+		b.log.WarnContext(ctx, "could not pin the incident header", "incident", incidentID, "channel", ref.Channel, "err", err)
+		return "failed"
+	}
+	return "done"
+}
+
 // RequestChanged refreshes the header of incident id (a request of it moved
 // or progressed); the refresh is debounced and coalesced with others.
 func (b *Lifecycle) RequestChanged(ctx context.Context, incidentID int64) error {

@@ -496,6 +496,9 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	}
 	h.waitMessage(inc.Channel, "Escalating to Security")
 	h.waitMessage(public, "moved to a private channel")
+	if p, ts := h.slack.Pins(inc.Channel), h.marks(inc.ID)["header.ts"]; len(p) != 1 || p[0] != ts {
+		t.Errorf("private channel pins %v, want its header %s", p, ts)
+	}
 	if h.countContaining(inc.Channel, "nobody@example.com") == 0 {
 		t.Errorf("unknown security contact not reported")
 	}

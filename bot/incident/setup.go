@@ -70,17 +70,10 @@ func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
-	if err := b.step(ctx, id, marks, "header.pinned", store.AuditIncidentHeaderPinned, func() (string, error) {
-		p, ok := b.chat.(chat.Pinner)
-		if !ok {
-			return "not supported", nil
-		}
-		if err := p.Pin(ctx, chat.MessageRef{Channel: inc.Channel, TS: marks[markHeaderTS]}); err != nil {
-			// The header is still there, only not pinned: carry on.
-			b.log.WarnContext(ctx, "could not pin the incident header", "incident", inc.ID, "err", err)
-			return "failed", nil
-		}
-		return "", nil
+	// Pinning is part of posting the header: its audit row has the same kind
+	// (the mark header.pinned tells them apart; the timeline hides both).
+	if err := b.step(ctx, id, marks, "header.pinned", store.AuditIncidentHeaderPosted, func() (string, error) {
+		return b.pin(ctx, inc.ID, chat.MessageRef{Channel: inc.Channel, TS: marks[markHeaderTS]}), nil
 	}); err != nil {
 		return err
 	}
