@@ -113,6 +113,10 @@ const (
 	KindAuditVerify     = "audit.verify"
 )
 
+// KindIncidentHeaderTick refreshes an open incident's header every minute
+// (its countdowns), snoozing itself until the incident resolves.
+const KindIncidentHeaderTick = "incident.header_tick"
+
 // QueueIncidentEvents is the job queue of incident.event jobs: recorded
 // webhook events are applied one at a time, in the order they were recorded.
 const QueueIncidentEvents = "incident_events"

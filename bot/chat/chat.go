@@ -185,3 +185,9 @@ type Adapter interface {
 	Poster
 	Channels
 }
+
+// Pinner is implemented by adapters that can pin a message in its channel
+// (the incident header). Pinning a message already pinned is not an error.
+type Pinner interface {
+	Pin(ctx context.Context, ref MessageRef) error
+}

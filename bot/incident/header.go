@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
@@ -124,8 +125,11 @@ func rtoClock(inc store.Incident, now time.Time) string {
 }
 
 // refreshHeader is the incident.header worker: chat.update of the header with
-// the incident's current state.
-func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
+// the incident's current state, at most once per HeaderMinGap per incident
+// (a refresh asked sooner waits, and refreshes asked meanwhile coalesce into
+// it). While the incident is open it makes sure the periodic refresh runs.
+// job is the refresh's own job (nil: none).
+func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.JobRow) error {
 	inc, err := b.store.Incident(ctx, id)
 	if err != nil {
 		return err
@@ -140,18 +144,35 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64) error {
 			return nil // the header could not be posted; nothing to update
 		}
 		// The setup job posts the current header when it gets there; wait so
-		// that a change made meanwhile is not lost.
+		// that a change made meanwhile is not lost (one waiting refresh is enough).
+		if b.coalesced(ctx, job, true) {
+			return nil
+		}
 		return river.JobSnooze(channelNotReadySnooze)
+	}
+	if wait := b.lc.gate.wait(id, b.now(), b.lc.headerMinGap); wait > 0 {
+		return river.JobSnooze(wait)
+	}
+	if inc.Status == store.IncidentResolved {
+		b.lc.gate.forget(id)
+	} else if err := b.lc.st.InsertJobs(ctx, b.tickJob(id)); err != nil {
+		return err
 	}
 	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks))
 }
 
-// header is HeaderAt as of now with the RPO at risk: a line for each backup
-// location of the service whose newest backup (as the periodic backups.check
-// job last recorded it; S3 is never listed here) is older than the RPO.
+// header is HeaderAt as of now with the live lines: the escalations to come
+// and those fired, the requests in flight, and the RPO at risk: a line for
+// each backup location of the service whose newest backup (as the periodic
+// backups.check job last recorded it; S3 is never listed here) is older than
+// the RPO.
 func (b *Lifecycle) header(ctx context.Context, inc store.Incident, marks map[string]string) chat.Message {
 	now := b.now()
-	return HeaderAt(inc, marks, now, b.rpoAtRisk(ctx, inc, now)...)
+	svc, _ := b.cfg.Service(inc.Service)
+	extra := escalationFields(svc, inc, marks, now)
+	extra = append(extra, requestFields(b.requestLines(ctx, inc))...)
+	extra = append(extra, b.rpoAtRisk(ctx, inc, now)...)
+	return HeaderAt(inc, marks, now, extra...)
 }
 
 // rpoAtRisk is the "RPO at risk" fields of inc as of now (none when the

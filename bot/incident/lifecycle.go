@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/runbook"
@@ -62,6 +61,15 @@ type Options struct {
 	// RTOWarnings are the percentages of the RTO at which a warning is
 	// posted; default 50, 75, 90, 100.
 	RTOWarnings []int
+	// HeaderEvery is how often an open incident's header is refreshed when
+	// nothing changes (its countdowns); default DefaultHeaderEvery.
+	HeaderEvery time.Duration
+	// HeaderMinGap is the least time between two updates of one header;
+	// default DefaultHeaderMinGap.
+	HeaderMinGap time.Duration
+	// HeaderBudget is how many periodic header updates a minute all open
+	// incidents share; default DefaultHeaderBudget.
+	HeaderBudget int
 }
 
 // DefaultRTOWarnings are the RTO percentages that get a warning.
@@ -72,6 +80,10 @@ type lifecycle struct {
 	pd             PagerDutyAPI
 	headerDebounce time.Duration
 	rtoWarnings    []int
+	headerEvery    time.Duration
+	headerMinGap   time.Duration
+	headerBudget   int
+	gate           headerGate
 }
 
 // Lifecycle is the durable incident lifecycle: incident events are recorded
@@ -101,6 +113,16 @@ func New(opts Options) *Lifecycle {
 	}
 	if len(lc.rtoWarnings) == 0 {
 		lc.rtoWarnings = DefaultRTOWarnings
+	}
+	lc.headerEvery, lc.headerMinGap, lc.headerBudget = opts.HeaderEvery, opts.HeaderMinGap, opts.HeaderBudget
+	if lc.headerEvery <= 0 {
+		lc.headerEvery = DefaultHeaderEvery
+	}
+	if lc.headerMinGap <= 0 {
+		lc.headerMinGap = DefaultHeaderMinGap
+	}
+	if lc.headerBudget <= 0 {
+		lc.headerBudget = DefaultHeaderBudget
 	}
 	b := &Lifecycle{
 		cfg:     opts.Config,
@@ -138,7 +160,7 @@ const (
 )
 
 // timerKinds are cancelled when an incident is resolved.
-var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO}
+var timerKinds = []string{KindIncidentEscalate, KindIncidentRTO, store.KindIncidentHeaderTick}
 
 // uniqueForever dedupes by args across every state but cancelled and
 // discarded: a cancelled timer can be armed again.
@@ -181,21 +203,16 @@ func (RTOArgs) Kind() string { return KindIncidentRTO }
 // InsertOpts makes one armed timer per percentage and incident.
 func (RTOArgs) InsertOpts() river.InsertOpts { return uniqueForever() }
 
-// HeaderArgs refreshes an incident's header message with chat.update.
+// HeaderArgs refreshes an incident's header message with chat.update. Every
+// change inserts one; they coalesce in the worker (see Lifecycle.coalesced),
+// not by River's uniqueness, which would also drop a refresh asked while
+// another runs after reading the state.
 type HeaderArgs struct {
 	IncidentID int64 `json:"incident_id"`
 }
 
 // Kind implements store.JobArgs and river.JobArgs.
 func (HeaderArgs) Kind() string { return KindIncidentHeader }
-
-// InsertOpts coalesces refreshes that have not finished yet.
-func (HeaderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-	}}}
-}
 
 // PostArgs posts a message, retried until it goes out. With IncidentID set
 // and Channel empty it goes to the incident's channel once that exists.
@@ -271,7 +288,13 @@ func (b *Lifecycle) RegisterWorkers(w *river.Workers) {
 		return b.fireRTOWarning(ctx, j.Args.IncidentID, j.Args.Percent)
 	}})
 	river.AddWorker(w, &jobWorker[HeaderArgs]{fn: func(ctx context.Context, j *river.Job[HeaderArgs]) error {
-		return b.refreshHeader(ctx, j.Args.IncidentID)
+		if b.coalesced(ctx, j.JobRow, false) {
+			return nil
+		}
+		return b.refreshHeader(ctx, j.Args.IncidentID, j.JobRow)
+	}})
+	river.AddWorker(w, &jobWorker[HeaderTickArgs]{fn: func(ctx context.Context, j *river.Job[HeaderTickArgs]) error {
+		return b.headerTick(ctx, j.Args.IncidentID)
 	}})
 	river.AddWorker(w, &jobWorker[PostArgs]{fn: func(ctx context.Context, j *river.Job[PostArgs]) error {
 		return b.runPost(ctx, j.Args)

@@ -496,6 +496,9 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	}
 	h.waitMessage(inc.Channel, "Escalating to Security")
 	h.waitMessage(public, "moved to a private channel")
+	if p, ts := h.slack.Pins(inc.Channel), h.marks(inc.ID)["header.ts"]; len(p) != 1 || p[0] != ts {
+		t.Errorf("private channel pins %v, want its header %s", p, ts)
+	}
 	if h.countContaining(inc.Channel, "nobody@example.com") == 0 {
 		t.Errorf("unknown security contact not reported")
 	}
@@ -890,3 +893,56 @@ func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
 
 // The lifecycle is what the registry's incident commands call.
 var _ commands.IncidentOps = (*incident.Lifecycle)(nil)
+
+// TestLifecycleHeaderIsPinnedAndBurstsCoalesce: the header is pinned when
+// the channel is set up; twenty changes in a burst cost one or two
+// chat.update calls (coalesced in the worker, spaced by HeaderMinGap), and
+// the last state shows.
+func TestLifecycleHeaderIsPinnedAndBurstsCoalesce(t *testing.T) {
+	h := newLifecycle(t)
+	pdInc := h.pd.CreateIncident("PLSTMPF", "Model checkpoint lost", "high")
+	h.trigger(pdInc.ID, "PLSTMPF", "Model checkpoint lost", time.Now())
+	inc := h.waitSetUp(pdInc.ID)
+	ts := h.marks(inc.ID)["header.ts"]
+	h.eventually("header pinned", 10*time.Second, func() bool {
+		p := h.slack.Pins(inc.Channel)
+		return len(p) == 1 && p[0] == ts
+	})
+	if h.marks(inc.ID)["header.pinned"] != "done" {
+		t.Errorf("marks %v", h.marks(inc.ID))
+	}
+	updates := func() int {
+		n := 0
+		for _, c := range h.slack.Calls("chat.update") {
+			if c.Params["ts"] == ts && c.Error == "" {
+				n++
+			}
+		}
+		return n
+	}
+	pending := func() int {
+		var n int
+		if err := h.db.Pool().QueryRow(h.ctx, `SELECT count(*) FROM river_job WHERE kind = 'incident.header'
+			AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	h.eventually("setup refreshes done", 20*time.Second, func() bool { return pending() == 0 })
+	before := updates()
+	for range 20 {
+		if err := h.life.RequestChanged(h.ctx, inc.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.command(inc.Channel, h.alice, "ack")
+	h.eventually("the last change on the header", 30*time.Second, func() bool {
+		m, _ := h.slack.Message(inc.Channel, ts)
+		return strings.Contains(string(m.Blocks), "Acknowledged") && pending() == 0
+	})
+	n := updates() - before
+	t.Logf("%d header updates for 21 changes", n)
+	if n < 1 || n > 3 {
+		t.Errorf("a burst of 20 changes and an ack made %d header updates, want 1 to 3", n)
+	}
+}

@@ -212,6 +212,12 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 	}); err != nil {
 		return err
 	}
+	// Audited like the public header's pin (a setup step the timeline hides).
+	if err := b.step(ctx, inc.ID, marks, markSecureHeader+".pinned", store.AuditIncidentHeaderPosted, func() (string, error) {
+		return b.pin(ctx, inc.ID, chat.MessageRef{Channel: private, TS: marks[markSecureHeader]}), nil
+	}); err != nil {
+		return err
+	}
 	if err := b.step(ctx, inc.ID, marks, markSecureChecklist, store.AuditIncidentSecureChecklistPosted, func() (string, error) {
 		ref, err := b.chat.Post(ctx, private, checklistMessage(marks, ""))
 		if err != nil {

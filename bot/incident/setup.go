@@ -70,6 +70,17 @@ func (b *Lifecycle) setupIncident(ctx context.Context, id int64) error {
 	}); err != nil {
 		return err
 	}
+	// Pinning is part of posting the header: its audit row has the same kind
+	// (the mark header.pinned tells them apart; the timeline hides both).
+	if err := b.step(ctx, id, marks, "header.pinned", store.AuditIncidentHeaderPosted, func() (string, error) {
+		return b.pin(ctx, inc.ID, chat.MessageRef{Channel: inc.Channel, TS: marks[markHeaderTS]}), nil
+	}); err != nil {
+		return err
+	}
+	// The header's countdowns move by the minute until the incident resolves.
+	if err := b.lc.st.InsertJobs(ctx, b.tickJob(id)); err != nil {
+		return err
+	}
 	if err := b.step(ctx, id, marks, "oncall.invited", store.AuditIncidentOncallInvited, func() (string, error) {
 		return b.inviteOnCall(ctx, inc, svc != nil, policyOf(b, inc))
 	}); err != nil {

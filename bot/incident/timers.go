@@ -111,6 +111,10 @@ func (b *Lifecycle) fireEscalation(ctx context.Context, incidentID int64, index 
 	}); err != nil {
 		return err
 	}
+	// The header moves the escalation from the countdowns to those fired.
+	if err := b.lc.st.InsertJobs(ctx, b.headerJob(inc.ID)); err != nil {
+		return err
+	}
 	if !b.pagerDutyManaged(inc) {
 		return nil
 	}

@@ -274,6 +274,19 @@ func (c *Client) Update(ctx context.Context, ref chat.MessageRef, m chat.Message
 	return nil
 }
 
+// Pin pins the message ref in its channel (pins.add); a message already
+// pinned is not an error.
+func (c *Client) Pin(ctx context.Context, ref chat.MessageRef) error {
+	if err := c.wait(ctx, ref.Channel); err != nil {
+		return err
+	}
+	err := c.api.AddPinContext(ctx, ref.Channel, slack.NewRefToMessage(ref.Channel, ref.TS))
+	if err != nil && err.Error() != "already_pinned" {
+		return c.wrap(fmt.Sprintf("pins.add %s in %s", ref.TS, ref.Channel), err)
+	}
+	return nil
+}
+
 // PostEphemeral shows m to userID in channel. It is not paced: replies to a
 // user's own action must be prompt, and Slack rates them separately.
 func (c *Client) PostEphemeral(ctx context.Context, channel, userID string, m chat.Message) error {

@@ -122,6 +122,7 @@ type requestWiring struct {
 	people   *approvals.Resolver
 	engine   *approvals.Engine
 	requests *commands.RequestCards
+	cards    *requestPoster // the cards' poster: refreshes the incident header
 	runner   *runner.Runner
 	jobs     *riverjobs.Jobs
 }
@@ -134,10 +135,11 @@ type groupLister interface {
 func newRequestWiring(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, acts actions.Registry) *requestWiring {
 	people := approvals.NewResolver(chatDirectory(adapter), 0, time.Now, logger)
 	engine := approvals.NewEngine(approvals.EngineOptions{Store: db, Config: cfg, Logger: logger, Resolver: people})
-	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: adapter, Logger: logger})
+	cards := &requestPoster{Poster: adapter, log: logger}
+	reqs := commands.NewRequestCards(commands.RequestCardsOptions{Requests: approvals.NewRequests(db, engine), Chat: cards, Logger: logger})
 	run := runner.New(runner.Options{Store: db, Actions: acts, Cards: reqs, Logger: logger, Lease: executionLease(logger)})
 	jobs := &riverjobs.Jobs{Runner: run, Expire: reqs.Expire, Log: logger}
-	return &requestWiring{people: people, engine: engine, requests: reqs, runner: run, jobs: jobs}
+	return &requestWiring{people: people, engine: engine, requests: reqs, cards: cards, runner: run, jobs: jobs}
 }
 
 // executionLease is DRBOT_EXECUTION_LEASE (a Go duration, at least 3s): how

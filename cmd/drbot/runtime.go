@@ -63,6 +63,12 @@ func withPagerDuty(pd incident.PagerDutyAPI) runtimeOption {
 	return func(o *incident.Options) { o.PagerDuty = pd }
 }
 
+// withClock gives the incident lifecycle a clock other than time.Now (tests
+// that move time; the store's jobs get the same clock, see openStore).
+func withClock(now func() time.Time) runtimeOption {
+	return func(o *incident.Options) { o.Now = now }
+}
+
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
 	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
 }
@@ -81,6 +87,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		o(&incOpts)
 	}
 	incidents := incident.New(incOpts)
+	req.cards.onChange(incidents.RequestChangedIn)
 	reg := commands.NewRegistry(commands.Deps{
 		Incidents:         incidents,
 		Services:          cfg.ServiceNames,

@@ -22,6 +22,11 @@ type ServeCmd struct {
 	StoreFlags
 	Listen        string        `help:"HTTP listen address (Slack, PagerDuty webhooks, health, metrics)." default:":8080" env:"DRBOT_LISTEN"`
 	PagerDutyPoll time.Duration `name:"pagerduty-poll" help:"Poll PagerDuty for incidents this often instead of (or as well as) taking webhooks; needs PAGERDUTY_API_TOKEN. 0 = off." default:"0s" env:"DRBOT_PAGERDUTY_POLL"`
+
+	// now is the clock of timers and jobs (escalations, the incident header's
+	// countdowns); nil = time.Now. Only tests that run serve in process set
+	// it, to move time instead of sleeping.
+	now func() time.Time `kong:"-"`
 }
 
 // serveEnv is the environment serve reads, gathered in one place so that a
@@ -86,7 +91,7 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	db, closeStore, err := openStore(ctx, logger, c.StoreFlags)
+	db, closeStore, err := openStore(ctx, logger, c.StoreFlags, c.now)
 	if err != nil {
 		return err
 	}
@@ -96,6 +101,9 @@ func (c ServeCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		opts  []runtimeOption
 		pdAPI *pagerduty.API
 	)
+	if c.now != nil {
+		opts = append(opts, withClock(c.now))
+	}
 	if env.pdToken != "" {
 		if pdAPI, err = pagerduty.NewAPI(pagerduty.APIOptions{Token: env.pdToken, BaseURL: env.pdAPIURL, FromEmail: env.pdFrom, Logger: logger}); err != nil {
 			return err

@@ -49,8 +49,9 @@ func (f StoreFlags) clusterDir(logger *slog.Logger) string {
 
 // openStore connects to DATABASE_URL, or starts (or reuses) the private PostgreSQL
 // cluster under the data directory, and applies migrations. The returned close
-// function stops what openStore started.
-func openStore(ctx context.Context, logger *slog.Logger, f StoreFlags) (*postgres.DB, func(), error) {
+// function stops what openStore started. now, when not nil, is the jobs'
+// clock (tests; see postgres.Options.Now).
+func openStore(ctx context.Context, logger *slog.Logger, f StoreFlags, now ...func() time.Time) (*postgres.DB, func(), error) {
 	url := os.Getenv("DATABASE_URL")
 	var cluster *pglocal.Cluster
 	if url == "" {
@@ -67,7 +68,11 @@ func openStore(ctx context.Context, logger *slog.Logger, f StoreFlags) (*postgre
 		}
 		url = cluster.URL("drbot")
 	}
-	db, err := postgres.Open(ctx, url, postgres.Options{Logger: logger})
+	opts := postgres.Options{Logger: logger}
+	for _, n := range now {
+		opts.Now = n
+	}
+	db, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		if cluster != nil {
 			stopCluster(logger, cluster)

@@ -123,6 +123,7 @@ type Server struct {
 	channels      map[string]*Channel
 	channelOrder  []string
 	messages      map[string][]*Message
+	pins          map[string][]string // channel → pinned message ts, oldest pin first
 	ephemerals    []Ephemeral
 	calls         []Call
 	failNext      map[string][]string
@@ -146,6 +147,7 @@ func New(opts ...Option) *Server {
 		groups:        map[string][]string{},
 		channels:      map[string]*Channel{},
 		messages:      map[string][]*Message{},
+		pins:          map[string][]string{},
 		failNext:      map[string][]string{},
 		rateLimitNext: map[string][]time.Duration{},
 		changed:       make(chan struct{}),
@@ -407,6 +409,9 @@ var methods = map[string]func(s *Server, p map[string]string) (result, *apiError
 	"chat.postMessage":       (*Server).chatPostMessage,
 	"chat.update":            (*Server).chatUpdate,
 	"chat.postEphemeral":     (*Server).chatPostEphemeral,
+	"pins.add":               (*Server).pinsAdd,
+	"pins.remove":            (*Server).pinsRemove,
+	"pins.list":              (*Server).pinsList,
 	"users.lookupByEmail":    (*Server).usersLookupByEmail,
 	"users.info":             (*Server).usersInfo,
 	"usergroups.users.list":  (*Server).usergroupsUsersList,
@@ -825,6 +830,73 @@ func (s *Server) chatUpdate(p map[string]string) (result, *apiError) {
 	m.Updates++
 	s.notifyLocked()
 	return result{"channel": c.ID, "ts": m.TS, "text": m.Text, "message": messageJSON(m)}, nil
+}
+
+// Pins returns the ts of the messages pinned in a channel, oldest pin first.
+func (s *Server) Pins(channelID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.pins[channelID])
+}
+
+// pinsAdd pins a message (channel, timestamp) as Slack does: the message must
+// exist, and pinning it twice answers already_pinned.
+func (s *Server) pinsAdd(p map[string]string) (result, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[p["channel"]]
+	if c == nil {
+		return nil, errResp("channel_not_found")
+	}
+	if p["timestamp"] == "" {
+		return nil, errResp("no_item_specified")
+	}
+	if s.findMessageLocked(c.ID, p["timestamp"]) == nil {
+		return nil, errResp("message_not_found")
+	}
+	if !slices.Contains(c.Members, BotUserID) {
+		return nil, errResp("not_in_channel")
+	}
+	if slices.Contains(s.pins[c.ID], p["timestamp"]) {
+		return nil, errResp("already_pinned")
+	}
+	s.pins[c.ID] = append(s.pins[c.ID], p["timestamp"])
+	s.notifyLocked()
+	return result{}, nil
+}
+
+func (s *Server) pinsRemove(p map[string]string) (result, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[p["channel"]]
+	if c == nil {
+		return nil, errResp("channel_not_found")
+	}
+	i := slices.Index(s.pins[c.ID], p["timestamp"])
+	if i < 0 {
+		return nil, errResp("no_pin")
+	}
+	s.pins[c.ID] = slices.Delete(s.pins[c.ID], i, i+1)
+	s.notifyLocked()
+	return result{}, nil
+}
+
+// pinsList answers the pinned messages of a channel, newest pin first as Slack does.
+func (s *Server) pinsList(p map[string]string) (result, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[p["channel"]]
+	if c == nil {
+		return nil, errResp("channel_not_found")
+	}
+	items := []result{}
+	pins := s.pins[c.ID]
+	for i := len(pins) - 1; i >= 0; i-- {
+		if m := s.findMessageLocked(c.ID, pins[i]); m != nil {
+			items = append(items, result{"type": "message", "channel": c.ID, "message": messageJSON(m)})
+		}
+	}
+	return result{"items": items}, nil
 }
 
 func (s *Server) chatPostEphemeral(p map[string]string) (result, *apiError) {

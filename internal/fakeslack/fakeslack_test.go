@@ -2,6 +2,7 @@ package fakeslack
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -217,5 +218,46 @@ func TestPrivateChannelsAndMembers(t *testing.T) {
 	}
 	if c, _ := s.ChannelByName("general"); strings.Join(c.Members, ",") != alice+","+bob {
 		t.Errorf("after JoinChannel: %v", c.Members)
+	}
+}
+
+// TestPins: pins.add pins an existing message once (already_pinned after),
+// pins.list answers it with the message's current text, pins.remove unpins.
+func TestPins(t *testing.T) {
+	s := New()
+	defer s.Close()
+	ch := s.AddChannel("incident-x", BotUserID)
+	_, out, _ := call(t, s, s.BotToken(), "chat.postMessage", url.Values{"channel": {ch}, "text": {"header"}})
+	ts, _ := out["ts"].(string)
+	if _, out, _ := call(t, s, s.BotToken(), "pins.add", url.Values{"channel": {ch}, "timestamp": {"1.1"}}); out["error"] != "message_not_found" {
+		t.Fatalf("pin of a missing message: %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "pins.add", url.Values{"channel": {ch}, "timestamp": {ts}}); out["ok"] != true {
+		t.Fatal(out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "pins.add", url.Values{"channel": {ch}, "timestamp": {ts}}); out["error"] != "already_pinned" {
+		t.Fatalf("second pin: %v", out)
+	}
+	if got := s.Pins(ch); len(got) != 1 || got[0] != ts {
+		t.Fatalf("Pins = %v", got)
+	}
+	call(t, s, s.BotToken(), "chat.update", url.Values{"channel": {ch}, "ts": {ts}, "text": {"header v2"}})
+	_, out, _ = call(t, s, s.BotToken(), "pins.list", url.Values{"channel": {ch}})
+	items, _ := out["items"].([]any)
+	if len(items) != 1 || !strings.Contains(fmt.Sprint(items[0]), "header v2") {
+		t.Fatalf("pins.list = %v", out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "pins.remove", url.Values{"channel": {ch}, "timestamp": {ts}}); out["ok"] != true {
+		t.Fatal(out)
+	}
+	if _, out, _ := call(t, s, s.BotToken(), "pins.remove", url.Values{"channel": {ch}, "timestamp": {ts}}); out["error"] != "no_pin" {
+		t.Fatal(out)
+	}
+	other := s.AddChannel("no-bot", HumanUserID)
+	_, out, _ = call(t, s, s.BotToken(), "chat.postMessage", url.Values{"channel": {other}, "text": {"x"}})
+	if ts2, _ := out["ts"].(string); ts2 != "" {
+		if _, out, _ := call(t, s, s.BotToken(), "pins.add", url.Values{"channel": {other}, "timestamp": {ts2}}); out["error"] != "not_in_channel" {
+			t.Fatalf("pin outside the bot's channel: %v", out)
+		}
 	}
 }

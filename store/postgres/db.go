@@ -49,6 +49,11 @@ type Options struct {
 	// on the rescue to recover: request executions are recovered by their
 	// lease and the periodic resume (actions/runner), within a minute.
 	RescueStuckJobsAfter time.Duration
+	// Now is the jobs' clock: when set, River schedules, fetches, snoozes and
+	// records jobs by it instead of the database's clock, so tests move
+	// timers (escalations, header refreshes) by moving a clock instead of
+	// sleeping. nil: the database's clock (production).
+	Now func() time.Time
 }
 
 // DB is the PostgreSQL store. It implements store.Store.
@@ -89,12 +94,31 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("set up job queue migrator: %w", err)
 	}
-	db.inserter, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: opts.Logger})
+	db.inserter, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: opts.Logger, Test: db.riverTest()})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("set up job queue client: %w", err)
 	}
 	return db, nil
+}
+
+// riverTest is River's test configuration: the injected clock, if any.
+func (db *DB) riverTest() river.TestConfig {
+	if db.opts.Now == nil {
+		return river.TestConfig{}
+	}
+	return river.TestConfig{Time: clock(db.opts.Now)}
+}
+
+// clock is an injected clock as River's rivertype.TimeGenerator. NowOrNil
+// answers the time too, so that River's queries use it rather than now().
+type clock func() time.Time
+
+func (c clock) Now() time.Time { return c() }
+
+func (c clock) NowOrNil() *time.Time {
+	t := c()
+	return &t
 }
 
 func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {

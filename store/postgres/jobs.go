@@ -95,6 +95,7 @@ func (db *DB) StartJobs(ctx context.Context, workers *river.Workers, periodic []
 		// (River's default cooldown is 100 ms).
 		FetchCooldown:     20 * time.Millisecond,
 		FetchPollInterval: 100 * time.Millisecond,
+		Test:              db.riverTest(),
 	})
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
