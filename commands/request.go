@@ -54,7 +54,8 @@ func procedureCommand(p actions.Procedure) Command {
 		Args: slices.Clone(d.Args), Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
 		Approval: d.Approval,
 		Gate:     GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
-		Service:  ServiceImplied,
+		Service:     ServiceImplied,
+		ServiceLast: d.ServiceLast,
 	}
 	if d.Approval {
 		c.Flags = append(c.Flags, flagDryRun, flagReason)

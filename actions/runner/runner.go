@@ -408,6 +408,10 @@ func (j *journal) resumed(ctx context.Context) bool {
 	return err == nil && len(evs) > 0
 }
 
+// RequestID is the request this journal records (a playbook's failure names
+// it in the resume command it suggests).
+func (j *journal) RequestID() int64 { return j.req.ID }
+
 func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool, bool, error) {
 	if err := j.h.fence(ctx, step); err != nil {
 		return nil, false, false, err
