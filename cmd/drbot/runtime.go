@@ -64,7 +64,7 @@ func withPagerDuty(pd incident.PagerDutyAPI) runtimeOption {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
-	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db, requests: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
