@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -137,7 +138,7 @@ func TestPlaybookFailsAtStep2ResumesAfterNewApproval(t *testing.T) {
 		}
 	}
 	in.click(t, clickPayload(t, w, card, bob, chat.ActionApprove, id))
-	failed := w.waitState(t, in.db, id, store.RequestFailed)
+	w.waitState(t, in.db, id, store.RequestFailed)
 	if ex := executions(t, w.restore); !slices.Equal(ex, []string{"b1"}) {
 		t.Fatalf("executions = %v, want b1 once", ex)
 	}
@@ -155,7 +156,6 @@ func TestPlaybookFailsAtStep2ResumesAfterNewApproval(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "terraform.tfstate")); err == nil {
 		t.Fatal("step 3 ran after step 2 failed")
 	}
-	_ = failed
 
 	// Refusals: another service's request; a request that did not fail.
 	opsCmd := func(user, text string) {
@@ -238,3 +238,84 @@ func terraformOnPath(t *testing.T) {
 		t.Fatalf("terraform is not on PATH: %v", err)
 	}
 }
+
+// TestKilledServeFinishesPlaybook: the real `drbot serve` binary is killed
+// with SIGKILL while a playbook's step 2 (restore-db) is in its record
+// step; the next process resumes the playbook from its journal and
+// finishes it without running step 1 again (mkdir, which fails when run
+// twice) and with one execution of the restore.
+func TestKilledServeFinishesPlaybook(t *testing.T) {
+	terraformOnPath(t)
+	const steps = `          - name: prepare
+            run: [mkdir, stage1]
+          - name: restore database
+            action: restore-db
+          - name: provision infrastructure
+            run: [terraform, apply, -auto-approve, -input=false, -no-color]`
+	w, dir := playbookWorld(t, steps)
+	cfgFile := filepath.Join(t.TempDir(), "e2e.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(playbookYAML, steps)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(e2eBinary(t), "serve", "--config", cfgFile, "--log-format", "json")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"DATABASE_URL=" + w.url, "DRBOT_LISTEN=" + addr,
+		"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
+		"DRBOT_E2E_ACTIONS_URL=" + w.url, "DRBOT_EXECUTION_LEASE=5s", "DRBOT_E2E_HOLD=restore-db",
+		playbook.DirEnv + "=" + dir,
+	}
+	srv := startServer(t, cmd, addr)
+	form := fakeslack.SlashCommand{Text: "playbook cluster-recovery", UserID: alice, UserName: "alice", ChannelID: w.channel}.Form()
+	signedPost(t, srv.base+"/slack/commands", form.Encode())
+	probe := startProbe(t, w)
+	card, id := w.card(t, probe, 0)
+	signedPost(t, srv.base+"/slack/interactions", clickPayload(t, w, card, bob, chat.ActionApprove, id))
+	if !w.slack.WaitFor(wait, func() bool { return strings.Contains(srv.logs.String(), "e2e: execution held") }) {
+		t.Fatalf("the playbook never reached the held restore step:\n%s", srv.logs.String())
+	}
+	srv.kill()
+	if r := w.waitState(t, probe, id, store.RequestRunning); r.State != store.RequestRunning {
+		t.Fatal("not running after the kill")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stage1")); err != nil {
+		t.Fatalf("step 1 did not run before the kill: %v", err)
+	}
+	if ex := executions(t, w.restore); len(ex) != 0 {
+		t.Fatalf("restored before the kill: %v", ex)
+	}
+
+	// The next process (this test's; the restore is not held) finishes it.
+	in := startPlaybookInstance(t, w, dir)
+	w.waitState(t, in.db, id, store.RequestSucceeded)
+	w.waitCard(t, card.TS, "succeeded")
+	if ex := executions(t, w.restore); !slices.Equal(ex, []string{"b1"}) {
+		t.Errorf("executions = %v, want exactly one of b1", ex)
+	}
+	if st, err := os.ReadFile(filepath.Join(dir, "terraform.tfstate")); err != nil || !strings.Contains(string(st), "terraform_data") {
+		t.Errorf("step 3 did not apply: %v", err)
+	}
+	started := map[string]int{}
+	evs, err := in.db.AuditEvents(context.Background(), store.AuditFilter{RequestID: &id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Kind == store.AuditStepStarted {
+			var d actions.StepRecord
+			if err := jsonUnmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			started[d.Step]++
+		}
+	}
+	if started["1.run"] != 1 || started["2.check"] != 1 || started["2.record"] != 2 || started["3.run"] != 1 {
+		t.Errorf("step.started per step = %v; want 1.run once, 2.record twice (killed, resumed), 3.run once", started)
+	}
+	if len(messagesWith(w, w.channel, "Resumed after a restart")) == 0 {
+		t.Error("the channel was not told the playbook resumed")
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
