@@ -88,7 +88,7 @@ func (a *Action) actionStep(ctx context.Context, spec Spec, ss StepSpec, j actio
 		if err != nil {
 			return rep, err
 		}
-		j.Note(ctx, fmt.Sprintf("Step %d (%s) verification:\n%s", ss.Index, ss.Name, reportText(rep)))
+		show(ctx, j, fmt.Sprintf("step-%d-verify", ss.Index), fmt.Sprintf("Step %d (%s) verification:\n%s", ss.Index, ss.Name, reportText(rep)))
 		if !rep.OK() {
 			if len(rep.Checks) == 0 {
 				return rep, actions.Refusef("its verification ran no checks")

@@ -274,12 +274,28 @@ func (t *tailer) post(ctx context.Context, final bool, status string) {
 	}
 	head = t.red.line(head)
 	if n == 0 {
-		t.j.Note(ctx, head+" (no output)")
+		show(ctx, t.j, fmt.Sprintf("step-%d-output", t.ss.Index), head+" (no output)")
 		return
 	}
 	shown := fmt.Sprintf("last %d of %d lines", len(lines), n)
 	if len(lines) == n {
 		shown = fmt.Sprintf("%d lines", n)
 	}
-	t.j.Note(ctx, head+" — output, "+shown+":\n```\n"+strings.Join(lines, "\n")+"\n```")
+	show(ctx, t.j, fmt.Sprintf("step-%d-output", t.ss.Index), head+" — output, "+shown+":\n```\n"+strings.Join(lines, "\n")+"\n```")
+}
+
+// threader is implemented by the runner's journal: a live message in the
+// request card's thread, posted once per key and updated in place.
+type threader interface {
+	Thread(ctx context.Context, key, text string)
+}
+
+// show puts text in the card's thread as the message key where the journal
+// has threads, as a note otherwise.
+func show(ctx context.Context, j actions.Journal, key, text string) {
+	if th, ok := j.(threader); ok {
+		th.Thread(ctx, key, text)
+		return
+	}
+	j.Note(ctx, text)
 }

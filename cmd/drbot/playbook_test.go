@@ -193,8 +193,8 @@ func TestPlaybookFailsAtStep2ResumesAfterNewApproval(t *testing.T) {
 	if err != nil || !strings.Contains(string(st), "terraform_data") {
 		t.Errorf("terraform did not apply: %v", err)
 	}
-	if len(messagesWith(w, w.channel, "Apply complete! Resources: 1 added")) == 0 {
-		t.Error("terraform's output tail did not reach the channel")
+	if ms := messagesWith(w, w.channel, "Apply complete! Resources: 1 added"); len(ms) != 1 || ms[0].ThreadTS != rcard.TS {
+		t.Errorf("terraform's output tail is not one message in the card's thread: %+v", ms)
 	}
 	// The original failed and the resumed one succeeded: neither resumes.
 	in.command(t, w, alice, fmt.Sprintf("playbook resume %d", rid))
@@ -227,8 +227,8 @@ func TestPlaybookCommandStepTimesOut(t *testing.T) {
 			t.Errorf("card lacks %q:\n%s", want, fb)
 		}
 	}
-	if len(messagesWith(w, w.channel, "killed after 2s (timeout)")) == 0 {
-		t.Error("the thread was not told the command was killed")
+	if ms := messagesWith(w, w.channel, "killed after 2s (timeout)"); len(ms) != 1 || ms[0].ThreadTS != card.TS {
+		t.Errorf("the card's thread was not told the command was killed: %+v", ms)
 	}
 }
 
