@@ -128,8 +128,19 @@ func TestPlaybookFailsAtStep2ResumesAfterNewApproval(t *testing.T) {
 	in := startPlaybookInstance(t, w, dir)
 	ops := w.slack.AddChannel("ops", fakeslack.BotUserID, alice, bob, carol)
 
+	// A restore-db request in flight holds step 1's target: the playbook
+	// refuses to plan, naming it; it is not a playbook to resume either.
+	in.command(t, w, alice, "restore-db")
+	_, direct := w.card(t, in.db, 0)
 	in.command(t, w, alice, "playbook cluster-recovery")
-	card, id := w.card(t, in.db, 0)
+	w.waitEphemeral(t, alice, fmt.Sprintf("step 1 (restore database) acts on test:restore-db:inflow, which request #%d (restore-db, pending) holds", direct))
+	in.command(t, w, alice, fmt.Sprintf("playbook resume %d", direct))
+	w.waitEphemeral(t, alice, fmt.Sprintf("request #%d is a restore-db request, not a playbook", direct))
+	in.command(t, w, alice, fmt.Sprintf("cancel %d", direct))
+	w.waitState(t, in.db, direct, store.RequestCancelled)
+
+	in.command(t, w, alice, "playbook cluster-recovery")
+	card, id := w.card(t, in.db, direct)
 	body := unescape(card.Blocks)
 	for _, want := range []string{"Run playbook cluster-recovery on inflow: 3 of 3 steps", "Step 1 · restore database", "Restore inflow from b1",
 		"[1 restore database] verify the restore-db", "[2 wait for go-ahead] run `test -e go-ahead`", "[3 provision infrastructure] run `terraform apply"} {
