@@ -196,6 +196,10 @@ func (r *redactor) line(l string) string {
 	return l
 }
 
+// inert keeps a command's output from acting in chat: it cannot close the
+// code block it is shown in, nor mention a channel, a group or a person.
+var inert = strings.NewReplacer("```", "'''", "<!", "< !", "<@", "< @", "<#", "< #")
+
 // tailer keeps the last lines of a command's output (redacted) and posts
 // them to the thread, at most every TailEvery while it runs.
 type tailer struct {
@@ -215,7 +219,7 @@ func (t *tailer) read(ctx context.Context, r io.Reader) {
 	br := bufio.NewReaderSize(r, 32<<10)
 	var cur []byte
 	flush := func() {
-		line := t.red.line(strings.TrimRight(string(cur), "\r"))
+		line := inert.Replace(t.red.line(strings.TrimRight(string(cur), "\r")))
 		cur = cur[:0]
 		if len(line) > shownLine {
 			line = line[:shownLine] + "…"

@@ -308,3 +308,35 @@ services:
 func opts(cfg *runbook.Config, dir string, env func(string) (string, bool)) playbook.Options {
 	return playbook.Options{Config: cfg, Dir: dir, LookupEnv: env, TailEvery: 100 * time.Millisecond, TailLines: 20}
 }
+
+// TestRunStepOutputIsInert: output cannot close its code block or mention
+// anyone in the thread.
+func TestRunStepOutputIsInert(t *testing.T) {
+	cfg := config(t, `
+services:
+  - name: lstm-pfd
+    pagerduty:
+      service_ids: [PLSTMPF]
+    playbooks:
+      - name: loud
+        steps:
+          - name: shout
+            run: [echo, "`+"```"+` <!channel> <@U123> <#C1>"]
+`)
+	a := playbook.New(opts(cfg, t.TempDir(), nil))
+	ctx := context.Background()
+	plan, err := a.Plan(ctx, params(t, cfg, "lstm-pfd", map[string]string{"name": "loud"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := actiontest.NewJournal()
+	if err := a.Execute(ctx, plan, j); err != nil {
+		t.Fatal(err)
+	}
+	out := notes(j)
+	body := out[strings.Index(out, "```\n")+4:]
+	body = body[:strings.LastIndex(body, "\n```")]
+	if strings.Contains(body, "```") || strings.Contains(body, "<!") || strings.Contains(body, "<@") || strings.Contains(body, "<#") {
+		t.Errorf("output not inert:\n%s", out)
+	}
+}
