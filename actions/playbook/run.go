@@ -73,7 +73,7 @@ func (a *Action) runStep(ctx context.Context, ss StepSpec, j actions.Journal) (r
 	start := time.Now()
 	err := cmd.Start()
 	if err != nil {
-		pw.Close()
+		_ = pw.Close()
 		<-readDone
 		var ee *exec.Error
 		if errors.As(err, &ee) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
@@ -98,7 +98,7 @@ func (a *Action) runStep(ctx context.Context, ss StepSpec, j actions.Journal) (r
 		}
 	}()
 	werr := cmd.Wait()
-	pw.Close()
+	_ = pw.Close()
 	<-readDone
 	close(stopTicker)
 	tickWG.Wait()
@@ -118,7 +118,7 @@ func (a *Action) runStep(ctx context.Context, ss StepSpec, j actions.Journal) (r
 		if errors.As(werr, &xe) {
 			tail.post(ctx, true, fmt.Sprintf("exited with status %d", res.Exit))
 			if res.Exit < 0 {
-				return res, actions.Refusef("%s was killed by a signal (%s); the last lines of its output are in the thread", prog, xe.ProcessState.String())
+				return res, actions.Refusef("%s was killed by a signal (%s); the last lines of its output are in the thread", prog, xe.String())
 			}
 			return res, actions.Refusef("%s exited with status %d; the last lines of its output are in the thread", prog, res.Exit)
 		}
