@@ -330,3 +330,38 @@ func TestKilledServeFinishesPlaybook(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestPlaybookNeedsApprovalsOfItsMostDemandingStep: a playbook with a
+// failover step needs failover's two approvals; one does not start it.
+func TestPlaybookNeedsApprovalsOfItsMostDemandingStep(t *testing.T) {
+	w, dir := playbookWorld(t, `          - name: fail over
+            action: failover
+          - name: announce
+            run: [echo, failed over]
+    failover:
+      rds:
+        replica: inflow-secondary
+        region: us-west-2
+      dns:
+        zone_id: Z0INFLOWAI
+        record: api.inflow.ai
+        type: CNAME
+        value: api.us-west-2.inflow.ai
+        ttl: 60`)
+	in := startPlaybookInstance(t, w, dir)
+	in.command(t, w, alice, "playbook cluster-recovery")
+	card, id := w.card(t, in.db, 0)
+	if b := unescape(card.Blocks); !strings.Contains(b, "0 of 2") || !strings.Contains(b, "step 1 (failover) needs 2") {
+		t.Fatalf("card does not ask for failover's two approvals:\n%s", b)
+	}
+	in.click(t, clickPayload(t, w, card, bob, chat.ActionApprove, id))
+	w.waitCard(t, card.TS, "1 of 2")
+	if r, _ := in.db.Request(context.Background(), id); r.State != store.RequestPending {
+		t.Fatalf("one approval moved the playbook to %s", r.State)
+	}
+	in.click(t, clickPayload(t, w, card, carol, chat.ActionApprove, id))
+	w.waitState(t, in.db, id, store.RequestSucceeded)
+	if ex := executions(t, w.failover); !slices.Equal(ex, []string{"b1"}) {
+		t.Errorf("failover executions = %v", ex)
+	}
+}
