@@ -26,6 +26,10 @@ type Command struct {
 	// and submits the plan for approval; it never runs without one. Without
 	// Approval the procedure is read-only (a Reader) and runs at once.
 	Approval bool
+	// ServiceLast lets the service also be given after the command's own
+	// arguments (/dr playbook <name> <service>), for commands whose first
+	// argument reads best first. A first word naming a service still works.
+	ServiceLast bool
 }
 
 // Arg is a positional argument.

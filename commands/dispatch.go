@@ -199,9 +199,16 @@ func (r *Registry) bind(ctx context.Context, c *Command, cmd chat.Command, words
 // returns the positional words that remain for the command's own arguments.
 func (r *Registry) resolveService(ctx context.Context, c *Command, channel string, pos []string) (string, []string, error) {
 	services := r.services()
-	named := ""
+	named, rest := "", pos
 	if len(pos) > 0 {
-		named = canonicalService(pos[0], services)
+		if named = canonicalService(pos[0], services); named != "" {
+			rest = pos[1:]
+		}
+	}
+	if named == "" && c.ServiceLast && len(pos) > 1 {
+		if named = canonicalService(pos[len(pos)-1], services); named != "" {
+			rest = pos[:len(pos)-1]
+		}
 	}
 	if channel != "" && r.deps.ServiceForChannel != nil {
 		svc, ok, err := r.deps.ServiceForChannel(ctx, channel)
@@ -215,16 +222,22 @@ func (r *Registry) resolveService(ctx context.Context, c *Command, channel strin
 			if named != svc {
 				return "", nil, Refusef("this channel is %s's incident channel — to act on %s, run the command outside incident channels or in %s's incident channel", svc, named, named)
 			}
-			return svc, pos[1:], nil
+			return svc, rest, nil
 		}
 	}
 	if len(pos) == 0 {
 		return "", nil, Refusef("missing <service> — usage: %s; %s", c.Usage(), configured(services))
 	}
+	if named == "" && c.ServiceLast {
+		if len(pos) == 1 {
+			return "", nil, Refusef("missing <service> — usage: %s; %s", c.Usage(), configured(services))
+		}
+		return "", nil, Refusef("unknown service %s — %s", quoteUser(pos[len(pos)-1]), configured(services))
+	}
 	if named == "" {
 		return "", nil, Refusef("unknown service %s — %s", quoteUser(pos[0]), configured(services))
 	}
-	return named, pos[1:], nil
+	return named, rest, nil
 }
 
 // canonicalService returns the configured service word names (case-insensitive), or "".

@@ -85,9 +85,12 @@ func (r *Registry) helpFor(c *Command) chat.Message {
 	blocks = append(blocks, chat.Text{Text: "Usage: " + usage})
 
 	var args []chat.Field
-	if c.Service == ServiceImplied {
-		help := "The service to act on; " + configured(r.services()) + ". Implied inside an incident channel."
-		args = append(args, chat.Field{Label: "<service>", Value: help})
+	svcField := chat.Field{Label: "<service>", Value: "The service to act on; " + configured(r.services()) + ". Implied inside an incident channel."}
+	if c.ServiceLast {
+		svcField.Value += " May also come first."
+	}
+	if c.Service == ServiceImplied && !c.ServiceLast {
+		args = append(args, svcField)
 	}
 	for _, a := range c.Args {
 		label := "<" + a.Name + ">"
@@ -102,6 +105,9 @@ func (r *Registry) helpFor(c *Command) chat.Message {
 			notes = append(notes, "takes all remaining words")
 		}
 		args = append(args, chat.Field{Label: label, Value: withNotes(a.Help, notes)})
+	}
+	if c.Service == ServiceImplied && c.ServiceLast {
+		args = append(args, svcField)
 	}
 	if len(args) > 0 {
 		blocks = append(blocks, chat.Text{Text: "Arguments"}, chat.Fields{Fields: args})

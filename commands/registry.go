@@ -55,6 +55,10 @@ type Command struct {
 	// GateRequesters.
 	Gate    Gate
 	Service ServiceMode
+	// ServiceLast (with ServiceImplied) also takes the service as the last
+	// positional word when the first does not name one (/dr playbook
+	// <name> <service>); usage shows it after the arguments.
+	ServiceLast bool
 	// Examples are full command lines starting with "/dr <name>".
 	Examples []string
 	Run      func(ctx context.Context, c *Call) (chat.Message, error)
@@ -319,7 +323,7 @@ func (c *Command) Usage() string {
 	var b strings.Builder
 	b.WriteString("/dr ")
 	b.WriteString(c.Name)
-	if c.Service == ServiceImplied {
+	if c.Service == ServiceImplied && !c.ServiceLast {
 		b.WriteString(" <service>")
 	}
 	for _, a := range c.Args {
@@ -331,6 +335,9 @@ func (c *Command) Usage() string {
 			w = "[" + w + "]"
 		}
 		b.WriteString(" " + w)
+	}
+	if c.Service == ServiceImplied && c.ServiceLast {
+		b.WriteString(" <service>")
 	}
 	for i := range c.Flags {
 		f := &c.Flags[i]

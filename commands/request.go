@@ -52,9 +52,10 @@ func procedureCommand(p actions.Procedure) Command {
 	c := Command{
 		Name: d.Name, Summary: d.Summary, Description: d.Description,
 		Args: slices.Clone(d.Args), Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
-		Approval: d.Approval,
-		Gate:     GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
-		Service:  ServiceImplied,
+		Approval:    d.Approval,
+		Gate:        GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
+		Service:     ServiceImplied,
+		ServiceLast: d.ServiceLast,
 	}
 	if d.Approval {
 		c.Flags = append(c.Flags, flagDryRun, flagReason)

@@ -35,11 +35,15 @@ type RequestCards struct {
 	log   *slog.Logger
 	now   func() time.Time
 	locks cardLocks
+
+	threadMu sync.Mutex
+	threads  map[string]chat.MessageRef // live thread messages by request/key (Thread)
 }
 
 var (
-	_ Requests     = (*RequestCards)(nil)
-	_ runner.Cards = (*RequestCards)(nil)
+	_ Requests           = (*RequestCards)(nil)
+	_ runner.Cards       = (*RequestCards)(nil)
+	_ runner.ThreadCards = (*RequestCards)(nil)
 )
 
 // RequestCardsOptions configure NewRequestCards.
@@ -258,6 +262,44 @@ func (r *RequestCards) Note(ctx context.Context, req store.ActionRequest, text s
 		r.log.WarnContext(ctx, "post request note", "request", req.ID, "err", err)
 	}
 }
+
+// Thread implements runner.ThreadCards: a message in the thread of req's
+// card, posted the first time key is seen in this process and updated in
+// place afterwards (after a restart the next update posts a new one).
+func (r *RequestCards) Thread(ctx context.Context, req store.ActionRequest, key, text string) {
+	if req.Channel == "" {
+		return
+	}
+	k := strconv.FormatInt(req.ID, 10) + "/" + key
+	unlock := r.locks.lock("thread:" + k)
+	defer unlock()
+	m := chat.Plain(text)
+	m.ThreadTS = req.MessageTS
+	r.threadMu.Lock()
+	ref, ok := r.threads[k]
+	r.threadMu.Unlock()
+	if ok {
+		err := r.chat.Update(ctx, ref, m)
+		if err == nil {
+			return
+		}
+		r.log.WarnContext(ctx, "update thread message", "request", req.ID, "err", err)
+	}
+	ref, err := r.chat.Post(ctx, req.Channel, m)
+	if err != nil {
+		r.log.WarnContext(ctx, "post thread message", "request", req.ID, "err", err)
+		return
+	}
+	r.threadMu.Lock()
+	if r.threads == nil || len(r.threads) >= maxThreadMessages {
+		r.threads = map[string]chat.MessageRef{} // older ones get a new message if updated again
+	}
+	r.threads[k] = ref
+	r.threadMu.Unlock()
+}
+
+// maxThreadMessages bounds the live thread messages remembered.
+const maxThreadMessages = 1000
 
 // cardLocks serialises the card updates of one request in this process.
 type cardLocks struct {

@@ -52,6 +52,14 @@ type Cards interface {
 	Note(ctx context.Context, req store.ActionRequest, text string)
 }
 
+// ThreadCards is implemented by Cards that can keep a live message in a
+// request card's thread (a playbook command's output tail): the first call
+// with a key posts it, later calls with the same key update it in place.
+// Cards without it get the text as a Note.
+type ThreadCards interface {
+	Thread(ctx context.Context, req store.ActionRequest, key, text string)
+}
+
 // DefaultProgressEvery is the minimum interval between progress updates of one card.
 const DefaultProgressEvery = time.Second
 
@@ -407,6 +415,21 @@ func (j *journal) resumed(ctx context.Context) bool {
 	evs, err := j.events(ctx)
 	return err == nil && len(evs) > 0
 }
+
+// Thread shows text in the request card's thread as the message key
+// (posted once, then updated in place); not written to the audit log (the
+// step's own rows are). Cards without threads get it as a Note.
+func (j *journal) Thread(ctx context.Context, key, text string) {
+	if tc, ok := j.r.cards.(ThreadCards); ok {
+		tc.Thread(ctx, j.req, key, text)
+		return
+	}
+	j.r.cards.Note(ctx, j.req, text)
+}
+
+// RequestID is the request this journal records (a playbook's failure names
+// it in the resume command it suggests).
+func (j *journal) RequestID() int64 { return j.req.ID }
 
 func (j *journal) Begin(ctx context.Context, step string) (json.RawMessage, bool, bool, error) {
 	if err := j.h.fence(ctx, step); err != nil {

@@ -104,6 +104,10 @@ type Message struct {
 	Blocks []Block
 	// Ephemeral messages are shown only to the user who caused them.
 	Ephemeral bool
+	// ThreadTS, when set, posts the message as a reply in the thread of the
+	// channel's message with that timestamp (a request card's thread);
+	// adapters without threads post it in the channel.
+	ThreadTS string
 }
 
 // Plain returns a message of one paragraph.

@@ -248,6 +248,9 @@ func (c *Client) Post(ctx context.Context, channel string, m chat.Message) (chat
 		return chat.MessageRef{}, err
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(fallbackText(m), true), slack.MsgOptionBlocks(render(m)...)}
+	if m.ThreadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(m.ThreadTS))
+	}
 	ch, ts, err := c.api.PostMessageContext(ctx, channel, opts...)
 	if ErrorCode(err) == "not_in_channel" {
 		if _, _, _, jerr := c.api.JoinConversationContext(ctx, channel); jerr != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
+	"github.com/drbot-dev/drbot/actions/playbook"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
@@ -37,6 +38,32 @@ type actionEnv struct {
 	// history reads earlier requests and their audit rows (rollback finds
 	// the restore it undoes); nil when no store is wired (unit tests).
 	history restoredb.History
+	// requests reads earlier requests and their journals (playbook resume,
+	// busy targets); nil when no store is wired (unit tests).
+	requests playbook.Store
+	// built holds the built procedures once buildActions is done (the
+	// playbook action runs the others).
+	built *builtActions
+}
+
+// builtActions is the registry of the built actions, set once after they
+// are all built and read by the playbook action when it plans and runs.
+type builtActions struct {
+	mu  sync.RWMutex
+	reg actions.Registry
+}
+
+func (b *builtActions) set(r actions.Registry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reg = r
+}
+
+// lookup returns the built action of kind, nil when there is none (or it is unavailable).
+func (b *builtActions) lookup(kind string) actions.Action {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.reg[kind]
 }
 
 // procedure is one line of the registration list: the command a recovery
@@ -60,6 +87,7 @@ func procedures() []procedure {
 		{backups.Command, buildBackups},
 		{diagnose.Command, buildDiagnose},
 		{vaultrestore.Command, buildVaultRestore},
+		{playbook.Command, buildPlaybook},
 	}
 }
 
@@ -82,6 +110,9 @@ func overrideAction(kind string, f func(ctx context.Context, env actionEnv) (act
 func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
 	overridesMu.Lock()
 	defer overridesMu.Unlock()
+	if env.built == nil {
+		env.built = &builtActions{}
+	}
 	var out []actions.Procedure
 	for _, p := range procedures() {
 		build := p.build
@@ -95,7 +126,18 @@ func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
 		}
 		out = append(out, a)
 	}
+	env.built.set(actions.RegistryOf(out))
 	return out
+}
+
+// buildPlaybook builds the playbook action over the other built actions;
+// its run: steps work in DRBOT_PLAYBOOK_DIR (drbot's working directory when
+// unset).
+func buildPlaybook(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	return playbook.New(playbook.Options{
+		Config: env.cfg, Lookup: env.built.lookup, Store: env.requests,
+		Dir: os.Getenv(playbook.DirEnv), Logger: env.logger,
+	}), nil
 }
 
 // declaredWith is the registration list with the actions of acts (tests),

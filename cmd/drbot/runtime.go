@@ -70,7 +70,7 @@ func withClock(now func() time.Time) runtimeOption {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
-	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db, requests: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).

@@ -67,11 +67,13 @@ type Channel struct {
 // Message is a message as currently stored: Text and Blocks are the latest
 // values after any chat.update; Updates counts the updates applied.
 type Message struct {
-	Channel  string
-	TS       string
-	User     string
-	Text     string
-	Blocks   json.RawMessage // exactly what the client sent; nil when none
+	Channel string
+	TS      string
+	User    string
+	Text    string
+	Blocks  json.RawMessage // exactly what the client sent; nil when none
+	// ThreadTS is the message this one replies to in its thread ("" = in the channel).
+	ThreadTS string
 	Updates  int
 	PostedAt time.Time
 }
@@ -792,7 +794,7 @@ func (s *Server) chatPostMessage(p map[string]string) (result, *apiError) {
 	if !slices.Contains(c.Members, BotUserID) {
 		return nil, errResp("not_in_channel")
 	}
-	m := &Message{Channel: c.ID, TS: s.nextTSLocked(), User: BotUserID, Text: p["text"], Blocks: blocks, PostedAt: time.Now()}
+	m := &Message{Channel: c.ID, TS: s.nextTSLocked(), User: BotUserID, Text: p["text"], Blocks: blocks, ThreadTS: p["thread_ts"], PostedAt: time.Now()}
 	s.messages[c.ID] = append(s.messages[c.ID], m)
 	s.notifyLocked()
 	return result{"channel": c.ID, "ts": m.TS, "message": messageJSON(m)}, nil
