@@ -211,7 +211,10 @@ func (a *Achieved) rpoSwap(inc store.Incident, r store.ActionRequest, current ma
 			return
 		}
 		lost := max(inc.OpenedAt.Sub(p.Spec.Backup.LastModified), 0)
-		backup := strings.TrimSpace(p.Spec.Location + " " + p.Spec.Backup.Name)
+		backup := p.Spec.Location + p.Spec.Backup.Name // the name is relative to the location
+		if p.Spec.Location != "" && !strings.HasSuffix(p.Spec.Location, "/") {
+			backup = p.Spec.Location + " " + p.Spec.Backup.Name
+		}
 		row := AchievedRPO{Database: p.Spec.Database, Request: r.ID, Backup: backup, BackupAt: p.Spec.Backup.LastModified.UTC(),
 			Lost: lost, Objective: inc.RPO}
 		if i, ok := current[p.Spec.Database]; ok {

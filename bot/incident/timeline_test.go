@@ -188,7 +188,7 @@ func TestAchievedObjectivesFromTheSeedIncident(t *testing.T) {
 	if len(a.RPO) != 1 {
 		t.Fatalf("RPO %+v, want one restored database", a.RPO)
 	}
-	if got, want := a.RPO[0].Phrase(), "lstm_pfd: 3h14m of data lost (request #12 restored s3://lstm-pfd-backups/db/ lstm_pfd-20261123.dump, taken 2026-11-23 02:00:00 UTC): RPO 4h met, 46m to spare"; got != want {
+	if got, want := a.RPO[0].Phrase(), "lstm_pfd: 3h14m of data lost (request #12 restored s3://lstm-pfd-backups/db/lstm_pfd-20261123.dump, taken 2026-11-23 02:00:00 UTC): RPO 4h met, 46m to spare"; got != want {
 		t.Errorf("RPO phrase\n got %q\nwant %q", got, want)
 	}
 
@@ -269,7 +269,7 @@ func TestPostMortemHasNoPlaceholders(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| RTO (opened → verified healthy) | 1h | 42m from opened to verified healthy",
-		"| RPO lstm_pfd (incident start − backup's time) | 4h | lstm_pfd: 3h14m of data lost (request #12 restored s3://lstm-pfd-backups/db/ lstm_pfd-20261123.dump, taken 2026-11-23 02:00:00 UTC): RPO 4h met, 46m to spare |",
+		"| RPO lstm_pfd (incident start − backup's time) | 4h | lstm_pfd: 3h14m of data lost (request #12 restored s3://lstm-pfd-backups/db/lstm_pfd-20261123.dump, taken 2026-11-23 02:00:00 UTC): RPO 4h met, 46m to spare |",
 		"| 2026-11-23 05:29:01 | +15m | Escalated to Platform Lead (platform-lead@example.com) (15m after the incident opened) | drbot |",
 		"| +18m | restore-db lstm_pfd: approved by @UBOB (1 of 1 needed) after 2m01s | @UBOB |",
 		"restore-db lstm_pfd: waiting for deployment/lstm-pfd-dashboard to drain ×30",
