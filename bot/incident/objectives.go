@@ -29,37 +29,37 @@ import (
 
 // Achieved is what an incident achieved against its recovery objectives.
 type Achieved struct {
-	RTO AchievedRTO   `json:"rto"`
-	RPO []AchievedRPO `json:"rpo"`
+	RTO AchievedRTO
+	RPO []AchievedRPO
 	// Unswapped are the restore-db requests that never swapped their copy in.
-	Unswapped []int64 `json:"unswapped,omitempty"`
+	Unswapped []int64
 	// RPOObjective is the incident's RPO (0: none set).
-	RPOObjective time.Duration `json:"rpo_objective"`
+	RPOObjective time.Duration
 }
 
 // AchievedRTO is the time from opening to the service verified healthy.
 type AchievedRTO struct {
-	Objective time.Duration `json:"objective"`
-	Verified  bool          `json:"verified"`
-	At        time.Time     `json:"at,omitzero"`
-	Took      time.Duration `json:"took,omitempty"` // At − opened
+	Objective time.Duration
+	Verified  bool
+	At        time.Time
+	Took      time.Duration // At − opened
 	// By says which verification it was, in words.
-	By string `json:"by,omitempty"`
+	By string
 }
 
 // AchievedRPO is the data lost on one restored database.
 type AchievedRPO struct {
-	Database string `json:"database"`
-	Request  int64  `json:"request"`
-	Backup   string `json:"backup"` // location and object name
+	Database string
+	Request  int64
+	Backup   string // location and object name
 	// BackupAt is the pinned backup object's time.
-	BackupAt time.Time `json:"backup_at"`
+	BackupAt time.Time
 	// Lost is the incident's start minus BackupAt (0 when the backup is newer).
-	Lost      time.Duration `json:"lost"`
-	Objective time.Duration `json:"objective"`
+	Lost      time.Duration
+	Objective time.Duration
 	// RolledBack is the rollback request that put the previous database back
 	// after this restore (0: none).
-	RolledBack int64 `json:"rolled_back,omitempty"`
+	RolledBack int64
 }
 
 // verdict compares an achieved duration with its objective.

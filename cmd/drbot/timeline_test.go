@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -240,6 +241,33 @@ services:
 	}
 	if strings.Contains(strings.ToLower(md), "fill in") {
 		t.Errorf("timeline export holds a fill-in placeholder:\n%s", md)
+	}
+
+	// The audit trail's JSON carries the same figures for machines.
+	out, err = command(t, []string{"DATABASE_URL=" + w.url}, "audit", "export", "--incident", fmt.Sprint(inc.ID), "--format", "json").Output()
+	if err != nil {
+		t.Fatalf("audit export: %v", err)
+	}
+	var exp struct {
+		Objectives struct {
+			RTO struct {
+				Verified        bool    `json:"verified"`
+				AchievedSeconds float64 `json:"achieved_seconds"`
+			} `json:"rto"`
+			RPO []struct {
+				Database    string    `json:"database"`
+				BackupAt    time.Time `json:"backup_at"`
+				LostSeconds float64   `json:"lost_seconds"`
+			} `json:"rpo"`
+		} `json:"objectives"`
+	}
+	if err := json.Unmarshal(out, &exp); err != nil {
+		t.Fatalf("audit export JSON: %v\n%s", err, out)
+	}
+	o := exp.Objectives
+	if !o.RTO.Verified || o.RTO.AchievedSeconds != took.Seconds() || len(o.RPO) != 1 || o.RPO[0].Database != "lstm_pfd" ||
+		!o.RPO[0].BackupAt.Equal(backupAt) || o.RPO[0].LostSeconds != 3 {
+		t.Errorf("audit export objectives %+v; want verified after %s, lstm_pfd lost 3 s from the backup of %s", o, took, backupAt)
 	}
 }
 
