@@ -224,6 +224,10 @@ func (b *Lifecycle) Timeline(ctx context.Context, channel string) (chat.Message,
 	for _, e := range entries {
 		lines = append(lines, timelineLine(e))
 	}
+	rename := NameUsers(ctx, adapterNames(b.chat), b.log, lines...)
+	for i, l := range lines {
+		lines[i] = rename(l)
+	}
 	hidden := 0
 	if len(lines) > maxTimelineLines {
 		hidden = len(lines) - maxTimelineLines
@@ -413,7 +417,9 @@ func (b *Lifecycle) postResolution(ctx context.Context, id int64, resolvedAt tim
 		if err != nil {
 			return "", err
 		}
-		_, err = b.chat.Post(ctx, inc.Channel, resolutionSummary(inc, resolvedAt, evs, ach))
+		msg := resolutionSummary(inc, resolvedAt, evs, ach)
+		msg = renameMessage(msg, NameUsers(ctx, adapterNames(b.chat), b.log, messageWords(msg)...))
+		_, err = b.chat.Post(ctx, inc.Channel, msg)
 		return "", err
 	}); err != nil {
 		return err
@@ -650,8 +656,14 @@ type TimelineStore interface {
 }
 
 // ExportTimeline returns the Markdown post-mortem of the incident
-// whose drbot id or PagerDuty id is ref.
+// whose drbot id or PagerDuty id is ref, people quoted by their chat ids.
 func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.Time) (string, error) {
+	return ExportTimelineWith(ctx, st, ref, now, nil)
+}
+
+// ExportTimelineWith is ExportTimeline with people named through names
+// (nil: quoted by their chat ids).
+func ExportTimelineWith(ctx context.Context, st TimelineStore, ref string, now time.Time, names chat.UserNames) (string, error) {
 	var (
 		inc store.Incident
 		err error
@@ -675,5 +687,6 @@ func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.
 	if err != nil {
 		return "", err
 	}
-	return TimelineMarkdown(inc, evs, ach, now), nil
+	md := TimelineMarkdown(inc, evs, ach, now)
+	return NameUsers(ctx, names, nil, md)(md), nil
 }

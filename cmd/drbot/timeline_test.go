@@ -181,13 +181,14 @@ services:
 	tl := said("Timeline: Database corruption detected on lstm_pfd")
 	for _, want := range []string{
 		"restore-db lstm_pfd requested (request #" + fmt.Sprint(req.ID) + "), needs 1 approval: experiments table corrupted",
-		"restore-db lstm_pfd: approved by @UBOB (1 of 1 needed) after ",
+		"restore-db lstm_pfd: approved by @bob (1 of 1 needed) after ",
 		"restore-db lstm_pfd: streamed ",
 		"KiB into " + live + "_restore_",
 		"restore-db lstm_pfd: checks on the restored copy: verified, 1/1 checks passed in ",
 		"restore-db lstm_pfd: swapped the restored copy in as " + live + "; previous database kept as " + live + "_pre_restore_",
 		"restore-db lstm_pfd succeeded: verified, 2/2 checks passed after ",
 		"Verified lstm-pfd by UALICE: passed, 2/2 checks passed ×3 (until ",
+		"experiments table corrupted — @alice",
 	} {
 		if !strings.Contains(tl, want) {
 			t.Errorf("/dr timeline lacks %q:\n%s", want, tl)
@@ -212,13 +213,15 @@ services:
 
 	slash(alice, "resolve restored from the backup")
 	summary := said("Resolved: Database corruption detected on lstm_pfd")
-	for _, want := range []string{"RTO achieved", wantRTO, "RPO achieved", wantRPO, "restore-db lstm_pfd: streamed "} {
+	for _, want := range []string{"RTO achieved", wantRTO, "RPO achieved", wantRPO, "restore-db lstm_pfd: streamed ", "approved by @bob"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("resolution summary lacks %q:\n%s", want, summary)
 		}
 	}
 
-	out, err := command(t, []string{"DATABASE_URL=" + w.url}, "timeline", "export", fmt.Sprint(inc.ID)).CombinedOutput()
+	// With the Slack settings the export names people as Slack does.
+	out, err := command(t, []string{"DATABASE_URL=" + w.url, "SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_API_URL=" + w.slack.APIURL()},
+		"timeline", "export", fmt.Sprint(inc.ID)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("timeline export: %v\n%s", err, out)
 	}
@@ -232,7 +235,8 @@ services:
 		"| RTO (opened → verified healthy) | 1h | " + wantRTO,
 		"| RPO lstm_pfd (incident start − backup's time) | 4h | " + wantRPO,
 		"Verified lstm-pfd by UALICE: passed, 2/2 checks passed ×3",
-		"restore-db lstm_pfd: approved by @UBOB",
+		"restore-db lstm_pfd: approved by @bob (1 of 1 needed)",
+		"| @alice |",
 		"## Action items suggested by the record",
 	} {
 		if !strings.Contains(md, want) {
