@@ -8,11 +8,16 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	"github.com/drbot-dev/drbot/bot/chat"
 )
 
 var quotedIDRE = regexp.MustCompile(`@([UW][A-Z0-9]{2,})\b`)
+
+// nameSafe keeps a name from acting as markup in chat or a Markdown table
+// ("<!channel>" would notify everyone, "|" would split a cell).
+var nameSafe = strings.NewReplacer("<", "", ">", "", "|", "/", "\n", " ", "`", "'", "*", "")
 
 // Renamer replaces quoted user ids (@U…) by @name in text.
 type Renamer func(string) string
@@ -35,7 +40,7 @@ func NameUsers(ctx context.Context, names chat.UserNames, log *slog.Logger, text
 			if err != nil && log != nil {
 				log.DebugContext(ctx, "cannot name a user in a timeline", "user", id, "err", err)
 			}
-			named[id] = n // "" when it cannot be named: the id stays
+			named[id] = nameSafe.Replace(n) // "" when it cannot be named: the id stays
 		}
 	}
 	return func(s string) string {

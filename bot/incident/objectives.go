@@ -172,7 +172,7 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 			switch {
 			case e.Kind == store.RequestMovedKind(store.RequestSucceeded) && !a.RTO.Verified && info != nil:
 				ok, _ := d["ok"].(bool)
-				if ok && !strings.HasPrefix(info.kind, "drill") && (info.service == "" || info.service == inc.Service) {
+				if ok && !isDrill(info.kind, info.target) && (info.service == "" || info.service == inc.Service) {
 					a.RTO = AchievedRTO{Objective: inc.RTO, Verified: true, At: e.At, Took: e.At.Sub(inc.OpenedAt),
 						By: fmt.Sprintf("%s, request #%d: %s", info.label(id), id, reportPhrase(d["report"]))}
 				}
@@ -191,7 +191,7 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 		}
 	}
 	for _, r := range reqs {
-		if r.Kind == kindRestoreDB && !swapped[r.ID] && r.IncidentID != nil && *r.IncidentID == inc.ID {
+		if r.Kind == kindRestoreDB && !swapped[r.ID] && !isDrill(r.Kind, r.Target) && r.IncidentID != nil && *r.IncidentID == inc.ID {
 			a.Unswapped = append(a.Unswapped, r.ID)
 		}
 	}
@@ -199,10 +199,18 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 	return a
 }
 
+// isDrill reports whether a request is a drill: its kind says so, or its
+// target is the throwaway one a drill plan names (<db>_drill_<ts>,
+// drills/<ts>/; see actions.Drillable). A drill verifies nothing live and
+// restores nothing live.
+func isDrill(kind, target string) bool {
+	return strings.Contains(strings.ToLower(kind), "drill") || strings.Contains(strings.ToLower(target), "drill")
+}
+
 // rpoSwap records that request r swapped a database in.
 func (a *Achieved) rpoSwap(inc store.Incident, r store.ActionRequest, current map[string]int) {
 	var p restorePlan
-	if r.ID == 0 || json.Unmarshal(r.Plan, &p) != nil || p.Spec.Database == "" {
+	if r.ID == 0 || isDrill(r.Kind, r.Target) || json.Unmarshal(r.Plan, &p) != nil || p.Spec.Database == "" {
 		return
 	}
 	switch r.Kind {

@@ -225,6 +225,9 @@ func TestAchievedObjectivesNeverVerifiedAndNothingRestored(t *testing.T) {
 	r.add(time.Minute, 0, "UALICE", store.AuditVerifyRan, map[string]any{"service": "inflow", "ok": true, "checks": []map[string]any{{"name": "api", "ok": true}}})
 	r.add(time.Minute, 5, "UALICE", store.AuditRequestCreated, map[string]any{"kind": "drill", "service": "lstm-pfd", "target": "drill:lstm-pfd/restore-db"})
 	r.add(time.Minute, 5, "drbot", store.RequestMovedKind(store.RequestSucceeded), map[string]any{"ok": true, "report": map[string]any{"checks": []map[string]any{{"name": "x", "ok": true}}}})
+	// A drill planned by restore-db's drill form keeps the kind and names the throwaway target.
+	r.add(time.Minute, 8, "UALICE", store.AuditRequestCreated, map[string]any{"kind": "restore-db", "service": "lstm-pfd", "target": "db:lstm-pfd/lstm_pfd_drill_20261123052000"})
+	r.add(time.Minute, 8, "drbot", store.RequestMovedKind(store.RequestSucceeded), map[string]any{"ok": true, "report": map[string]any{"checks": []map[string]any{{"name": "x", "ok": true}}}})
 	r.add(time.Minute, 6, "UALICE", store.AuditRequestCreated, map[string]any{"kind": "restore-db", "service": "lstm-pfd", "target": "db:lstm-pfd/lstm_pfd"})
 	r.add(time.Second, 6, "drbot", store.AuditStepStarted, map[string]any{"step": "restore-side"})
 	r.add(time.Second, 6, "drbot", store.AuditStepFinished, map[string]any{"step": "restore-side", "error": "pg_restore: corrupt"})
