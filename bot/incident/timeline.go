@@ -262,7 +262,7 @@ func timelineEntry(inc store.Incident, e store.AuditEvent, d map[string]any, req
 		if errText := str("error"); errText != "" {
 			en.Text = fmt.Sprintf("%s: step %s failed", label, step)
 		} else {
-			en.Text = label + ": " + stepPhrase(r.kind, step, d["result"])
+			en.Text = label + ": " + stepPhrase(step, d["result"])
 		}
 		if at, ok := r.steps[step]; ok {
 			en.Took, en.Verb = e.At.Sub(at), "in"
@@ -312,7 +312,7 @@ func plural(n int, what string) string {
 // stepPhrase says what a finished step did, from its recorded result. The
 // results are the actions' own (restore-db's restore-side records database,
 // bytes and format; check steps a report; scale steps a replica count).
-func stepPhrase(kind, step string, result any) string {
+func stepPhrase(step string, result any) string {
 	m, _ := result.(map[string]any)
 	str := func(k string) string { s, _ := m[k].(string); return s }
 	num, isNum := result.(float64)
@@ -348,6 +348,37 @@ func stepPhrase(kind, step string, result any) string {
 		return fmt.Sprintf("scaled %s to 0 (had %d)", strings.TrimPrefix(step, "scale-down/"), int(num))
 	case strings.HasPrefix(step, "scale-up/") && isNum:
 		return fmt.Sprintf("scaled %s back to %d", strings.TrimPrefix(step, "scale-up/"), int(num))
+	// failover (actions/failover)
+	case step == "promote-replica":
+		return withDetail("promoted the replica", result)
+	case step == "wait-db-available":
+		return "promoted database available"
+	case step == "upsert-dns":
+		return withDetail("DNS record changed", result)
+	case step == "wait-dns-insync":
+		return "DNS change in sync"
+	case step == "health-check":
+		return withDetail("service health checked", result)
+	// restore-models (actions/models)
+	case step == "copy-objects":
+		c, _ := m["copied"].(float64)
+		b, _ := m["bytes"].(float64)
+		s := fmt.Sprintf("copied %s (%s)", plural(int(c), "object"), humanSize(int64(b)))
+		if sk, _ := m["skipped"].(float64); sk > 0 {
+			s += fmt.Sprintf(", %d already in place", int(sk))
+		}
+		return s
+	case strings.HasPrefix(step, "restart:"):
+		return "restarted " + strings.TrimPrefix(step, "restart:")
+	case strings.HasPrefix(step, "wait:"):
+		return strings.TrimPrefix(step, "wait:") + " rolled out"
+	// rollout-restart and scale (actions/kube)
+	case step == "restart":
+		return "rollout restart started"
+	case step == "scale" && isNum:
+		return fmt.Sprintf("scaled to %d", int(num))
+	case step == "wait-rollout":
+		return "rollout complete"
 	}
 	if _, ok := m["checks"]; ok {
 		return step + ": " + reportPhrase(result)
@@ -361,6 +392,15 @@ func stepPhrase(kind, step string, result any) string {
 		}
 	}
 	return step + " done"
+}
+
+// withDetail appends a step's short string result ("available", "200 OK in
+// 41ms") to what it did.
+func withDetail(did string, result any) string {
+	if r, ok := result.(string); ok && r != "" && len(r) <= 80 {
+		return did + ": " + r
+	}
+	return did
 }
 
 // reportPhrase summarises a verification report: "verified, 3/3 checks

@@ -292,3 +292,27 @@ func TestPostMortemHasNoPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// TestStepPhrasesOfEachAction: the steps of failover, restore-models and
+// the Kubernetes actions are named in words from their recorded results.
+func TestStepPhrasesOfEachAction(t *testing.T) {
+	for _, tc := range []struct {
+		step   string
+		result any
+		want   string
+	}{
+		{"promote-replica", "promoted", "promoted the replica: promoted"},
+		{"upsert-dns", "/change/C123", "DNS record changed: /change/C123"},
+		{"health-check", "200 OK in 41ms", "service health checked: 200 OK in 41ms"},
+		{"copy-objects", map[string]any{"copied": 12.0, "skipped": 2.0, "bytes": 3.5 * 1024 * 1024}, "copied 12 objects (3.5 MiB), 2 already in place"},
+		{"restart:deployment/lstm-pfd-dashboard", "", "restarted deployment/lstm-pfd-dashboard"},
+		{"scale", 3.0, "scaled to 3"},
+		{"terminate-connections", 1.0, "terminated 1 connection"},
+		{"mystery", map[string]any{"objects": 4.0}, "mystery: 4 objects"},
+		{"mystery", nil, "mystery done"},
+	} {
+		if got := stepPhrase(tc.step, tc.result); got != tc.want {
+			t.Errorf("%s %v: %q, want %q", tc.step, tc.result, got, tc.want)
+		}
+	}
+}
