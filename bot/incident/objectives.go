@@ -171,7 +171,10 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 			}
 			switch {
 			case e.Kind == store.RequestMovedKind(store.RequestSucceeded) && !a.RTO.Verified && info != nil:
-				ok, _ := d["ok"].(bool)
+				ok, has := d["ok"].(bool)
+				if !has {
+					ok = reportOK(d["report"])
+				}
 				if ok && !isDrill(info.kind, info.target) && (info.service == "" || info.service == inc.Service) {
 					a.RTO = AchievedRTO{Objective: inc.RTO, Verified: true, At: e.At, Took: e.At.Sub(inc.OpenedAt),
 						By: fmt.Sprintf("%s, request #%d: %s", info.label(id), id, reportPhrase(d["report"]))}
@@ -183,7 +186,10 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 			continue
 		}
 		if e.Kind == store.AuditVerifyRan && !a.RTO.Verified {
-			ok, _ := d["ok"].(bool)
+			ok, has := d["ok"].(bool)
+			if !has {
+				ok = reportOK(e.Data)
+			}
 			if svc := str("service"); ok && (svc == "" || svc == inc.Service) {
 				a.RTO = AchievedRTO{Objective: inc.RTO, Verified: true, At: e.At, Took: e.At.Sub(inc.OpenedAt),
 					By: fmt.Sprintf("/dr verify by %s: %s", orDash(actorLabel(e.Actor, d)), reportPhrase(d))}
@@ -197,6 +203,27 @@ func AchievedObjectives(inc store.Incident, evs []store.AuditEvent, reqs []store
 	}
 	slices.Sort(a.Unswapped)
 	return a
+}
+
+// reportOK reports whether a recorded verification report (a decoded map,
+// or its JSON) has checks and every one passed.
+func reportOK(v any) bool {
+	if raw, ok := v.(json.RawMessage); ok {
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			return false
+		}
+		v = m
+	}
+	m, _ := v.(map[string]any)
+	checks, _ := m["checks"].([]any)
+	for _, c := range checks {
+		cm, _ := c.(map[string]any)
+		if ok, _ := cm["ok"].(bool); !ok {
+			return false
+		}
+	}
+	return len(checks) > 0
 }
 
 // isDrill reports whether a request is a drill: its kind says so, or its

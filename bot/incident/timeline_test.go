@@ -316,3 +316,17 @@ func TestStepPhrasesOfEachAction(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationWithoutItsOKFlagIsJudgedByItsChecks: a succeeded row or a
+// verify.ran row that does not carry "ok" counts when every check passed.
+func TestVerificationWithoutItsOKFlagIsJudgedByItsChecks(t *testing.T) {
+	opened := time.Date(2026, 11, 23, 5, 14, 0, 0, time.UTC)
+	r := &rows{t: t, inc: store.Incident{ID: 3, Service: "lstm-pfd", OpenedAt: opened, RTO: time.Hour}, now: opened}
+	r.add(5*time.Minute, 0, "UALICE", store.AuditVerifyRan, map[string]any{"service": "lstm-pfd", "checks": []map[string]any{{"name": "dashboard", "ok": false}}})
+	r.add(5*time.Minute, 0, "UALICE", store.AuditVerifyRan, map[string]any{"service": "lstm-pfd", "checks": []map[string]any{}})
+	r.add(5*time.Minute, 0, "UALICE", store.AuditVerifyRan, map[string]any{"service": "lstm-pfd", "checks": []map[string]any{{"name": "dashboard", "ok": true}}})
+	a := AchievedObjectives(r.inc, r.evs, nil)
+	if !a.RTO.Verified || a.RTO.Took != 15*time.Minute || a.RTO.By != "/dr verify by @UALICE: verified, 1/1 checks passed" {
+		t.Errorf("RTO %+v, want verified by the third /dr verify, 15m after opening", a.RTO)
+	}
+}
