@@ -122,12 +122,26 @@ func person(who string) bool { return strings.HasPrefix(who, "@") }
 // BuildTimeline turns an incident's audit rows (in chain order) into the
 // lines of its timeline, folded.
 func BuildTimeline(inc store.Incident, evs []store.AuditEvent) []TimelineEntry {
-	reqs := map[int64]*reqInfo{}
+	st := timelineState{reqs: map[int64]*reqInfo{}, lastFinish: map[string]int64{}, ended: map[int64]bool{}}
+	for _, e := range evs {
+		if e.RequestID == nil {
+			continue
+		}
+		switch e.Kind {
+		case store.AuditStepFinished:
+			var d struct{ Step string }
+			_ = json.Unmarshal(e.Data, &d)
+			st.lastFinish[stepKey(*e.RequestID, d.Step)] = e.Seq
+		case store.RequestMovedKind(store.RequestSucceeded), store.AuditRequestFailed, store.AuditRequestCancelled,
+			store.AuditRequestExpired, store.AuditRequestDenied:
+			st.ended[*e.RequestID] = true
+		}
+	}
 	var out []TimelineEntry
 	for _, e := range evs {
 		var d map[string]any
 		_ = json.Unmarshal(e.Data, &d) // audit data is a JSON object
-		entry, ok := timelineEntry(inc, e, d, reqs, out)
+		entry, ok := timelineEntry(inc, e, d, &st, out)
 		if !ok {
 			continue
 		}
@@ -167,13 +181,24 @@ func Fold(in []TimelineEntry) []TimelineEntry {
 
 var digitsRE = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
 
+// timelineState is what BuildTimeline knows across rows.
+type timelineState struct {
+	reqs map[int64]*reqInfo
+	// lastFinish is the seq of each request step's last finished row.
+	lastFinish map[string]int64
+	ended      map[int64]bool // requests that reached a final state
+}
+
+func stepKey(req int64, step string) string { return fmt.Sprintf("%d\x00%s", req, step) }
+
 type built struct {
 	TimelineEntry
 	merge bool // replaces the previous entry (a request's approval completing)
 }
 
 // timelineEntry describes one row; ok is false for bookkeeping rows.
-func timelineEntry(inc store.Incident, e store.AuditEvent, d map[string]any, reqs map[int64]*reqInfo, prev []TimelineEntry) (built, bool) {
+func timelineEntry(inc store.Incident, e store.AuditEvent, d map[string]any, st *timelineState, prev []TimelineEntry) (built, bool) {
+	reqs := st.reqs
 	str := func(k string) string { s, _ := d[k].(string); return s }
 	who := actorLabel(e.Actor, d)
 	en := built{TimelineEntry: TimelineEntry{At: e.At, Who: who, kind: e.Kind}}
@@ -255,8 +280,16 @@ func timelineEntry(inc store.Incident, e store.AuditEvent, d map[string]any, req
 	case store.AuditPlanChanged:
 		en.Text = fmt.Sprintf("%s: the plan would be different now (%s changed); running the approved plan", label, strings.Join(stringsOf(d["changed"]), ", "))
 	case store.AuditStepStarted:
-		r.steps[str("step")] = e.At
-		return built{}, false
+		step := str("step")
+		r.steps[step] = e.At
+		if st.lastFinish[stepKey(id, step)] > e.Seq {
+			return built{}, false // said when it finishes
+		}
+		if st.ended[id] {
+			en.Text = fmt.Sprintf("%s: step %s started and never finished", label, step)
+		} else {
+			en.Text = fmt.Sprintf("%s: step %s in progress", label, step)
+		}
 	case store.AuditStepFinished:
 		step := str("step")
 		if errText := str("error"); errText != "" {

@@ -330,3 +330,31 @@ func TestVerificationWithoutItsOKFlagIsJudgedByItsChecks(t *testing.T) {
 		t.Errorf("RTO %+v, want verified by the third /dr verify, 15m after opening", a.RTO)
 	}
 }
+
+// TestStepInProgressOrInterrupted: a step that started and has no finished
+// row after it is in progress while its request runs, and "never finished"
+// once the request ended; a step started twice (a restart) and then finished
+// is one line, timed from its last start.
+func TestStepInProgressOrInterrupted(t *testing.T) {
+	opened := time.Date(2026, 11, 23, 5, 14, 0, 0, time.UTC)
+	r := &rows{t: t, inc: store.Incident{ID: 3, Service: "lstm-pfd", OpenedAt: opened}, now: opened}
+	r.add(0, 4, "UALICE", store.AuditRequestCreated, map[string]any{"kind": "restore-db", "service": "lstm-pfd", "target": "db:lstm-pfd/lstm_pfd"})
+	r.add(time.Second, 4, "drbot", store.AuditStepStarted, map[string]any{"step": "restore-side"})
+	r.add(time.Minute, 4, "drbot", store.AuditRequestNote, map[string]any{"text": "Resumed after a restart: steps already done are skipped."})
+	r.step(4, "restore-side", 2*time.Second, map[string]any{"bytes": 10})
+	r.add(time.Second, 4, "drbot", store.AuditStepStarted, map[string]any{"step": "check-side"})
+	lines := strings.Join(lineTexts(BuildTimeline(r.inc, r.evs)), "\n")
+	for _, want := range []string{"restore-db lstm_pfd: streamed 10 B in 2.0 s", "restore-db lstm_pfd: step check-side in progress"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, lines)
+		}
+	}
+	if strings.Count(lines, "restore-side") != 0 || strings.Count(lines, "streamed") != 1 {
+		t.Errorf("the restarted step is not one line:\n%s", lines)
+	}
+	r.add(time.Second, 4, "drbot", store.AuditRequestFailed, map[string]any{"reason": "the runner stopped"})
+	lines = strings.Join(lineTexts(BuildTimeline(r.inc, r.evs)), "\n")
+	if !strings.Contains(lines, "restore-db lstm_pfd: step check-side started and never finished") {
+		t.Errorf("timeline:\n%s", lines)
+	}
+}
