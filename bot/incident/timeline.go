@@ -110,10 +110,10 @@ func actorLabel(actor string, d map[string]any) string {
 		return ""
 	case actor == "pagerduty":
 		return "PagerDuty"
-	case slackUserID.MatchString(actor):
-		return "@" + actor
+	case actor == "drbot", strings.ContainsAny(actor, "@ "):
+		return actor // drbot itself, an e-mail address, a description
 	}
-	return actor
+	return "@" + actor // a chat user id (Slack's U…, the shell's names)
 }
 
 // person reports whether who is a person (not drbot or PagerDuty).

@@ -358,3 +358,15 @@ func TestStepInProgressOrInterrupted(t *testing.T) {
 		t.Errorf("timeline:\n%s", lines)
 	}
 }
+
+func TestActorLabels(t *testing.T) {
+	for actor, want := range map[string]string{"UALICE": "@UALICE", "<@UBOB>": "@UBOB", "alice": "@alice", "pagerduty": "PagerDuty",
+		"drbot": "drbot", "dba@example.com": "dba@example.com", "": ""} {
+		if got := actorLabel(actor, nil); got != want {
+			t.Errorf("actorLabel(%q) = %q, want %q", actor, got, want)
+		}
+	}
+	if got := actorLabel("UALICE", map[string]any{"user_name": "alice"}); got != "@alice" {
+		t.Errorf("with a recorded name: %q", got)
+	}
+}
