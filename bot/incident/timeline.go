@@ -208,8 +208,8 @@ func timelineEntry(inc store.Incident, e store.AuditEvent, d map[string]any, st 
 			return built{}, false
 		}
 		en.Text = mentionRE.ReplaceAllString(desc, "@$1")
-		switch {
-		case e.Kind == store.AuditIncidentEscalationFired, strings.HasPrefix(e.Kind, store.AuditIncidentPrefix) && (e.Kind == store.AuditIncidentPrefix+EventAcknowledged || e.Kind == store.AuditIncidentResolved):
+		switch e.Kind {
+		case store.AuditIncidentEscalationFired, store.AuditIncidentPrefix + EventAcknowledged, store.AuditIncidentResolved:
 			if after := e.At.Sub(inc.OpenedAt); after > 0 {
 				en.Text += fmt.Sprintf(" (%s after the incident opened)", formatDuration(after))
 			}
