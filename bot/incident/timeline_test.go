@@ -370,3 +370,17 @@ func TestActorLabels(t *testing.T) {
 		t.Errorf("with a recorded name: %q", got)
 	}
 }
+
+// TestHostileWordsStayInTheirCell: a reason with table and markup
+// characters cannot split the export's table or form markup.
+func TestHostileWordsStayInTheirCell(t *testing.T) {
+	opened := time.Date(2026, 11, 23, 5, 14, 0, 0, time.UTC)
+	r := &rows{t: t, inc: store.Incident{ID: 3, Service: "lstm-pfd", OpenedAt: opened}, now: opened}
+	r.add(time.Minute, 4, "UALICE", store.AuditRequestCreated, map[string]any{"kind": "restore-db", "service": "lstm-pfd",
+		"target": "db:lstm-pfd/lstm_pfd", "reason": "a | b\n| x | y |\n<!channel>"})
+	md := TimelineMarkdown(r.inc, r.evs, AchievedObjectives(r.inc, r.evs, nil), opened.Add(time.Hour))
+	want := `| 2026-11-23 05:15:00 | +1m | restore-db lstm_pfd requested (request #4): a \| b \| x \| y \| &lt;!channel&gt; | @UALICE |`
+	if !strings.Contains(md, want+"\n") {
+		t.Errorf("export lacks the escaped row %q:\n%s", want, md)
+	}
+}
