@@ -22,11 +22,54 @@ import (
 // requests with their approvals, every audit row with its hashes, and whether
 // the whole chain verifies. Its JSON is `drbot audit export --format json`.
 type AuditExport struct {
-	Incident    exportIncident  `json:"incident"`
-	Requests    []exportRequest `json:"requests"`
-	Events      []exportEvent   `json:"events"`
-	Chain       exportChain     `json:"chain"`
-	GeneratedAt time.Time       `json:"generated_at"`
+	Incident exportIncident  `json:"incident"`
+	Requests []exportRequest `json:"requests"`
+	Events   []exportEvent   `json:"events"`
+	Chain    exportChain     `json:"chain"`
+	// Objectives are the achieved RTO and RPO (see AchievedObjectives).
+	Objectives  exportObjectives `json:"objectives"`
+	GeneratedAt time.Time        `json:"generated_at"`
+}
+
+type exportObjectives struct {
+	RTO exportRTO   `json:"rto"`
+	RPO []exportRPO `json:"rpo"`
+	// RPOSummary says in words what was restored ("no database was restored …" when nothing).
+	RPOSummary []string `json:"rpo_summary"`
+}
+
+type exportRTO struct {
+	ObjectiveSeconds float64    `json:"objective_seconds"`
+	Verified         bool       `json:"verified"`
+	VerifiedAt       *time.Time `json:"verified_at,omitempty"`
+	AchievedSeconds  float64    `json:"achieved_seconds,omitempty"`
+	By               string     `json:"by,omitempty"`
+	Summary          string     `json:"summary"`
+}
+
+type exportRPO struct {
+	Database         string    `json:"database"`
+	Request          int64     `json:"request"`
+	Backup           string    `json:"backup"`
+	BackupAt         time.Time `json:"backup_at"`
+	LostSeconds      float64   `json:"lost_seconds"`
+	ObjectiveSeconds float64   `json:"objective_seconds"`
+	RolledBackBy     int64     `json:"rolled_back_by,omitempty"`
+	Summary          string    `json:"summary"`
+}
+
+func objectivesExport(a Achieved) exportObjectives {
+	out := exportObjectives{RTO: exportRTO{ObjectiveSeconds: a.RTO.Objective.Seconds(), Verified: a.RTO.Verified, By: a.RTO.By, Summary: a.RTO.Phrase()},
+		RPO: []exportRPO{}, RPOSummary: a.RPOPhrases()}
+	if a.RTO.Verified {
+		at := a.RTO.At.UTC()
+		out.RTO.VerifiedAt, out.RTO.AchievedSeconds = &at, a.RTO.Took.Seconds()
+	}
+	for _, r := range a.RPO {
+		out.RPO = append(out.RPO, exportRPO{Database: r.Database, Request: r.Request, Backup: r.Backup, BackupAt: r.BackupAt,
+			LostSeconds: r.Lost.Seconds(), ObjectiveSeconds: r.Objective.Seconds(), RolledBackBy: r.RolledBack, Summary: r.Phrase()})
+	}
+	return out
 }
 
 type exportIncident struct {
@@ -140,6 +183,7 @@ func BuildAuditExport(ctx context.Context, db AuditStore, id int64, now time.Tim
 		exp.Events = append(exp.Events, exportEvent{Seq: ev.Seq, At: ev.At.UTC(), Actor: ev.Actor, Kind: ev.Kind, RequestID: ev.RequestID,
 			Data: ev.Data, Hash: hex.EncodeToString(ev.Hash), PrevHash: hex.EncodeToString(ev.PrevHash)})
 	}
+	exp.Objectives = objectivesExport(AchievedObjectives(inc, evs, reqs))
 	rep, err := db.VerifyAudit(ctx)
 	if err != nil {
 		return AuditExport{}, fmt.Errorf("verify audit chain: %w", err)
@@ -206,6 +250,10 @@ func WriteAuditMarkdown(w io.Writer, e AuditExport) error {
 		fmt.Fprintf(&b, "- Audit chain: verified (%d rows)\n", e.Chain.Rows)
 	} else {
 		fmt.Fprintf(&b, "- Audit chain: **BROKEN at row %d**: %s\n", e.Chain.FirstBroken, e.Chain.Problem)
+	}
+	fmt.Fprintf(&b, "- RTO achieved: %s\n", e.Objectives.RTO.Summary)
+	for _, r := range e.Objectives.RPOSummary {
+		fmt.Fprintf(&b, "- RPO achieved: %s\n", r)
 	}
 	b.WriteString("\n## Requests\n\n")
 	if len(e.Requests) == 0 {

@@ -542,7 +542,7 @@ func TestLifecycleCommandsAckSecurityTimelineResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# Post-mortem: DB corrupt", "| RTO (time to restore service) | 1h | 10m (met) |", "## Timeline (UTC)", "## Root cause", "## Action items", "- [x] Determine scope of impact", "restored from the 02:00 backup"} {
+	for _, want := range []string{"# Post-mortem: DB corrupt", "| RTO (opened → verified healthy) | 1h | never verified healthy", "| RPO (incident start − restored backup's time) | 4h | no database was restored from a backup by drbot |", "## Timeline (UTC)", "## Root cause", "## Action items", "- [x] Determine scope of impact", "restored from the 02:00 backup"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("export lacks %q:\n%s", want, md)
 		}

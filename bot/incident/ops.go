@@ -208,21 +208,25 @@ func (b *Lifecycle) Status(ctx context.Context, channel string) (chat.Message, e
 // maxTimelineLines bounds /dr timeline in chat; the export has everything.
 const maxTimelineLines = 60
 
-// Timeline implements commands.IncidentOps: the incident's audit rows, in order.
+// Timeline implements commands.IncidentOps: the incident's timeline, each
+// step named in words with its duration and who acted, repeated rows folded.
 func (b *Lifecycle) Timeline(ctx context.Context, channel string) (chat.Message, error) {
 	inc, err := b.incidentHere(ctx, channel, "timeline")
 	if err != nil {
 		return chat.Message{}, err
 	}
-	evs, err := b.store.AuditEvents(ctx, store.AuditFilter{IncidentID: &inc.ID, Limit: 10000})
+	evs, err := incidentAudit(ctx, b.store, inc.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
-	var lines []string
-	for _, e := range evs {
-		if l := timelineLine(e); l != "" {
-			lines = append(lines, l)
-		}
+	entries := BuildTimeline(inc, evs)
+	lines := make([]string, 0, len(entries))
+	for _, e := range entries {
+		lines = append(lines, timelineLine(e))
+	}
+	rename := NameUsers(ctx, adapterNames(b.chat), b.log, lines...)
+	for i, l := range lines {
+		lines[i] = rename(l)
 	}
 	hidden := 0
 	if len(lines) > maxTimelineLines {
@@ -230,7 +234,7 @@ func (b *Lifecycle) Timeline(ctx context.Context, channel string) (chat.Message,
 		lines = lines[hidden:]
 	}
 	blocks := []chat.Block{chat.Header{Text: "Timeline: " + inc.Title}, chat.Text{Text: strings.Join(lines, "\n")}}
-	foot := fmt.Sprintf("%d events · full post-mortem skeleton: drbot timeline export %d", len(evs), inc.ID)
+	foot := fmt.Sprintf("%d events in %d lines · full post-mortem: drbot timeline export %d", len(evs), len(entries), inc.ID)
 	if hidden > 0 {
 		foot = fmt.Sprintf("%d earlier lines not shown · ", hidden) + foot
 	}
@@ -238,14 +242,15 @@ func (b *Lifecycle) Timeline(ctx context.Context, channel string) (chat.Message,
 	return chat.Message{Text: "Timeline: " + inc.Title, Blocks: blocks}, nil
 }
 
-// timelineLine describes an audit row in one line; "" for bookkeeping rows.
-func timelineLine(e store.AuditEvent) string {
-	desc := describeEvent(e)
-	if desc == "" {
-		return ""
+// timelineLine is an entry in one chat line: time, words, who when the
+// words do not already name them. A timeline quotes people; it must not
+// notify them again, so people are @name or @id, never mentions.
+func timelineLine(e TimelineEntry) string {
+	s := e.At.UTC().Format("15:04:05") + "  " + e.Line()
+	if person(e.Who) && !strings.Contains(e.Text, e.Who) {
+		s += " — " + e.Who
 	}
-	// A timeline quotes people; it must not notify them again.
-	return e.At.UTC().Format("15:04:05") + "  " + mentionRE.ReplaceAllString(desc, "@$1")
+	return s
 }
 
 var mentionRE = regexp.MustCompile(`<@([UW][A-Z0-9]+)>`)
@@ -402,13 +407,19 @@ func (b *Lifecycle) postResolution(ctx context.Context, id int64, resolvedAt tim
 	if err != nil {
 		return err
 	}
-	evs, err := b.store.AuditEvents(ctx, store.AuditFilter{IncidentID: &id, Limit: 10000})
-	if err != nil {
-		return err
-	}
 	suffix := "." + strconv.FormatInt(resolvedAt.Unix(), 10)
 	if err := b.step(ctx, id, marks, "resolution"+suffix, store.AuditIncidentResolutionPosted, func() (string, error) {
-		_, err := b.chat.Post(ctx, inc.Channel, resolutionSummary(inc, resolvedAt, evs))
+		evs, err := incidentAudit(ctx, b.store, id)
+		if err != nil {
+			return "", err
+		}
+		ach, err := achieved(ctx, b.store, inc, evs)
+		if err != nil {
+			return "", err
+		}
+		msg := resolutionSummary(inc, resolvedAt, evs, ach)
+		msg = renameMessage(msg, NameUsers(ctx, adapterNames(b.chat), b.log, messageWords(msg)...))
+		_, err = b.chat.Post(ctx, inc.Channel, msg)
 		return "", err
 	}); err != nil {
 		return err
@@ -430,10 +441,10 @@ func (b *Lifecycle) postResolution(ctx context.Context, id int64, resolvedAt tim
 
 // Summary figures of an incident.
 type incidentFigures struct {
-	TimeToAck     time.Duration // 0 when never acknowledged
-	TimeToResolve time.Duration // 0 when not resolved
-	Actions       []string      // requests, approvals and actions, one line each
-	Summary       string        // the resolver's summary, if any
+	TimeToAck     time.Duration   // 0 when never acknowledged
+	TimeToResolve time.Duration   // 0 when not resolved
+	Actions       []TimelineEntry // the recovery requests' lines, folded
+	Summary       string          // the resolver's summary, if any
 }
 
 func figures(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent) incidentFigures {
@@ -444,10 +455,12 @@ func figures(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent) i
 	if !resolvedAt.IsZero() {
 		f.TimeToResolve = resolvedAt.Sub(inc.OpenedAt)
 	}
-	for _, e := range evs {
-		if e.RequestID != nil || strings.HasPrefix(e.Kind, store.AuditRequestPrefix) || strings.HasPrefix(e.Kind, store.AuditActionPrefix) || strings.HasPrefix(e.Kind, store.AuditApprovalPrefix) {
-			f.Actions = append(f.Actions, e.At.UTC().Format("15:04")+" "+describeEvent(e))
+	for _, e := range BuildTimeline(inc, evs) {
+		if e.Request != 0 {
+			f.Actions = append(f.Actions, e)
 		}
+	}
+	for _, e := range evs {
 		if e.Kind == store.AuditIncidentResolved {
 			var d map[string]any
 			_ = json.Unmarshal(e.Data, &d)
@@ -459,43 +472,53 @@ func figures(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent) i
 	return f
 }
 
-func resolutionSummary(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent) chat.Message {
+// actionLine is a request's timeline entry in the summary's list.
+func actionLine(e TimelineEntry) string {
+	s := e.At.UTC().Format("15:04") + " " + e.Line()
+	if person(e.Who) && !strings.Contains(e.Text, e.Who) {
+		s += " — " + e.Who
+	}
+	return s
+}
+
+func resolutionSummary(inc store.Incident, resolvedAt time.Time, evs []store.AuditEvent, ach Achieved) chat.Message {
 	f := figures(inc, resolvedAt, evs)
 	tta := "never acknowledged"
 	if f.TimeToAck > 0 {
 		tta = formatDuration(f.TimeToAck)
 	}
 	ttr := formatDuration(f.TimeToResolve)
-	if inc.RTO > 0 {
-		if f.TimeToResolve <= inc.RTO {
-			ttr += fmt.Sprintf(" (RTO %s met, %s to spare)", formatDuration(inc.RTO), formatDuration(inc.RTO-f.TimeToResolve))
-		} else {
-			ttr += fmt.Sprintf(" (RTO %s missed by %s)", formatDuration(inc.RTO), formatDuration(f.TimeToResolve-inc.RTO))
-		}
-	}
 	actions := "none recorded"
 	if len(f.Actions) > 0 {
-		actions = strings.Join(f.Actions, "\n")
+		lines := make([]string, len(f.Actions))
+		for i, e := range f.Actions {
+			lines[i] = actionLine(e)
+		}
+		actions = strings.Join(lines, "\n")
 	}
+	rto, rpo := ach.RTO.Phrase(), strings.Join(ach.RPOPhrases(), "\n")
 	blocks := []chat.Block{
 		chat.Header{Text: "Resolved: " + inc.Title},
 		chat.Fields{Fields: []chat.Field{
 			{Label: "Time to acknowledge", Value: tta},
 			{Label: "Time to resolve", Value: ttr},
+			{Label: "RTO achieved", Value: rto},
+			{Label: "RPO achieved", Value: rpo},
 		}},
 	}
 	if f.Summary != "" {
 		blocks = append(blocks, chat.Text{Text: "Summary: " + f.Summary})
 	}
 	blocks = append(blocks, chat.Text{Text: "Actions taken:\n" + actions},
-		chat.Context{Text: fmt.Sprintf("Post-mortem skeleton: drbot timeline export %d", inc.ID)})
-	return chat.Message{Text: fmt.Sprintf("Resolved: %s, time to resolve %s", inc.Title, ttr), Blocks: blocks}
+		chat.Context{Text: fmt.Sprintf("Post-mortem: drbot timeline export %d", inc.ID)})
+	return chat.Message{Text: fmt.Sprintf("Resolved: %s, time to resolve %s. RTO achieved: %s. RPO achieved: %s", inc.Title, ttr, rto, rpo), Blocks: blocks}
 }
 
-// TimelineMarkdown is the post-mortem skeleton of an incident: summary
-// figures, RTO/RPO achieved, the timeline, checklist state, and sections for
-// root cause and action items to fill in.
-func TimelineMarkdown(inc store.Incident, evs []store.AuditEvent, now time.Time) string {
+// TimelineMarkdown is the post-mortem of an incident: summary figures, the
+// RTO and RPO achieved against their objectives, the timeline in words with
+// durations and who acted (repeated rows folded), the actions taken, the
+// checklist, and action items the record suggests.
+func TimelineMarkdown(inc store.Incident, evs []store.AuditEvent, ach Achieved, now time.Time) string {
 	var resolvedAt time.Time
 	if inc.ResolvedAt != nil {
 		resolvedAt = *inc.ResolvedAt
@@ -521,46 +544,31 @@ func TimelineMarkdown(inc store.Incident, evs []store.AuditEvent, now time.Time)
 	} else {
 		p("| Resolved | not yet (exported %s) |\n", now.UTC().Format("2006-01-02 15:04 UTC"))
 	}
-	p("\n## Recovery objectives\n\n| | target | achieved |\n|---|---|---|\n")
-	rtoTarget, rtoGot := "not set", "n/a"
-	if inc.RTO > 0 {
-		rtoTarget = formatDuration(inc.RTO)
+	p("\n## Recovery objectives\n\n| | objective | achieved |\n|---|---|---|\n")
+	p("| RTO (opened → verified healthy) | %s | %s |\n", objective(inc.RTO), mdEscape(ach.RTO.Phrase()))
+	if len(ach.RPO) == 0 {
+		p("| RPO (incident start − restored backup's time) | %s | %s |\n", objective(inc.RPO), mdEscape(ach.RPOPhrases()[0]))
 	}
-	if inc.ResolvedAt != nil {
-		rtoGot = formatDuration(f.TimeToResolve)
-		if inc.RTO > 0 {
-			if f.TimeToResolve <= inc.RTO {
-				rtoGot += " (met)"
-			} else {
-				rtoGot += fmt.Sprintf(" (missed by %s)", formatDuration(f.TimeToResolve-inc.RTO))
-			}
-		}
+	for _, r := range ach.RPO {
+		p("| RPO %s (incident start − backup's time) | %s | %s |\n", mdEscape(r.Database), objective(r.Objective), mdEscape(r.Phrase()))
 	}
-	rpoTarget := "not set"
-	if inc.RPO > 0 {
-		rpoTarget = formatDuration(inc.RPO)
-	}
-	p("| RTO (time to restore service) | %s | %s |\n", rtoTarget, rtoGot)
-	p("| RPO (data lost) | %s | _fill in: age of the newest data restored_ |\n", rpoTarget)
+	p("\n## Summary\n\n")
 	if f.Summary != "" {
-		p("\n## Summary\n\n%s\n", mdEscape(f.Summary))
+		p("%s\n", mdEscape(f.Summary))
 	} else {
-		p("\n## Summary\n\n_What happened, in two or three sentences._\n")
+		p("No summary was given on resolve (`/dr resolve <summary>` records one).\n")
 	}
-	p("\n## Timeline (UTC)\n\n| time | event | by |\n|---|---|---|\n")
-	for _, e := range evs {
-		d := describeEvent(e)
-		if d == "" {
-			continue
-		}
-		p("| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), mdEscape(d), mdEscape(e.Actor))
+	entries := BuildTimeline(inc, evs)
+	p("\n## Timeline (UTC)\n\n%d audit rows in %d lines; repeated rows are folded (×N).\n\n| time | since opened | event | by |\n|---|---|---|---|\n", len(evs), len(entries))
+	for _, e := range entries {
+		p("| %s | %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), sinceOpened(inc, e.At), mdEscape(e.Line()), mdEscape(e.Who))
 	}
 	p("\n## Actions taken\n\n")
 	if len(f.Actions) == 0 {
-		p("_None recorded by drbot._\n")
+		p("None recorded by drbot.\n")
 	}
 	for _, a := range f.Actions {
-		p("- %s\n", mdEscape(a))
+		p("- %s\n", mdEscape(actionLine(a)))
 	}
 	p("\n## Checklist\n\n")
 	ticks := map[string]bool{}
@@ -583,9 +591,57 @@ func TimelineMarkdown(inc store.Incident, evs []store.AuditEvent, now time.Time)
 		}
 		p("\n")
 	}
-	p("## Root cause\n\n_To fill in: what failed, and why it was possible._\n\n")
-	p("## Action items\n\n| action | owner | due |\n|---|---|---|\n| _to fill in_ | | |\n")
+	p("## Root cause\n\nNot in drbot's record: the review adds what failed, and why it was possible.\n\n")
+	p("## Action items suggested by the record\n\n")
+	items := suggestedItems(ach, entries)
+	if len(items) == 0 {
+		p("None: the objectives were met and every recovery request succeeded.\n")
+	}
+	for _, it := range items {
+		p("- %s\n", mdEscape(it))
+	}
 	return sb.String()
+}
+
+func objective(d time.Duration) string {
+	if d <= 0 {
+		return "not set"
+	}
+	return formatDuration(d)
+}
+
+// sinceOpened is "+12m" from the incident's opening ("-" before it).
+func sinceOpened(inc store.Incident, at time.Time) string {
+	d := at.Sub(inc.OpenedAt)
+	if d < 0 {
+		return "-"
+	}
+	return "+" + formatDuration(d)
+}
+
+// suggestedItems are the follow-ups the record calls for: objectives
+// missed, a service never verified, requests that failed.
+func suggestedItems(ach Achieved, entries []TimelineEntry) []string {
+	var out []string
+	switch {
+	case !ach.RTO.Verified:
+		out = append(out, "The service was never verified healthy by drbot: give it health checks in the runbook (health:) and run /dr verify before resolving.")
+	case ach.RTO.Objective > 0 && ach.RTO.Took > ach.RTO.Objective:
+		out = append(out, fmt.Sprintf("Recovery took %s, %s beyond the RTO of %s: find the slow steps in the timeline.",
+			formatDuration(ach.RTO.Took), formatDuration(ach.RTO.Took-ach.RTO.Objective), formatDuration(ach.RTO.Objective)))
+	}
+	for _, r := range ach.RPO {
+		if r.Objective > 0 && r.Lost > r.Objective {
+			out = append(out, fmt.Sprintf("%s lost %s of data, %s beyond the RPO of %s: back it up more often or keep WAL.",
+				r.Database, formatDuration(r.Lost), formatDuration(r.Lost-r.Objective), formatDuration(r.Objective)))
+		}
+	}
+	for _, e := range entries {
+		if e.kind == store.AuditRequestFailed {
+			out = append(out, fmt.Sprintf("Request #%d %s.", e.Request, e.Text))
+		}
+	}
+	return out
 }
 
 func mdEscape(s string) string {
@@ -596,11 +652,18 @@ func mdEscape(s string) string {
 type TimelineStore interface {
 	store.Incidents
 	store.Audit
+	RequestsForIncident(ctx context.Context, incidentID int64) ([]store.ActionRequest, error)
 }
 
-// ExportTimeline returns the Markdown post-mortem skeleton of the incident
-// whose drbot id or PagerDuty id is ref.
+// ExportTimeline returns the Markdown post-mortem of the incident
+// whose drbot id or PagerDuty id is ref, people quoted by their chat ids.
 func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.Time) (string, error) {
+	return ExportTimelineWith(ctx, st, ref, now, nil)
+}
+
+// ExportTimelineWith is ExportTimeline with people named through names
+// (nil: quoted by their chat ids).
+func ExportTimelineWith(ctx context.Context, st TimelineStore, ref string, now time.Time, names chat.UserNames) (string, error) {
 	var (
 		inc store.Incident
 		err error
@@ -620,5 +683,10 @@ func ExportTimeline(ctx context.Context, st TimelineStore, ref string, now time.
 	if err != nil {
 		return "", err
 	}
-	return TimelineMarkdown(inc, evs, now), nil
+	ach, err := achieved(ctx, st, inc, evs)
+	if err != nil {
+		return "", err
+	}
+	md := TimelineMarkdown(inc, evs, ach, now)
+	return NameUsers(ctx, names, nil, md)(md), nil
 }

@@ -24,7 +24,7 @@ type CLI struct {
 	Migrate  MigrateCmd  `cmd:"" help:"Apply the store's database migrations and exit."`
 	Config   ConfigCmd   `cmd:"" help:"Work with runbook configuration files."`
 	Audit    AuditCmd    `cmd:"" help:"Check and export the tamper-evident audit log."`
-	Timeline TimelineCmd `cmd:"" help:"Export incident timelines (post-mortem skeletons)."`
+	Timeline TimelineCmd `cmd:"" help:"Export incident timelines (post-mortems)."`
 	Slack    SlackCmd    `cmd:"" help:"Slack app setup: print the app manifest."`
 	Version  VersionCmd  `cmd:"" help:"Print the version and exit."`
 }

@@ -7,12 +7,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
+	"github.com/drbot-dev/drbot/bot/slack"
 )
 
 // TimelineCmd works with incident timelines.
 type TimelineCmd struct {
-	Export TimelineExportCmd `cmd:"" help:"Write an incident's timeline as a Markdown post-mortem skeleton."`
+	Export TimelineExportCmd `cmd:"" help:"Write an incident's post-mortem in Markdown: achieved RTO and RPO, the timeline in words, actions, checklist. With SLACK_BOT_TOKEN set, people are named as Slack shows them."`
 }
 
 // TimelineExportCmd is `drbot timeline export INCIDENT`.
@@ -29,7 +31,17 @@ func (c TimelineExportCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	defer closeStore()
-	md, err := incident.ExportTimeline(ctx, db, c.Incident, time.Now())
+	// With Slack settings, people are named as Slack shows them; without,
+	// they are quoted by their user ids.
+	var names chat.UserNames
+	if tok := os.Getenv("SLACK_BOT_TOKEN"); tok != "" {
+		client, err := slack.NewClient(slack.Options{Token: tok, APIURL: os.Getenv("SLACK_API_URL"), Logger: logger})
+		if err != nil {
+			return err
+		}
+		names = client
+	}
+	md, err := incident.ExportTimelineWith(ctx, db, c.Incident, time.Now(), names)
 	if err != nil {
 		return err
 	}
