@@ -283,7 +283,7 @@ func requestFields(lines []requestLine) []chat.Field {
 	parts := make([]string, 0, len(lines))
 	for _, l := range lines {
 		what := l.Kind
-		if t := targetName(l.Target); t != "" {
+		if t := shortTarget(l.Target); t != "" {
 			what += " " + t
 		}
 		parts = append(parts, fmt.Sprintf("#%d %s: %s", l.ID, what, requestState(l)))
@@ -291,8 +291,8 @@ func requestFields(lines []requestLine) []chat.Field {
 	return []chat.Field{{Label: "Requests", Value: strings.Join(parts, "\n")}}
 }
 
-// targetName is the readable end of a request target ("db:lstm-pfd/lstm_pfd" → "lstm_pfd").
-func targetName(t string) string {
+// shortTarget is the readable end of a request target ("db:lstm-pfd/lstm_pfd" → "lstm_pfd").
+func shortTarget(t string) string {
 	if i := strings.LastIndexAny(t, ":/"); i >= 0 {
 		return t[i+1:]
 	}
@@ -319,12 +319,6 @@ func requestState(l requestLine) string {
 		return "failed"
 	}
 	return string(l.State)
-}
-
-// incidentRequests is implemented by stores that list an incident's requests
-// (*postgres.DB).
-type incidentRequests interface {
-	RequestsForIncident(ctx context.Context, incidentID int64) ([]store.ActionRequest, error)
 }
 
 // requestLines are the requests of inc the header shows, with the running
