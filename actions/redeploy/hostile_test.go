@@ -1,0 +1,172 @@
+package redeploy_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/redeploy"
+	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
+	"github.com/drbot-dev/drbot/internal/usererr"
+)
+
+const prod = "infra/kubernetes/environments/prod/"
+
+// TestRedeployHostileRepository: repository content is not trusted. A
+// kustomization that would fetch (an http(s) resource, a git remote base),
+// run a program (an exec KRM function, a Helm chart) or read outside the
+// repository (an absolute path, a symlink) is refused, and nothing is
+// fetched, run or read; objects of a kind outside the allow-list, in
+// another namespace or cluster-scoped are refused by name. The git binary
+// is not on PATH while planning: reading a file:// repository runs nothing.
+func TestRedeployHostileRepository(t *testing.T) {
+	var hits atomic.Int64
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fetched}\n"))
+	}))
+	defer web.Close()
+	other := redeploytest.NewRepo(t)
+	other.Commit("other", redeploytest.App("other", ns, "v1", 1))
+	marker := filepath.Join(t.TempDir(), "pwned")
+	secretFile := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secretFile, []byte("TOP-SECRET-VALUE"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	app := redeploytest.App("inflow-api", ns, "v1", 1)
+	with := func(kust string, extra map[string]string) map[string]string {
+		files := map[string]string{}
+		for k, v := range app {
+			files[k] = v
+		}
+		files[prod+"kustomization.yaml"] = kust
+		for k, v := range extra {
+			files[k] = v
+		}
+		return files
+	}
+	cases := []struct {
+		name    string
+		files   map[string]string
+		symlink [2]string // link → target, made after the files
+		want    string
+	}{
+		{name: "http resource", files: with("resources:\n  - ../../base\n  - "+web.URL+"/cm.yaml\n", nil),
+			want: `refers to "` + web.URL + `/cm.yaml" outside the repository`},
+		{name: "remote git base", files: with("resources:\n  - git::"+other.URL()+"//infra/kubernetes/base\n", nil),
+			want: "outside the repository"},
+		{name: "github base", files: with("resources:\n  - github.com/example/evil//base?ref=main\n", nil),
+			want: `refers to "github.com/example/evil//base?ref=main"`},
+		{name: "remote base in a base", files: with("resources:\n  - ../../base\n", map[string]string{
+			"infra/kubernetes/base/kustomization.yaml": "resources:\n  - deployment.yaml\n  - https://example.com/x.yaml\n"}),
+			want: `infra/kubernetes/base/kustomization.yaml refers to "https://example.com/x.yaml"`},
+		{name: "remote configmap file", files: with("resources:\n  - ../../base\nconfigMapGenerator:\n  - name: x\n    files:\n      - k="+web.URL+"/f\n", nil),
+			want: "outside the repository"},
+		{name: "absolute path", files: with("resources:\n  - ../../base\nconfigMapGenerator:\n  - name: x\n    files:\n      - "+secretFile+"\n", nil),
+			want: "outside the repository"},
+		{name: "helm chart", files: with("helmCharts:\n  - name: evil\n    repo: "+web.URL+"\n", nil),
+			want: "inflates Helm charts: redeploy does not run helm"},
+		{name: "exec function", files: with("resources:\n  - ../../base\ngenerators:\n  - gen.yaml\n", map[string]string{
+			prod + "gen.yaml": "apiVersion: example.com/v1\nkind: Evil\nmetadata:\n  name: evil\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n        args: [-c, 'touch " + marker + "']\n"}),
+			want: "kustomize build infra/kubernetes/environments/prod failed"},
+		{name: "symlink out of the repository", files: with("resources:\n  - ../../base\nconfigMapGenerator:\n  - name: x\n    files:\n      - secret.txt\n", nil),
+			symlink: [2]string{prod + "secret.txt", secretFile}, want: "kustomize build infra/kubernetes/environments/prod failed"},
+		{name: "secret", files: with("namespace: "+ns+"\nresources:\n  - ../../base\n  - secret.yaml\n", map[string]string{
+			prod + "secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {k: v}\n"}),
+			want: "Secret/creds (Secret is not a kind redeploy applies)"},
+		{name: "rbac", files: with("namespace: "+ns+"\nresources:\n  - ../../base\n  - rb.yaml\n", map[string]string{
+			prod + "rb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: own}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: default, namespace: " + ns + "}]\n"}),
+			want: "RoleBinding/own (RoleBinding.rbac.authorization.k8s.io is not a kind redeploy applies)"},
+		{name: "cluster-scoped", files: with("resources:\n  - ../../base\n  - ns.yaml\n", map[string]string{
+			prod + "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: evil}\n"}),
+			want: "Namespace/evil (Namespace is not a kind redeploy applies)"},
+		{name: "other namespace", files: with("resources:\n  - ../../base\n  - cm.yaml\n", map[string]string{
+			prod + "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: kube-system}\n"}),
+			want: "ConfigMap/elsewhere (namespace kube-system, not the service's inflow-prod)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := redeploytest.NewRepo(t)
+			repo.Write(c.files)
+			if c.symlink[0] != "" {
+				if err := os.Symlink(c.symlink[1], filepath.Join(repo.Dir, c.symlink[0])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			repo.Commit("hostile", nil)
+			cluster := redeploytest.NewCluster(t, time.Hour)
+			a := redeploy.New(config(t, repo.URL(), ""), cluster)
+			t.Setenv("PATH", "") // no git, sh or helm to run
+			_, err := a.Plan(context.Background(), actions.Params{Service: "inflow"})
+			var rf *usererr.Refusal
+			if !errors.As(err, &rf) || !strings.Contains(rf.Msg, c.want) {
+				t.Fatalf("plan: %v, want a refusal containing %q", err, c.want)
+			}
+			if strings.Contains(rf.Msg, "TOP-SECRET") {
+				t.Errorf("the refusal shows the secret file: %s", rf.Msg)
+			}
+			if hits.Load() != 0 {
+				t.Errorf("the build fetched %d times from %s", hits.Load(), web.URL)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("the exec function ran")
+			}
+			for _, act := range cluster.Actions() {
+				if act.GetVerb() != "get" {
+					t.Errorf("a refused plan made a %s call", act.GetVerb())
+				}
+			}
+		})
+	}
+}
+
+// TestRedeployTokenIsBasicAuthAndNeverShown: token_env's value goes to the
+// git server as HTTP basic auth and appears in no error.
+func TestRedeployTokenIsBasicAuthAndNeverShown(t *testing.T) {
+	const token = "ghp_s3cr3t-token-value"
+	var auth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); h != "" {
+			auth.Store(h)
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+		http.Error(w, "denied", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	t.Setenv("INFLOW_GIT_TOKEN", token)
+	cfg := config(t, srv.URL+"/example/inflow-infra.git", "")
+	cfg.Services[0].Kubernetes.Source.TokenEnv = "INFLOW_GIT_TOKEN"
+	a := redeploy.New(cfg, redeploytest.NewCluster(t, time.Hour))
+	_, err := a.Plan(context.Background(), actions.Params{Service: "inflow"})
+	if err == nil {
+		t.Fatal("plan against a refusing server succeeded")
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("the error shows the token: %v", err)
+	}
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("drbot:"+token))
+	if got, _ := auth.Load().(string); got != want {
+		t.Errorf("Authorization %q, want basic auth with the token", got)
+	}
+	var rf *usererr.Refusal
+	if !errors.As(err, &rf) || !strings.Contains(rf.Msg, "refused the credentials") {
+		t.Errorf("want a refusal about the credentials, got %v", err)
+	}
+
+	// An unset token variable is refused by name, before any request.
+	t.Setenv("INFLOW_GIT_TOKEN", "")
+	_, err = a.Plan(context.Background(), actions.Params{Service: "inflow"})
+	if !errors.As(err, &rf) || !strings.Contains(rf.Msg, "INFLOW_GIT_TOKEN is not set or empty") {
+		t.Errorf("unset token: %v", err)
+	}
+}
