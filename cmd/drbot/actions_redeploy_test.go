@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/redeploy"
+	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
+	"github.com/drbot-dev/drbot/bot/chat"
+	"github.com/drbot-dev/drbot/bot/slack"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
+	"github.com/drbot-dev/drbot/store/postgres"
+)
+
+// redeployWorld is the e2e world with the real redeploy action: a real git
+// repository (file://) holding the runbook's kustomization layout and a
+// simulated cluster behind client-go's fake dynamic client.
+type redeployWorld struct {
+	*world
+	repo    *redeploytest.Repo
+	cluster *redeploytest.Cluster
+	action  *redeploy.Action
+}
+
+const redeployNS = "inflow-prod"
+
+func newRedeployWorld(t *testing.T) *redeployWorld {
+	t.Helper()
+	rw := &redeployWorld{world: newWorld(t, "15m"), repo: redeploytest.NewRepo(t), cluster: redeploytest.NewCluster(t, 5*time.Millisecond)}
+	rw.repo.Commit("inflow v1", redeploytest.App("inflow-api", redeployNS, "v1", 2))
+	cfg, err := runbook.Parse("redeploy.yaml", []byte(`
+slack:
+  approvers: [UBOB, SDBA, carol@example.com]
+approvals:
+  required: 1
+services:
+  - name: inflow
+    pagerduty:
+      service_ids: [PINFLOW]
+    kubernetes:
+      namespace: `+redeployNS+`
+      selector: app=inflow-api
+      source:
+        repo: `+rw.repo.URL()+`
+        ref: main
+        path: infra/kubernetes/environments/prod
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw.cfg = cfg
+	rw.action = redeploy.New(cfg, rw.cluster)
+	rw.action.Poll = 10 * time.Millisecond
+	rw.action.Timeout = 20 * time.Second
+	return rw
+}
+
+func (rw *redeployWorld) start(t *testing.T) *instance {
+	t.Helper()
+	return serveWith(t, rw.world, func(ctx context.Context, log *slog.Logger, db *postgres.DB, client *slack.Client) *runtime {
+		reg := actions.Registry{}
+		reg.Register(rw.action)
+		return newRuntimeWith(ctx, log, rw.cfg, db, client, reg)
+	})
+}
+
+func (rw *redeployWorld) image(t *testing.T) string {
+	t.Helper()
+	d := rw.cluster.Object(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, redeployNS, "inflow-api")
+	if d == nil {
+		return ""
+	}
+	b, _ := json.Marshal(d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"])
+	var cs []struct{ Image string }
+	_ = json.Unmarshal(b, &cs)
+	return cs[0].Image
+}
+
+// TestRedeployEndToEnd: runbook 000 "Kubernetes Recovery" through the whole
+// bot. /dr redeploy --dry-run shows the plan only; /dr redeploy posts a
+// card naming the commit SHA and each object as create; another person's
+// approval applies them, waits for the rollout and verifies (each step in
+// the audit log). Then a commit is pushed after a second request was
+// approved-to-be: the runner's re-plan sees the commit changed, execution
+// applies nothing and the request fails asking for a new plan; a new
+// request names the new commit and, approved, deploys it.
+func TestRedeployEndToEnd(t *testing.T) {
+	rw := newRedeployWorld(t)
+	in := rw.start(t)
+	ctx := context.Background()
+	v1 := rw.repo.Git("rev-parse", "HEAD")
+
+	in.command(t, rw.world, alice, "redeploy --dry-run")
+	rw.waitEphemeral(t, alice, "Dry run: Redeploy inflow from main@"+v1[:12])
+	if rw.image(t) != "" {
+		t.Fatal("a dry run applied something")
+	}
+
+	in.command(t, rw.world, alice, `redeploy --reason "cluster rebuilt"`)
+	card, id := rw.card(t, in.db, 0)
+	blocks := unescape(card.Blocks)
+	for _, want := range []string{v1, "ConfigMap/inflow-api-config, Service/inflow-api, Deployment/inflow-api", "3 to create", "cluster rebuilt"} {
+		if !strings.Contains(blocks, want) {
+			t.Errorf("card lacks %q:\n%s", want, blocks)
+		}
+	}
+	in.click(t, clickPayload(t, rw.world, card, alice, chat.ActionApprove, id))
+	rw.waitEphemeral(t, alice, "you cannot approve it")
+	in.click(t, clickPayload(t, rw.world, card, bob, chat.ActionApprove, id))
+	rw.waitState(t, in.db, id, store.RequestSucceeded)
+	final := rw.waitCard(t, card.TS, "succeeded")
+	for _, want := range []string{"objects as in " + v1[:12], "Deployment/inflow-api rollout", "service pods", "2/2 ready"} {
+		if !strings.Contains(unescape(final.Blocks), want) {
+			t.Errorf("final card lacks %q:\n%s", want, final.Blocks)
+		}
+	}
+	if got := rw.image(t); got != "registry.example.com/inflow-api:v1" {
+		t.Fatalf("image after redeploy: %q", got)
+	}
+	rid := id
+	evs, err := in.db.AuditEvents(ctx, store.AuditFilter{RequestID: &rid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Kind == store.AuditStepFinished {
+			var rec actions.StepRecord
+			_ = json.Unmarshal(ev.Data, &rec)
+			finished[rec.Step] = true
+		}
+	}
+	for _, s := range []string{"check-ref", "apply ConfigMap/inflow-api-config", "apply Service/inflow-api", "apply Deployment/inflow-api", "rollout Deployment/inflow-api"} {
+		if !finished[s] {
+			t.Errorf("no audit row for step %s: %v", s, finished)
+		}
+	}
+
+	// A new commit lands between the request and its approval.
+	in.command(t, rw.world, alice, "redeploy")
+	card, id = rw.card(t, in.db, id)
+	if !strings.Contains(unescape(card.Blocks), v1) {
+		t.Fatalf("second card does not name %s", v1)
+	}
+	v2 := rw.repo.Commit("inflow v2", redeploytest.App("inflow-api", redeployNS, "v2", 2))
+	in.click(t, clickPayload(t, rw.world, card, bob, chat.ActionApprove, id))
+	rw.waitState(t, in.db, id, store.RequestFailed)
+	rw.waitCard(t, card.TS, "main moved from "+v1[:12]+" (approved) to "+v2[:12]+" since the plan: nothing was applied. Request /dr redeploy again")
+	if !rw.slack.WaitFor(wait, func() bool {
+		for _, m := range rw.slack.Messages(rw.channel) {
+			if strings.Contains(m.Text, "The plan would be different now (commit, ") {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Error("the runner's re-plan did not note the changed commit")
+	}
+	if got := rw.image(t); got != "registry.example.com/inflow-api:v1" {
+		t.Fatalf("the refused request changed the image to %q", got)
+	}
+
+	// A new request: the new commit, a change of the image, a new approval.
+	in.command(t, rw.world, alice, "redeploy")
+	card, id = rw.card(t, in.db, id)
+	blocks = unescape(card.Blocks)
+	if !strings.Contains(blocks, v2) || !strings.Contains(blocks, "Deployment/inflow-api (spec.template.spec.containers[0].image)") {
+		t.Errorf("third card lacks %s or the image change:\n%s", v2, blocks)
+	}
+	in.click(t, clickPayload(t, rw.world, card, carol, chat.ActionApprove, id))
+	rw.waitState(t, in.db, id, store.RequestSucceeded)
+	if got := rw.image(t); got != "registry.example.com/inflow-api:v2" {
+		t.Fatalf("image after the second redeploy: %q", got)
+	}
+}
