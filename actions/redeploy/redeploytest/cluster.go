@@ -153,8 +153,12 @@ func (c *Cluster) patchWorkload(p k8stesting.PatchActionImpl, react k8stesting.R
 	return true, out, err
 }
 
-// Step runs one controller pass over every workload.
+// Step runs one controller pass over every workload. It holds the fake's
+// lock, which the fake also holds while it runs reactors, so a pass never
+// writes back a workload an apply changed meanwhile.
 func (c *Cluster) Step() {
+	c.Lock()
+	defer c.Unlock()
 	if l, err := c.tracker.List(deployments, appsv1.SchemeGroupVersion.WithKind("Deployment"), ""); err == nil {
 		for _, d := range l.(*appsv1.DeploymentList).Items {
 			c.stepDeployment(&d)
