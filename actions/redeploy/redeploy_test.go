@@ -248,3 +248,37 @@ func TestRedeployResumesAfterCrash(t *testing.T) {
 		t.Error("the started step did not run again")
 	}
 }
+
+// TestRedeployRolloutTimeout: a rollout that never completes fails its
+// step with a user-safe reason after the timeout; Verify reports the
+// rollout and the pods as failing, the objects as applied.
+func TestRedeployRolloutTimeout(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.action.Timeout = 300 * time.Millisecond
+	f.cluster.Hang(ns, "inflow-api", true)
+	p, err := f.action.Plan(ctx, f.params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := actiontest.NewJournal()
+	err = f.action.Execute(ctx, p, j)
+	var rf *usererr.Refusal
+	if !errors.As(err, &rf) || !strings.Contains(rf.Msg, "rollout of deployment/inflow-api in inflow-prod failed: it did not finish in 300ms") {
+		t.Fatalf("execute: %v", err)
+	}
+	if got := j.Failed(); !slices.Equal(got, []string{"rollout Deployment/inflow-api"}) {
+		t.Errorf("failed steps %v", got)
+	}
+	rep, err := f.action.Verify(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, c := range rep.Failed() {
+		failed = append(failed, c.Name)
+	}
+	if !slices.Equal(failed, []string{"Deployment/inflow-api rollout", "Deployment/inflow-api pods", "service pods"}) || !rep.Checks[0].OK {
+		t.Errorf("verify: failed %v, checks %+v", failed, rep.Checks)
+	}
+}

@@ -181,3 +181,77 @@ func TestRedeployEndToEnd(t *testing.T) {
 		t.Fatalf("image after the second redeploy: %q", got)
 	}
 }
+
+// stepRows counts the request's audit rows of kind per step.
+func stepRows(t *testing.T, db *postgres.DB, id int64, kind string) map[string]int {
+	t.Helper()
+	evs, err := db.AuditEvents(context.Background(), store.AuditFilter{RequestID: &id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			var rec actions.StepRecord
+			_ = json.Unmarshal(ev.Data, &rec)
+			out[rec.Step]++
+		}
+	}
+	return out
+}
+
+// TestRedeployResumesAfterRestart: the bot stops while an approved
+// redeploy waits for its rollout (every object applied); the next process
+// resumes it from the journal: no object is applied again, the rollout
+// wait runs again and the request succeeds once.
+func TestRedeployResumesAfterRestart(t *testing.T) {
+	rw := newRedeployWorld(t)
+	rw.cluster.Hang(redeployNS, "inflow-api", true)
+	first := rw.start(t)
+	ctx := context.Background()
+
+	first.command(t, rw.world, alice, "redeploy")
+	card, id := rw.card(t, first.db, 0)
+	first.click(t, clickPayload(t, rw.world, card, bob, chat.ActionApprove, id))
+	deadline := time.Now().Add(wait)
+	for stepRows(t, first.db, id, store.AuditStepStarted)["rollout Deployment/inflow-api"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout step never started: %v", stepRows(t, first.db, id, store.AuditStepStarted))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.srv.Close()
+	first.rt.stopJobs(quietLog())
+	if r, err := first.db.Request(ctx, id); err != nil || r.State != store.RequestRunning {
+		t.Fatalf("after the stop the request is %s (%v), want running", r.State, err)
+	}
+
+	rw.cluster.Hang(redeployNS, "inflow-api", false)
+	second := rw.start(t)
+	if err := second.rt.req.resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rw.waitState(t, second.db, id, store.RequestSucceeded)
+	started := stepRows(t, second.db, id, store.AuditStepStarted)
+	for _, s := range []string{"check-ref", "apply ConfigMap/inflow-api-config", "apply Service/inflow-api", "apply Deployment/inflow-api"} {
+		if started[s] != 1 {
+			t.Errorf("step %s started %d times, want once", s, started[s])
+		}
+	}
+	if started["rollout Deployment/inflow-api"] != 2 {
+		t.Errorf("the rollout wait started %d times, want twice (before and after the restart)", started["rollout Deployment/inflow-api"])
+	}
+	if !rw.slack.WaitFor(wait, func() bool {
+		for _, m := range rw.slack.Messages(rw.channel) {
+			if strings.Contains(m.Text, "Resumed after a restart") {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Error("no note that the request resumed")
+	}
+	if got := rw.image(t); got != "registry.example.com/inflow-api:v1" {
+		t.Errorf("image %q", got)
+	}
+}

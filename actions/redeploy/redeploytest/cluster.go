@@ -98,11 +98,12 @@ func NewCluster(t testing.TB, tick time.Duration, objs ...runtime.Object) *Clust
 // Tracker returns the object tracker behind the client (typed objects).
 func (c *Cluster) Tracker() k8stesting.ObjectTracker { return c.tracker }
 
-// Hang makes the controller never observe namespace/name (its rollout never completes).
-func (c *Cluster) Hang(namespace, name string) {
+// Hang makes the controller never observe namespace/name (its rollout
+// never completes) while on is true.
+func (c *Cluster) Hang(namespace, name string, on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.hang[namespace+"/"+name] = true
+	c.hang[namespace+"/"+name] = on
 }
 
 func (c *Cluster) hung(namespace, name string) bool {
