@@ -90,6 +90,9 @@ func TestRedeployHostileRepository(t *testing.T) {
 		{name: "cluster-scoped", files: with("resources:\n  - ../../base\n  - ns.yaml\n", map[string]string{
 			prod + "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: evil}\n"}),
 			want: "Namespace/evil (Namespace is not a kind redeploy applies)"},
+		{name: "name that is no Kubernetes name", files: with("resources:\n  - ../../base\n  - cm.yaml\n", map[string]string{
+			prod + "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"<!channel>\"}\n"}),
+			want: "a ConfigMap whose name is not a valid Kubernetes name"},
 		{name: "other namespace", files: with("resources:\n  - ../../base\n  - cm.yaml\n", map[string]string{
 			prod + "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: kube-system}\n"}),
 			want: "ConfigMap/elsewhere (namespace kube-system, not the service's inflow-prod)"},

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/drbot-dev/drbot/actions"
@@ -214,7 +215,7 @@ func (a *Action) plan(service string, s Spec, changes []Change, raw json.RawMess
 	for _, c := range changes {
 		txt := c.Object.ID()
 		if c.Action == "change" && c.Field != "" {
-			txt += " (" + c.Field + ")"
+			txt += " (" + firstLine(c.Field) + ")"
 		}
 		count[c.Action] = append(count[c.Action], txt)
 	}
@@ -274,6 +275,10 @@ func pin(raw []map[string]any, ns string) ([]Object, error) {
 		}
 		if u.GetName() == "" {
 			bad = append(bad, gvk.Kind+" without a name")
+			continue
+		}
+		if errs := validation.IsDNS1123Subdomain(u.GetName()); len(errs) > 0 {
+			bad = append(bad, fmt.Sprintf("a %s whose name is not a valid Kubernetes name", gvk.Kind))
 			continue
 		}
 		switch u.GetNamespace() {

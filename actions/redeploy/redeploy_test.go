@@ -282,3 +282,47 @@ func TestRedeployRolloutTimeout(t *testing.T) {
 		t.Errorf("verify: failed %v, checks %+v", failed, rep.Checks)
 	}
 }
+
+// TestRedeployRefForms: ref may be a branch, a tag or a commit SHA; a SHA
+// pins itself (no ref to check before applying); an unknown ref or
+// commit is refused.
+func TestRedeployRefForms(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	v1 := f.repo.Git("rev-parse", "HEAD")
+	f.repo.Git("tag", "release-1")
+	f.repo.Commit("inflow v2", redeploytest.App("inflow-api", ns, "v2", 2))
+	for _, c := range []struct {
+		ref, commit string
+		checkRef    bool
+		refusal     string
+	}{
+		{ref: "release-1", commit: v1, checkRef: true},
+		{ref: v1, commit: v1},
+		{ref: "nope", refusal: `has no branch or tag "nope"`},
+		{ref: strings.Repeat("a", 40), refusal: "has no commit " + strings.Repeat("a", 40)},
+	} {
+		t.Run(c.ref, func(t *testing.T) {
+			cfg := config(t, f.repo.URL(), "")
+			cfg.Services[0].Kubernetes.Source.Ref = c.ref
+			a := redeploy.New(cfg, f.cluster)
+			p, err := a.Plan(ctx, f.params)
+			if c.refusal != "" {
+				var rf *usererr.Refusal
+				if !errors.As(err, &rf) || !strings.Contains(rf.Msg, c.refusal) {
+					t.Fatalf("plan: %v, want a refusal with %q", err, c.refusal)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := spec(t, p).Commit; got != c.commit {
+				t.Errorf("commit %s, want %s", got, c.commit)
+			}
+			if got := p.Steps[0].Name == "check-ref"; got != c.checkRef {
+				t.Errorf("first step %s", p.Steps[0].Name)
+			}
+		})
+	}
+}

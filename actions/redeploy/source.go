@@ -183,8 +183,12 @@ func fetchCommit(ctx context.Context, src runbook.GitSource, sha, ref string) (*
 		return nil, sourceErr(src, "fetch", err)
 	}
 	c, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil && ref == sha {
+		return nil, refusef("%s has no commit %s reachable from its branches (kubernetes.source.ref)", redactURL(src.Repo), sha)
+	}
 	if err != nil {
-		// The ref moved between listing and fetching: take what was fetched.
+		// The ref moved between listing and fetching: take what was
+		// fetched (the plan pins the commit it built).
 		head, herr := repo.Head()
 		if herr != nil {
 			return nil, sourceErr(src, "read commit "+short(sha)+" of", err)
