@@ -74,6 +74,14 @@ func TestRedeployHostileRepository(t *testing.T) {
 			want: "outside the repository"},
 		{name: "absolute path", files: with("resources:\n  - ../../base\nconfigMapGenerator:\n  - name: x\n    files:\n      - "+secretFile+"\n", nil),
 			want: "outside the repository"},
+		{name: "generator config naming a URL", files: with("resources:\n  - ../../base\ngenerators:\n  - cm-gen.yaml\n", map[string]string{
+			prod + "cm-gen.yaml": "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: fetched}\nfiles:\n  - " + web.URL + "/f\n"}),
+			want: "infra/kubernetes/environments/prod/cm-gen.yaml (used by infra/kubernetes/environments/prod/kustomization.yaml) refers to something outside the repository"},
+		{name: "inline transformer naming a URL", files: with("resources:\n  - ../../base\ntransformers:\n  - |\n    apiVersion: builtin\n    kind: PatchTransformer\n    metadata: {name: p}\n    path: "+web.URL+"/patch.yaml\n", nil),
+			want: "has an inline plugin config or patch that refers to something outside the repository"},
+		{name: "helm chart generator", files: with("resources:\n  - ../../base\ngenerators:\n  - helm.yaml\n", map[string]string{
+			prod + "helm.yaml": "apiVersion: builtin\nkind: HelmChartInflationGenerator\nmetadata: {name: evil}\nchartName: evil\n"}),
+			want: "or to a Helm chart"},
 		{name: "helm chart", files: with("helmCharts:\n  - name: evil\n    repo: "+web.URL+"\n", nil),
 			want: "inflates Helm charts: redeploy does not run helm"},
 		{name: "exec function", files: with("resources:\n  - ../../base\ngenerators:\n  - gen.yaml\n", map[string]string{
@@ -171,5 +179,63 @@ func TestRedeployTokenIsBasicAuthAndNeverShown(t *testing.T) {
 	_, err = a.Plan(context.Background(), actions.Params{Service: "inflow"})
 	if !errors.As(err, &rf) || !strings.Contains(rf.Msg, "INFLOW_GIT_TOKEN is not set or empty") {
 		t.Errorf("unset token: %v", err)
+	}
+}
+
+// TestRedeployLegitKustomizeFeatures: what a real overlay uses still
+// builds: local generator files, inline and file patches, a component, a
+// transformer config in the repository.
+func TestRedeployLegitKustomizeFeatures(t *testing.T) {
+	files := redeploytest.App("inflow-api", ns, "v1", 2)
+	files[prod+"kustomization.yaml"] = `namespace: ` + ns + `
+resources:
+  - ../../base
+components:
+  - ../../components/debug
+configMapGenerator:
+  - name: inflow-files
+    files:
+      - settings.json
+      - extra=extra.txt
+generators:
+  - gen.yaml
+transformers:
+  - labels.yaml
+patches:
+  - path: replicas.yaml
+  - patch: |-
+      - op: replace
+        path: /data/LOG_LEVEL
+        value: warn
+    target: {kind: ConfigMap, name: inflow-api-config}
+`
+	files[prod+"settings.json"] = `{"a": 1}`
+	files[prod+"extra.txt"] = "x"
+	files[prod+"gen.yaml"] = "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: generated}\nliterals: [K=V]\n"
+	files[prod+"labels.yaml"] = "apiVersion: builtin\nkind: LabelTransformer\nmetadata: {name: env}\nlabels: {env: prod}\nfieldSpecs: [{path: metadata/labels, create: true}]\n"
+	files[prod+"replicas.yaml"] = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: inflow-api}\nspec: {replicas: 3}\n"
+	files["infra/kubernetes/components/debug/kustomization.yaml"] = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nconfigMapGenerator:\n  - name: debug\n    literals: [DEBUG=1]\n"
+	repo := redeploytest.NewRepo(t)
+	repo.Commit("overlay", files)
+	a := redeploy.New(config(t, repo.URL(), ""), redeploytest.NewCluster(t, time.Hour))
+	p, err := a.Plan(context.Background(), actions.Params{Service: "inflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range spec(t, p).Objects {
+		names = append(names, o.ID())
+		if o.ID() == "Deployment/inflow-api" && (!strings.Contains(string(o.Manifest), `"replicas":3`) || !strings.Contains(string(o.Manifest), `"env":"prod"`)) {
+			t.Errorf("deployment not patched or labelled: %s", o.Manifest)
+		}
+		if o.ID() == "ConfigMap/inflow-api-config" && !strings.Contains(string(o.Manifest), `"LOG_LEVEL":"warn"`) {
+			t.Errorf("inline patch not applied: %s", o.Manifest)
+		}
+	}
+	joined := strings.Join(names, " ")
+	for _, want := range []string{"ConfigMap/inflow-files-", "ConfigMap/debug-", "ConfigMap/generated-", "Service/inflow-api", "Deployment/inflow-api"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("objects %v lack %s", names, want)
+		}
 	}
 }

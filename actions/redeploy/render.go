@@ -136,9 +136,26 @@ func checkKustomizations(fs filesys.FileSystem, dir string) error {
 		if len(k.HelmCharts) > 0 || k.HelmGlobals != nil || len(k.HelmInflation) > 0 {
 			return refusef("%s inflates Helm charts: redeploy does not run helm", file)
 		}
-		refs := slices.Concat(k.Resources, k.Bases, k.Components, k.Crds, k.Configurations, k.Generators, k.Transformers, k.Validators)
-		for _, p := range k.PatchesStrategicMerge {
-			if !strings.Contains(p, "\n") { // a file name, not an inline patch
+		refs := slices.Concat(k.Resources, k.Bases, k.Components, k.Crds, k.Configurations)
+		// Plugin configs (generators, transformers, validators) are
+		// files, folders or inline YAML; kustomize's built-in plugins load
+		// what their config names (a ConfigMapGenerator's files, a
+		// PatchTransformer's path), so a config that names a URL is refused.
+		for _, p := range slices.Concat(k.Generators, k.Transformers, k.Validators, k.PatchesStrategicMerge) {
+			switch {
+			case inline(p):
+				if remoteText(p) {
+					return refusef("%s has an inline plugin config or patch that refers to something outside the repository", file)
+				}
+			case !remote(p) && fs.Exists(path.Join(dir, p)) && !fs.IsDir(path.Join(dir, p)):
+				b, err := fs.ReadFile(path.Join(dir, p))
+				if err != nil {
+					return fmt.Errorf("read %s: %w", p, err)
+				}
+				if remoteText(string(b)) {
+					return refusef("%s (used by %s) refers to something outside the repository or to a Helm chart: redeploy builds only from the pinned commit", path.Join(strings.TrimPrefix(dir, "/"), p), file)
+				}
+			default:
 				refs = append(refs, p)
 			}
 		}
@@ -196,4 +213,18 @@ func remote(ref string) bool {
 	}
 	first, _, _ := strings.Cut(r, "/")
 	return first == "github.com" || first == "www.github.com" || strings.Contains(r, "?ref=") || strings.Contains(r, "//") || strings.Contains(r, ".git/") || strings.HasSuffix(r, ".git") || strings.Contains(r, "_git/")
+}
+
+// inline reports whether a kustomization list entry is inline YAML or JSON
+// rather than a file name.
+func inline(s string) bool {
+	t := strings.TrimSpace(s)
+	return strings.Contains(t, "\n") || strings.HasPrefix(t, "{")
+}
+
+// remoteText reports whether plugin config text names a URL, a git remote
+// or a Helm chart.
+func remoteText(s string) bool {
+	l := strings.ToLower(s)
+	return strings.Contains(l, "://") || strings.Contains(l, "git::") || strings.Contains(l, "github.com/") || strings.Contains(l, "helmchart")
 }
