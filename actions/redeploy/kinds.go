@@ -56,8 +56,3 @@ func allowedText() string {
 	}
 	return strings.Join(out, ", ")
 }
-
-// gvr is the resource of an object of version v of k.
-func (k APIKind) gvr(version string) schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: k.Group, Version: version, Resource: k.Resource}
-}

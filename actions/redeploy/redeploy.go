@@ -46,8 +46,9 @@ const KindRedeploy = "redeploy"
 // redeploy applies.
 const FieldManager = "drbot"
 
-// Step names: StepCheckRef, then one "apply <Kind>/<name>" per object and
-// one "rollout <Kind>/<name>" per Deployment or StatefulSet.
+// StepCheckRef is the first step (unless the ref is a commit SHA): the ref
+// still points at the approved commit. One "apply <Kind>/<name>" step per
+// object and one "rollout <Kind>/<name>" per Deployment or StatefulSet follow.
 const StepCheckRef = "check-ref"
 
 // Defaults.
@@ -618,7 +619,7 @@ func (a *Action) podsCheck(ctx context.Context, name, ns, selector string, want 
 		return c
 	}
 	c.Observed = fmt.Sprintf("%d/%d ready", ready, total)
-	c.OK = ready == total && total > 0 && (want < 0 || int32(total) == want)
+	c.OK = ready == total && total > 0 && (want < 0 || int64(total) == int64(want))
 	return c
 }
 
