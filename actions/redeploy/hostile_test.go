@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/actiontest"
 	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
 	"github.com/drbot-dev/drbot/internal/usererr"
@@ -237,5 +238,37 @@ patches:
 		if !strings.Contains(joined, want) {
 			t.Errorf("objects %v lack %s", names, want)
 		}
+	}
+}
+
+// TestRedeployUnreachableRepository: a repository that does not answer is
+// refused naming it, at plan time; at execution the ref cannot be checked
+// again, which is noted, and the approved commit is applied.
+func TestRedeployUnreachableRepository(t *testing.T) {
+	ctx := context.Background()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL + "/example/inflow-infra.git"
+	dead.Close()
+	a := redeploy.New(config(t, deadURL, ""), redeploytest.NewCluster(t, time.Hour))
+	_, err := a.Plan(ctx, actions.Params{Service: "inflow"})
+	var rf *usererr.Refusal
+	if !errors.As(err, &rf) || rf.Msg != "could not list references of "+deadURL+": the repository did not answer or refused the request (details in drbot's log)" {
+		t.Fatalf("plan: %v", err)
+	}
+
+	f := newFixture(t)
+	p, err := f.action.Plan(ctx, f.params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(f.repo.Dir); err != nil { // the git server is gone
+		t.Fatal(err)
+	}
+	j := actiontest.NewJournal()
+	if err := f.action.Execute(ctx, p, j); err != nil {
+		t.Fatal(err)
+	}
+	if notes := j.Notes(); len(notes) != 1 || !strings.Contains(notes[0], "Could not check main again (could not list references of file://") || !strings.Contains(notes[0], ": repository not found)") || !strings.Contains(notes[0], "applying the approved commit") {
+		t.Errorf("notes %q", notes)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -92,9 +93,9 @@ func auth(src runbook.GitSource) (transport.AuthMethod, error) {
 func sourceErr(src runbook.GitSource, what string, err error) error {
 	switch {
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
-		return refusef("%s: the repository %s refused the credentials (kubernetes.source.token_env)", what, redactURL(src.Repo))
+		return refusef("could not %s %s: the repository refused the credentials (kubernetes.source.token_env)", what, redactURL(src.Repo))
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return refusef("%s: repository %s not found", what, redactURL(src.Repo))
+		return refusef("could not %s %s: repository not found", what, redactURL(src.Repo))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s: %w", what, redactURL(src.Repo), err)
 	}
@@ -110,6 +111,12 @@ type sourceError struct {
 
 func (e *sourceError) Error() string { return fmt.Sprintf("%s %s: %v", e.what, e.repo, e.err) }
 func (e *sourceError) Unwrap() error { return e.err }
+
+// As makes the error a user-safe *usererr.Refusal to errors.As: it names
+// the repository, not the cause (which may quote URLs; it goes to the log).
+func (e *sourceError) As(target any) bool {
+	return usererr.Into(target, fmt.Sprintf("could not %s %s: the repository did not answer or refused the request (details in drbot's log)", e.what, e.repo))
+}
 
 // redactURL drops any user info from a repository URL.
 func redactURL(u string) string {

@@ -98,7 +98,7 @@ func TestRedeployEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	v1 := rw.repo.Git("rev-parse", "HEAD")
 
-	in.command(t, rw.world, alice, "redeploy --dry-run")
+	in.command(t, rw.world, alice, "redeploy inflow --dry-run")
 	rw.waitEphemeral(t, alice, "Dry run: Redeploy inflow from main@"+v1[:12])
 	if rw.image(t) != "" {
 		t.Fatal("a dry run applied something")
