@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/actiontest"
+	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
 	"github.com/drbot-dev/drbot/internal/usererr"
@@ -324,5 +326,42 @@ func TestRedeployRefForms(t *testing.T) {
 				t.Errorf("first step %s", p.Steps[0].Name)
 			}
 		})
+	}
+}
+
+// TestRedeployOverHTTP: the same redeploy through client-go's real dynamic
+// client over HTTP (a kubeconfig naming the simulated cluster's API), as a
+// separate drbot process reaches it.
+func TestRedeployOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	srv := f.cluster.Serve(t)
+	t.Setenv("KUBECONFIG", redeploytest.Kubeconfig(t, srv.URL))
+	rc, err := kube.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := redeploy.New(config(t, f.repo.URL(), ""), dc)
+	a.Poll, a.Timeout = 5*time.Millisecond, 10*time.Second
+	p, err := a.Plan(ctx, f.params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fact(p, "Create") != "ConfigMap/inflow-api-config, Service/inflow-api, Deployment/inflow-api" {
+		t.Errorf("create %q", fact(p, "Create"))
+	}
+	if err := a.Execute(ctx, p, actiontest.NewJournal()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Verify(ctx, p)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify %v %+v", err, rep)
+	}
+	if f.cluster.Object(deploymentsGVR, ns, "inflow-api") == nil {
+		t.Error("not applied")
 	}
 }
