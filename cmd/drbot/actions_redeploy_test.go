@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/slack"
+	"github.com/drbot-dev/drbot/internal/fakeslack"
 	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
@@ -28,6 +32,7 @@ type redeployWorld struct {
 	repo    *redeploytest.Repo
 	cluster *redeploytest.Cluster
 	action  *redeploy.Action
+	cfgText string // the runbook config, for a separate drbot process
 }
 
 const redeployNS = "inflow-prod"
@@ -36,7 +41,7 @@ func newRedeployWorld(t *testing.T) *redeployWorld {
 	t.Helper()
 	rw := &redeployWorld{world: newWorld(t, "15m"), repo: redeploytest.NewRepo(t), cluster: redeploytest.NewCluster(t, 5*time.Millisecond)}
 	rw.repo.Commit("inflow v1", redeploytest.App("inflow-api", redeployNS, "v1", 2))
-	cfg, err := runbook.Parse("redeploy.yaml", []byte(`
+	rw.cfgText = `
 slack:
   approvers: [UBOB, SDBA, carol@example.com]
 approvals:
@@ -46,13 +51,14 @@ services:
     pagerduty:
       service_ids: [PINFLOW]
     kubernetes:
-      namespace: `+redeployNS+`
+      namespace: ` + redeployNS + `
       selector: app=inflow-api
       source:
-        repo: `+rw.repo.URL()+`
+        repo: ` + rw.repo.URL() + `
         ref: main
         path: infra/kubernetes/environments/prod
-`))
+`
+	cfg, err := runbook.Parse("redeploy.yaml", []byte(rw.cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,4 +260,89 @@ func TestRedeployResumesAfterRestart(t *testing.T) {
 	if got := rw.image(t); got != "registry.example.com/inflow-api:v1" {
 		t.Errorf("image %q", got)
 	}
+}
+
+// TestKilledServeResumesRedeploy: a real `drbot serve` process reaches the
+// simulated cluster through a kubeconfig (client-go's dynamic client over
+// HTTP), applies every object of an approved redeploy and is killed with
+// SIGKILL while it waits for the rollout. The next process resumes the
+// request from the journal: nothing is applied again, the rollout wait
+// runs again and the request succeeds once.
+func TestKilledServeResumesRedeploy(t *testing.T) {
+	rw := newRedeployWorld(t)
+	rw.cluster.Hang(redeployNS, "inflow-api", true)
+	api := rw.cluster.Serve(t)
+	cfgFile := filepath.Join(t.TempDir(), "redeploy.yaml")
+	if err := os.WriteFile(cfgFile, []byte(rw.cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(e2eBinary(t), "serve", "--config", cfgFile, "--log-format", "json")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"DATABASE_URL=" + rw.url, "DRBOT_LISTEN=" + addr,
+		"SLACK_BOT_TOKEN=" + rw.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + rw.slack.APIURL(),
+		"KUBECONFIG=" + redeploytest.Kubeconfig(t, api.URL), "DRBOT_EXECUTION_LEASE=5s",
+	}
+	srv := startServer(t, cmd, addr)
+	form := fakeslack.SlashCommand{Text: "redeploy", UserID: alice, UserName: "alice", ChannelID: rw.channel}.Form()
+	signedPost(t, srv.base+"/slack/commands", form.Encode())
+	probe := startProbe(t, rw.world)
+	card, id := rw.card(t, probe, 0)
+	v1 := rw.repo.Git("rev-parse", "HEAD")
+	if !strings.Contains(unescape(card.Blocks), v1) {
+		t.Errorf("card does not name %s:\n%s", v1, card.Blocks)
+	}
+	signedPost(t, srv.base+"/slack/interactions", clickPayload(t, rw.world, card, bob, chat.ActionApprove, id))
+	deadline := time.Now().Add(wait)
+	for stepRows(t, probe, id, store.AuditStepStarted)["rollout Deployment/inflow-api"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout step never started: %v\n%s", stepRows(t, probe, id, store.AuditStepStarted), srv.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := rw.image(t); got != "registry.example.com/inflow-api:v1" {
+		t.Fatalf("the process did not apply the deployment: %q", got)
+	}
+	srv.kill()
+	rw.waitState(t, probe, id, store.RequestRunning)
+	applies := 0
+	for _, a := range rw.cluster.Actions() {
+		if a.GetVerb() == "patch" {
+			applies++
+		}
+	}
+
+	rw.cluster.Hang(redeployNS, "inflow-api", false)
+	in := rw.start(t)
+	rw.waitState(t, in.db, id, store.RequestSucceeded)
+	started := stepRows(t, in.db, id, store.AuditStepStarted)
+	for _, s := range []string{"check-ref", "apply ConfigMap/inflow-api-config", "apply Service/inflow-api", "apply Deployment/inflow-api"} {
+		if started[s] != 1 {
+			t.Errorf("step %s started %d times, want once", s, started[s])
+		}
+	}
+	if started["rollout Deployment/inflow-api"] != 2 {
+		t.Errorf("the rollout wait started %d times, want twice (before and after the kill)", started["rollout Deployment/inflow-api"])
+	}
+	after := 0
+	for _, a := range rw.cluster.Actions() {
+		if a.GetVerb() == "patch" {
+			after++
+		}
+	}
+	if applies != 3 || after != applies {
+		t.Errorf("server-side applies: %d before the kill (want 3), %d in all (want no more)", applies, after)
+	}
+	if !rw.slack.WaitFor(wait, func() bool {
+		for _, m := range rw.slack.Messages(rw.channel) {
+			if strings.Contains(m.Text, "Resumed after a restart") {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Error("the channel was not told the request resumed")
+	}
+	rw.waitCard(t, card.TS, "succeeded")
 }
