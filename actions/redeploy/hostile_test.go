@@ -272,3 +272,28 @@ func TestRedeployUnreachableRepository(t *testing.T) {
 		t.Errorf("notes %q", notes)
 	}
 }
+
+// TestRedeployRepositoryURLs: the config loader already refuses them; the
+// action refuses them too (a config built in code): ssh and other
+// transports (they would use the bot's keys and agent), and a token over
+// plain http to another machine; nothing is contacted.
+func TestRedeployRepositoryURLs(t *testing.T) {
+	t.Setenv("INFLOW_GIT_TOKEN", "tok")
+	for _, c := range []struct{ repo, tokenEnv, want string }{
+		{"ssh://git@example.invalid/inflow.git", "", "must be an https:// or file:// URL, not ssh://"},
+		{"git@example.invalid:inflow.git", "", "must be an https:// or file:// URL, not ssh://"},
+		{"git://example.invalid/inflow.git", "", "must be an https:// or file:// URL, not git://"},
+		{"http://example.invalid/inflow.git", "INFLOW_GIT_TOKEN", "is plain http://: the token in INFLOW_GIT_TOKEN is only sent over https"},
+	} {
+		t.Run(c.repo, func(t *testing.T) {
+			cfg := config(t, "https://example.invalid/inflow.git", "")
+			cfg.Services[0].Kubernetes.Source.Repo = c.repo
+			cfg.Services[0].Kubernetes.Source.TokenEnv = c.tokenEnv
+			_, err := redeploy.New(cfg, redeploytest.NewCluster(t, time.Hour)).Plan(context.Background(), actions.Params{Service: "inflow"})
+			var rf *usererr.Refusal
+			if !errors.As(err, &rf) || !strings.Contains(rf.Msg, c.want) {
+				t.Fatalf("plan: %v, want a refusal with %q", err, c.want)
+			}
+		})
+	}
+}

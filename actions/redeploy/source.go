@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
 	"regexp"
@@ -75,11 +76,26 @@ type checkout struct {
 	Files  filesys.FileSystem // the commit's tree (regular files only), rooted at /
 }
 
-// auth returns HTTP basic auth from the source's token variable, nil when
-// it names none. The token is never logged or shown.
+// auth checks the repository URL and returns HTTP basic auth from the
+// source's token variable, nil when it names none. Only https://, http://
+// and file:// (or a local path) repositories are read: ssh would use
+// whatever keys and agent the bot's environment has. A token is never sent
+// over plain http except to this machine, and is never logged or shown.
 func auth(src runbook.GitSource) (transport.AuthMethod, error) {
+	ep, err := transport.NewEndpoint(src.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes.source.repo %q is not a repository URL", redactURL(src.Repo))
+	}
+	switch ep.Protocol {
+	case "https", "http", "file":
+	default:
+		return nil, fmt.Errorf("kubernetes.source.repo must be an https:// or file:// URL, not %s://", ep.Protocol)
+	}
 	if src.TokenEnv == "" {
 		return nil, nil
+	}
+	if ep.Protocol == "http" && !loopback(ep.Host) {
+		return nil, fmt.Errorf("kubernetes.source.repo is plain http://: the token in %s is only sent over https", src.TokenEnv)
 	}
 	tok := os.Getenv(src.TokenEnv)
 	if tok == "" {
@@ -133,12 +149,12 @@ func redactURL(u string) string {
 // the full reference name (a branch, then a tag; a 40-hex SHA names itself).
 func resolve(ctx context.Context, src runbook.GitSource) (sha, ref string, err error) {
 	inProcessFile()
-	if shaRe.MatchString(src.Ref) {
-		return src.Ref, src.Ref, nil
-	}
 	a, err := auth(src)
 	if err != nil {
 		return "", "", refusef("%s", err.Error())
+	}
+	if shaRe.MatchString(src.Ref) {
+		return src.Ref, src.Ref, nil
 	}
 	rem := git.NewRemote(memory.NewStorage(), &gitconfig.RemoteConfig{Name: "origin", URLs: []string{src.Repo}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: a})
@@ -263,4 +279,12 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
