@@ -111,6 +111,7 @@ type Spec struct {
 	Repo     string `json:"repo"`
 	Ref      string `json:"ref"`                 // as configured (main)
 	FullRef  string `json:"full_ref"`            // what it resolved to (refs/heads/main), or the SHA itself
+	RefHash  string `json:"ref_hash"`            // what the remote advertised for FullRef (a commit, or an annotated tag object)
 	TokenEnv string `json:"token_env,omitempty"` // to check the ref again before applying
 	Path     string `json:"path"`
 	// Commit is the full SHA the objects were built from.
@@ -201,7 +202,7 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if err != nil {
 		return actions.Plan{}, err
 	}
-	spec := Spec{Repo: src.Repo, Ref: src.Ref, FullRef: co.Ref, TokenEnv: src.TokenEnv, Path: src.Path, Commit: co.Commit,
+	spec := Spec{Repo: src.Repo, Ref: src.Ref, FullRef: co.Ref, RefHash: co.RefHash, TokenEnv: src.TokenEnv, Path: src.Path, Commit: co.Commit,
 		Namespace: ns, Objects: objs, Digest: digest(objs)}
 	spec.Selector = svc.Kubernetes.Selector
 	rawSpec, err := json.Marshal(spec)
@@ -429,8 +430,8 @@ func (a *Action) checkRef(ctx context.Context, s Spec, j actions.Journal) (strin
 		j.Note(ctx, fmt.Sprintf("Could not check %s again (%s); applying the approved commit %s.", s.Ref, msg, short(s.Commit)))
 		return s.Commit, nil
 	}
-	if now != s.Commit {
-		return "", &RefMovedError{Ref: s.Ref, Approved: s.Commit, Now: now}
+	if now != s.RefHash {
+		return "", &RefMovedError{Ref: s.Ref, Approved: s.RefHash, Now: now}
 	}
 	return now, nil
 }

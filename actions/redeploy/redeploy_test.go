@@ -293,6 +293,7 @@ func TestRedeployRefForms(t *testing.T) {
 	f := newFixture(t)
 	v1 := f.repo.Git("rev-parse", "HEAD")
 	f.repo.Git("tag", "release-1")
+	f.repo.Git("tag", "-a", "release-1a", "-m", "annotated")
 	f.repo.Commit("inflow v2", redeploytest.App("inflow-api", ns, "v2", 2))
 	for _, c := range []struct {
 		ref, commit string
@@ -300,6 +301,7 @@ func TestRedeployRefForms(t *testing.T) {
 		refusal     string
 	}{
 		{ref: "release-1", commit: v1, checkRef: true},
+		{ref: "release-1a", commit: v1, checkRef: true},
 		{ref: v1, commit: v1},
 		{ref: "nope", refusal: `has no branch or tag "nope"`},
 		{ref: strings.Repeat("a", 40), refusal: "has no commit " + strings.Repeat("a", 40)},
@@ -324,6 +326,10 @@ func TestRedeployRefForms(t *testing.T) {
 			}
 			if got := p.Steps[0].Name == "check-ref"; got != c.checkRef {
 				t.Errorf("first step %s", p.Steps[0].Name)
+			}
+			a.Poll, a.Timeout = 5*time.Millisecond, 10*time.Second
+			if err := a.Execute(ctx, p, actiontest.NewJournal()); err != nil {
+				t.Errorf("execute: %v", err)
 			}
 		})
 	}

@@ -74,6 +74,9 @@ type checkout struct {
 	Commit string             // the full commit SHA
 	Ref    string             // the reference it was resolved from, e.g. refs/heads/main
 	Files  filesys.FileSystem // the commit's tree (regular files only), rooted at /
+	// RefHash is what the remote advertised for Ref: the commit, or an
+	// annotated tag's own object.
+	RefHash string
 }
 
 // auth checks the repository URL and returns HTTP basic auth from the
@@ -183,7 +186,12 @@ func fetch(ctx context.Context, src runbook.GitSource) (*checkout, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fetchCommit(ctx, src, sha, ref)
+	co, err := fetchCommit(ctx, src, sha, ref)
+	if err != nil {
+		return nil, err
+	}
+	co.RefHash = sha
+	return co, nil
 }
 
 // fetchCommit clones ref and checks that it holds commit sha.
@@ -206,6 +214,11 @@ func fetchCommit(ctx context.Context, src runbook.GitSource, sha, ref string) (*
 		return nil, sourceErr(src, "fetch", err)
 	}
 	c, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil && ref != sha {
+		if tag, terr := repo.TagObject(plumbing.NewHash(sha)); terr == nil { // an annotated tag
+			c, err = tag.Commit()
+		}
+	}
 	if err != nil && ref == sha {
 		return nil, refusef("%s has no commit %s reachable from its branches (kubernetes.source.ref)", redactURL(src.Repo), sha)
 	}
