@@ -12,6 +12,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
+	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -152,7 +153,7 @@ func TestRecoveryCommands(t *testing.T) {
 func declared(with ...actions.Procedure) []actions.Procedure {
 	var out []actions.Procedure
 	for _, c := range []actions.Command{restoredb.RestoreCommand, restoredb.RollbackCommand, models.Command,
-		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, verify.Command, backups.Command, diagnose.Command} {
+		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, redeploy.Command, verify.Command, backups.Command, diagnose.Command} {
 		p := actions.Unavailable(c)
 		for _, w := range with {
 			if w.Command().Name == c.Name {
@@ -190,7 +191,7 @@ func TestRecoveryHelpGolden(t *testing.T) {
 	deps := fixtureDeps()
 	deps.Actions = declared()
 	r := NewRegistry(deps)
-	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "rollback", "verify", "diagnose", "cancel", "deny"} {
+	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "redeploy", "rollback", "verify", "diagnose", "cancel", "deny"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "help " + name})
 			if err != nil {

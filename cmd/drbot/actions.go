@@ -16,6 +16,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
 	"github.com/drbot-dev/drbot/actions/playbook"
+	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/actions/runner/riverjobs"
@@ -83,6 +84,7 @@ func procedures() []procedure {
 		{kube.RolloutRestartCommand, needKube(kube.RolloutRestartCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewRolloutRestart(cfg, kc) })},
 		{kube.ScaleCommand, needKube(kube.ScaleCommand.Name, func(cfg *runbook.Config, kc *kube.Client) actions.Action { return kube.NewScale(cfg, kc) })},
 		{failover.Command, buildFailover},
+		{redeploy.Command, buildRedeploy},
 		{verify.Command, buildVerify},
 		{backups.Command, buildBackups},
 		{diagnose.Command, buildDiagnose},

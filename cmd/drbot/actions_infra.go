@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/awsconf"
@@ -15,6 +16,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
+	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/runbook"
 )
@@ -22,6 +24,29 @@ import (
 // kubeClient is the process's one Kubernetes client (KUBECONFIG, ~/.kube/config
 // or in-cluster), built on first use; err says why there is none.
 var kubeClient = sync.OnceValues(kube.NewFromEnv)
+
+// dynamicClient is the process's one dynamic Kubernetes client (redeploy's
+// server-side apply), from the same configuration as kubeClient.
+var dynamicClient = sync.OnceValues(func() (dynamic.Interface, error) {
+	rc, err := kube.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	d, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	return d, nil
+})
+
+// buildRedeploy: redeploy applies through the dynamic client.
+func buildRedeploy(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	dc, err := dynamicClient()
+	if err != nil {
+		return nil, fmt.Errorf("redeploy needs Kubernetes access (KUBECONFIG or in-cluster): %w", err)
+	}
+	return redeploy.New(env.cfg, dc), nil
+}
 
 // loadAWS reads the SDK's own configuration chain with a per-call region.
 func loadAWS(ctx context.Context, region string) (aws.Config, error) {

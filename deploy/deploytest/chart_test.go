@@ -17,6 +17,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
+	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
@@ -253,7 +254,7 @@ image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef01234567
 					t.Errorf("NetworkPolicy %+v", np.Spec)
 				}
 				checkAlertRules(t, one[*prometheusRule](t, objs, "PrometheusRule"))
-				checkNamespacedRBAC(t, objs, []string{"shop"}, nil)
+				checkNamespacedRBAC(t, objs, []string{"shop"}, true)
 			})
 		}
 	}
@@ -354,17 +355,46 @@ func declaredMetrics(t *testing.T) map[string]bool {
 }
 
 // wantRules is the chart's Role: exactly what actions/kube and actions/diagnose call (see
-// TestRBACCoversKubeActions), plus the redeploy kinds listed in values.
-func wantRules(redeploy ...rbacv1.PolicyRule) []rbacv1.PolicyRule {
+// TestRBACCoversKubeActions), plus, with redeploy, get, create and patch of
+// every kind in redeploy.AllowedKinds (grouped by API group, sorted), the
+// apps ones merged into the workloads' rule.
+func wantRules(withRedeploy bool) []rbacv1.PolicyRule {
+	workloads := []string{"deployments", "statefulsets"}
+	verbs := []string{"get", "patch"}
+	var extra []rbacv1.PolicyRule
+	if withRedeploy {
+		verbs = []string{"create", "get", "patch"}
+		byGroup := map[string][]string{}
+		for _, k := range redeploy.AllowedKinds {
+			if k.Group == "apps" {
+				if !slices.Contains(workloads, k.Resource) {
+					workloads = append(workloads, k.Resource)
+				}
+				continue
+			}
+			byGroup[k.Group] = append(byGroup[k.Group], k.Resource)
+		}
+		var groups []string
+		for g := range byGroup {
+			groups = append(groups, g)
+		}
+		sort.Strings(groups)
+		for _, g := range groups {
+			res := byGroup[g]
+			sort.Strings(res)
+			extra = append(extra, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: res, Verbs: verbs})
+		}
+		sort.Strings(workloads)
+	}
 	return append([]rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "patch"}},
+		{APIGroups: []string{"apps"}, Resources: workloads, Verbs: verbs},
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"get", "list"}},
-	}, redeploy...)
+	}, extra...)
 }
 
-func checkNamespacedRBAC(t *testing.T, objs []object, namespaces []string, redeploy []rbacv1.PolicyRule) {
+func checkNamespacedRBAC(t *testing.T, objs []object, namespaces []string, withRedeploy bool) {
 	t.Helper()
 	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
 		if n := len(byKind(objs, kind)); n != 0 {
@@ -393,8 +423,8 @@ func checkNamespacedRBAC(t *testing.T, objs []object, namespaces []string, redep
 			t.Errorf("namespace %s: no Role or RoleBinding", ns)
 			continue
 		}
-		if !rulesEqual(r.Rules, wantRules(redeploy...)) {
-			t.Errorf("namespace %s: rules %+v, want %+v", ns, r.Rules, wantRules(redeploy...))
+		if !rulesEqual(r.Rules, wantRules(withRedeploy)) {
+			t.Errorf("namespace %s: rules %+v, want %+v", ns, r.Rules, wantRules(withRedeploy))
 		}
 		for _, rule := range r.Rules {
 			for _, res := range rule.Resources {
@@ -432,15 +462,12 @@ func rulesEqual(a, b []rbacv1.PolicyRule) bool {
 
 func TestChartRBAC(t *testing.T) {
 	t.Run("a Role per target namespace", func(t *testing.T) {
-		objs := renderChart(t, values(t, `
-targetNamespaces: [shop, payments]
-rbac:
-  redeployKinds:
-    - {apiGroups: [""], resources: [configmaps, services]}
-`))
-		checkNamespacedRBAC(t, objs, []string{"shop", "payments"}, []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"configmaps", "services"}, Verbs: []string{"get", "patch"}},
-		})
+		objs := renderChart(t, values(t, "targetNamespaces: [shop, payments]"))
+		checkNamespacedRBAC(t, objs, []string{"shop", "payments"}, true)
+	})
+	t.Run("without redeploy's kinds", func(t *testing.T) {
+		objs := renderChart(t, values(t, "targetNamespaces: [shop]\nrbac: {redeploy: false}"))
+		checkNamespacedRBAC(t, objs, []string{"shop"}, false)
 	})
 	t.Run("cluster-wide only when asked", func(t *testing.T) {
 		objs := renderChart(t, values(t, "targetNamespaces: [shop]\nrbac: {clusterWide: true}"))
@@ -448,7 +475,7 @@ rbac:
 			t.Errorf("%d namespaced RBAC objects with clusterWide", n)
 		}
 		cr := one[*rbacv1.ClusterRole](t, objs, "ClusterRole")
-		if !rulesEqual(cr.Rules, wantRules()) {
+		if !rulesEqual(cr.Rules, wantRules(true)) {
 			t.Errorf("ClusterRole rules %+v", cr.Rules)
 		}
 		crb := one[*rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding")

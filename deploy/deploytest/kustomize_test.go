@@ -131,7 +131,7 @@ func TestKustomizeMatchesChart(t *testing.T) {
 			// Each build is also hardened and least-privilege on its own.
 			checkHardened(t, one[*appsv1.Deployment](t, kustObjs, "Deployment"))
 			if strings.HasPrefix(c.dir, "overlays/") {
-				checkNamespacedRBAC(t, kustObjs, []string{"my-app"}, nil)
+				checkNamespacedRBAC(t, kustObjs, []string{"my-app"}, true)
 			}
 		})
 	}

@@ -10,18 +10,26 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/drbot-dev/drbot/actions/diagnose"
+	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/actiontest"
 	"github.com/drbot-dev/drbot/actions/kube"
+	"github.com/drbot-dev/drbot/actions/redeploy"
+	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
 	"github.com/drbot-dev/drbot/runbook"
 )
 
 // TestRBACCoversKubeActions drives every Kubernetes call drbot's actions make
 // (actions/kube's client: plan, scale, rollout restart, rollout status, ready
-// pods; actions/diagnose: pods, their logs and claims, the namespace's PVCs) against client-go's fake clientset, records the (resource, verb)
-// pairs, and checks that the chart's Role grants exactly those: a new call
-// without its rule fails here, and so does a rule no call needs.
+// pods; actions/diagnose: pods, their logs and claims, the namespace's PVCs; redeploy's dynamic client: plan, server-side apply of one object of
+// every allowed kind, rollout, verify) against client-go's fakes, records
+// the (resource, verb) pairs, and checks that the chart's Role grants
+// exactly those: a new call without its rule fails here, and so does a rule
+// no call needs.
 func TestRBACCoversKubeActions(t *testing.T) {
 	ctx := context.Background()
 	const ns = "shop"
@@ -94,7 +102,7 @@ func TestRBACCoversKubeActions(t *testing.T) {
 	}
 
 	used := map[string]map[string]bool{} // group/resource[/sub] -> verbs
-	for _, a := range cs.Actions() {
+	for _, a := range append(cs.Actions(), redeployCalls(t, ns)...) {
 		if a.GetNamespace() != ns {
 			t.Errorf("a call outside the target namespace: %s %s in %q", a.GetVerb(), a.GetResource().Resource, a.GetNamespace())
 		}
@@ -106,9 +114,14 @@ func TestRBACCoversKubeActions(t *testing.T) {
 			used[res] = map[string]bool{}
 		}
 		used[res][a.GetVerb()] = true
+		// A server-side apply is a patch; the API server also asks for
+		// create when the object is new (redeploy creates objects).
+		if p, ok := a.(k8stesting.PatchAction); ok && p.GetPatchType() == types.ApplyPatchType {
+			used[res]["create"] = true
+		}
 	}
 	granted := map[string]map[string]bool{}
-	for _, r := range wantRules() {
+	for _, r := range wantRules(true) {
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
 				if granted[g+"/"+res] == nil {
@@ -146,4 +159,131 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// allKinds is a kustomization with one object of every kind redeploy applies.
+var allKinds = map[string]string{
+	"app/kustomization.yaml": "resources: [objects.yaml]\n",
+	"app/objects.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config}
+data: {A: "1"}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:2}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: db:2}]}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: report, image: report:1}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  rules: [{host: web.example.com}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+`,
+}
+
+// redeployCalls runs a redeploy of every allowed kind into namespace (plan,
+// execute, verify) and returns the calls it made to the fake cluster.
+func redeployCalls(t *testing.T, namespace string) []k8stesting.Action {
+	t.Helper()
+	ctx := context.Background()
+	repo := redeploytest.NewRepo(t)
+	repo.Commit("every kind", allKinds)
+	if n := strings.Count(allKinds["app/objects.yaml"], "\nkind: "); n != len(redeploy.AllowedKinds) {
+		t.Fatalf("the kustomization has %d objects for %d allowed kinds", n, len(redeploy.AllowedKinds))
+	}
+	cfg, err := runbook.Parse("rbac.yaml", []byte(`
+slack: {approvers: [UBOB]}
+services:
+  - name: web
+    kubernetes:
+      namespace: `+namespace+`
+      selector: app=web
+      source: {repo: `+repo.URL()+`, ref: main, path: app}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := redeploytest.NewCluster(t, 5*time.Millisecond)
+	a := redeploy.New(cfg, cluster)
+	a.Poll, a.Timeout = 5*time.Millisecond, 20*time.Second
+	p, err := a.Plan(ctx, actions.Params{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Execute(ctx, p, actiontest.NewJournal()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Verify(ctx, p)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	return cluster.Actions()
 }
