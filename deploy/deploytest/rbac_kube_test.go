@@ -14,9 +14,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/drbot-dev/drbot/actions/diagnose"
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/actiontest"
+	"github.com/drbot-dev/drbot/actions/diagnose"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/redeploy/redeploytest"
