@@ -17,6 +17,9 @@ type Command struct {
 	Summary     string // one line, shown in /dr help
 	Description string // shown in /dr help <name>
 	Args        []Arg  // positional, in order (not counting the service)
+	// ServiceAfter is how many of Args come before the service's name
+	// (0: the service is the first word): /dr drill <procedure> <service>.
+	ServiceAfter int
 	// Flags are the command's own flags. An Approval command also gets
 	// --dry-run and --reason, added by the registry.
 	Flags []Flag

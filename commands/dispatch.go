@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -150,11 +151,14 @@ func (r *Registry) bind(ctx context.Context, c *Command, cmd chat.Command, words
 	}
 
 	if c.Service == ServiceImplied {
-		svc, rest, err := r.resolveService(ctx, c, cmd.Channel, pos)
+		// The service comes after the command's first ServiceAfter
+		// arguments (/dr drill <procedure> <service>).
+		k := min(c.ServiceAfter, len(pos))
+		svc, rest, err := r.resolveService(ctx, c, cmd.Channel, pos[k:])
 		if err != nil {
 			return nil, false, err
 		}
-		call.Service, pos = svc, rest
+		call.Service, pos = svc, slices.Concat(pos[:k], rest)
 	}
 
 	for i, a := range c.Args {

@@ -45,7 +45,10 @@ type Command struct {
 	Summary     string // one line, shown in /dr help
 	Description string // shown in /dr help <name>
 	Args        []Arg  // positional, in order (not counting the service)
-	Flags       []Flag
+	// ServiceAfter is how many of Args come before the service's name in
+	// a ServiceImplied command (0: the service is the first word).
+	ServiceAfter int
+	Flags        []Flag
 	// Approval marks a destructive command: it runs only after approval.
 	// Dispatch enforces it: an Approval command has no Run but a Plan, and
 	// dispatch shows the plan (--dry-run) or submits it through
@@ -118,6 +121,9 @@ type Deps struct {
 	// RecordReading records a read-only procedure's report (/dr verify) in
 	// the audit log (AuditReadings); nil records nothing (unit tests).
 	RecordReading func(ctx context.Context, r Reading) error
+	// Drills reads the drill schedule (/dr drills); the command is
+	// registered only when it is set.
+	Drills DrillStatuses
 }
 
 // Registry holds the /dr commands. It is safe for concurrent use.
@@ -138,6 +144,9 @@ func NewRegistry(deps Deps) *Registry {
 	}
 	if deps.Runbook != nil {
 		r.MustRegister(scenariosCommand(r))
+	}
+	if deps.Drills != nil {
+		r.MustRegister(drillsCommand(r))
 	}
 	if deps.Incidents != nil {
 		for _, mk := range incidentCommands {
@@ -187,6 +196,9 @@ func (r *Registry) Register(c Command) error {
 	}
 	if c.Service != ServiceNone && c.Service != ServiceImplied {
 		return fmt.Errorf("register command %q: unknown service mode %d", c.Name, c.Service)
+	}
+	if c.ServiceAfter < 0 || c.ServiceAfter > len(c.Args) || (c.ServiceAfter > 0 && c.Service != ServiceImplied) {
+		return fmt.Errorf("register command %q: ServiceAfter %d does not fit its %d arguments", c.Name, c.ServiceAfter, len(c.Args))
 	}
 	if c.Gate < GateNone || c.Gate > GateResponders {
 		return fmt.Errorf("register command %q: unknown gate %d", c.Name, c.Gate)
@@ -319,10 +331,13 @@ func (c *Command) Usage() string {
 	var b strings.Builder
 	b.WriteString("/dr ")
 	b.WriteString(c.Name)
-	if c.Service == ServiceImplied {
+	if c.Service == ServiceImplied && c.ServiceAfter == 0 {
 		b.WriteString(" <service>")
 	}
-	for _, a := range c.Args {
+	for i, a := range c.Args {
+		if c.Service == ServiceImplied && c.ServiceAfter > 0 && i == c.ServiceAfter {
+			b.WriteString(" <service>")
+		}
 		w := "<" + a.Name + ">"
 		if a.Variadic {
 			w += "..."
@@ -331,6 +346,9 @@ func (c *Command) Usage() string {
 			w = "[" + w + "]"
 		}
 		b.WriteString(" " + w)
+	}
+	if c.Service == ServiceImplied && c.ServiceAfter > 0 && c.ServiceAfter == len(c.Args) {
+		b.WriteString(" <service>")
 	}
 	for i := range c.Flags {
 		f := &c.Flags[i]

@@ -51,7 +51,7 @@ func procedureCommand(p actions.Procedure) Command {
 	d := p.Command()
 	c := Command{
 		Name: d.Name, Summary: d.Summary, Description: d.Description,
-		Args: slices.Clone(d.Args), Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
+		Args: slices.Clone(d.Args), ServiceAfter: d.ServiceAfter, Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
 		Approval: d.Approval,
 		Gate:     GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
 		Service:  ServiceImplied,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/backups"
+	"github.com/drbot-dev/drbot/actions/drill"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
@@ -22,6 +23,7 @@ import (
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
@@ -35,6 +37,15 @@ type actionEnv struct {
 	// history reads earlier requests and their audit rows (rollback finds
 	// the restore it undoes); nil when no store is wired (unit tests).
 	history restoredb.History
+	// drills records restore-db drills' copies and reads drills' own
+	// requests (their step times); nil when no store is wired.
+	drills drillStore
+}
+
+// drillStore is what drills keep and read in the store (*postgres.DB).
+type drillStore interface {
+	store.DrillCopies
+	drill.Store
 }
 
 // procedure is one line of the registration list: the command a recovery
@@ -56,6 +67,7 @@ func procedures() []procedure {
 		{failover.Command, buildFailover},
 		{verify.Command, buildVerify},
 		{backups.Command, buildBackups},
+		{drill.Command, buildDrill},
 	}
 }
 
@@ -91,7 +103,28 @@ func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
 		}
 		out = append(out, a)
 	}
+	useRegistry(out)
 	return out
+}
+
+// useRegistry hands the built actions to the procedures that run others
+// (drill runs the drill forms of the drillable ones).
+func useRegistry(procs []actions.Procedure) {
+	reg := actions.RegistryOf(procs)
+	for _, p := range procs {
+		if u, ok := p.(interface{ Use(actions.Registry) }); ok {
+			u.Use(reg)
+		}
+	}
+}
+
+func buildDrill(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	var st drill.Store
+	if env.drills != nil {
+		st = env.drills
+	}
+	cfg := env.cfg
+	return drill.New(func() *runbook.Config { return cfg }, st), nil
 }
 
 // declaredWith is the registration list with the actions of acts (tests),
@@ -104,10 +137,13 @@ func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedur
 			out = append(out, a)
 		case p.cmd.Name == backups.Command.Name:
 			out = append(out, backups.New(cfg, backups.DefaultOpener))
+		case p.cmd.Name == drill.Command.Name:
+			out = append(out, drill.New(func() *runbook.Config { return cfg }, nil))
 		default:
 			out = append(out, actions.Unavailable(p.cmd))
 		}
 	}
+	useRegistry(out)
 	return out
 }
 

@@ -52,6 +52,7 @@ type runtime struct {
 	incidents *incident.Lifecycle
 	req       *requestWiring
 	backups   *backupWatch // the backups.check periodic job (issue 11)
+	drills    *drillWatch  // the drills.check periodic job (issue 11)
 }
 
 // runtimeOption adjusts the incident lifecycle's options.
@@ -64,7 +65,7 @@ func withPagerDuty(pd incident.PagerDutyAPI) runtimeOption {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
-	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db}), opts...)
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db, drills: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
@@ -74,6 +75,7 @@ func newRuntimeWith(_ context.Context, logger *slog.Logger, cfg *runbook.Config,
 
 func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, procs []actions.Procedure, opts ...runtimeOption) *runtime {
 	metrics := prometheus.NewRegistry()
+	drills := newDrillWatch(cfg, db, logger)
 	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	// The incident operations exist before the registry that calls them.
 	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}
@@ -90,6 +92,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		Runbook:           func() *runbook.Config { return cfg },
 		Access:            newAccess(cfg, req.people, adapter),
 		RecordReading:     commands.AuditReadings(db),
+		Drills:            drills.statuses,
 	})
 	b := bot.New(bot.Options{
 		Commands: reg,
@@ -102,7 +105,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 	b.OnClick(chat.ActionChecklist, incidents.ClickChecklist)
 	backups := newBackupWatch(cfg, db, logger)
 	metrics.MustRegister(backups.age)
-	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req, backups: backups}
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req, backups: backups, drills: drills}
 }
 
 // startJobs starts River with every worker the bot has; jobs and timers are
@@ -113,7 +116,8 @@ func (rt *runtime) startJobs(ctx context.Context) error {
 	rt.incidents.RegisterWorkers(workers)
 	rt.req.register(workers)
 	rt.backups.register(workers)
-	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob(), rt.backups.periodic()}); err != nil {
+	rt.drills.register(workers)
+	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob(), rt.backups.periodic(), rt.drills.periodic()}); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	if err := rt.req.resume(ctx); err != nil {
