@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drbot-dev/drbot/actions/drill"
+	"github.com/drbot-dev/drbot/internal/testenv"
+	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
+	"github.com/drbot-dev/drbot/store/postgres"
+)
+
+// drillWorld is a world whose inflow service has a real PostgreSQL database
+// (orders: 20 rows in the backup, 21 live) with a pg_dump backup in a
+// file:// location, drilled by the real restore-db as `drbot serve` wires it.
+type drillWorld struct {
+	*world
+	liveURL string
+	live    string
+	backups string
+}
+
+// drillConfig is the runbook of drill tests: RTO 1h, a scenario whose
+// playbook is restore-db (estimate 30m), restore-db planned for quarter q.
+func drillConfig(env, dir string, q int, extra string) string {
+	return `
+slack:
+  approvers: [UBOB]
+  announce_channel: CANNOUNCE
+approvals:
+  required: 1
+  expires_after: 15m
+services:
+  - name: inflow
+    pagerduty:
+      service_ids: [PINFLOW]
+    objectives:
+      rto: 1h
+      rpo: 24h
+    databases:
+      - name: orders
+        url_env: ` + env + `
+        backups:
+          location: file://` + dir + `/
+        checks:
+          - name: orders restored
+            sql: SELECT count(*) FROM orders
+            expect: "== 20"
+    scenarios:
+      - name: Database corruption
+        match: [corrupt]
+        estimate: 30m
+        playbook: restore-db
+    drills:
+      every: 2160h
+` + extra + `      plan:
+        - quarter: ` + fmt.Sprint(q) + `
+          procedure: restore-db
+`
+}
+
+func newDrillWorld(t *testing.T, extra string) *drillWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &drillWorld{world: newWorld(t, "15m"), liveURL: testenv.PostgresURL(t), backups: t.TempDir()}
+	u, _ := url.Parse(w.liveURL)
+	w.live = strings.TrimPrefix(u.Path, "/")
+	execSQL(t, w.liveURL, `CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 20)`)
+	if out, err := exec.Command("pg_dump", "--dbname", w.liveURL, "--format", "custom", "--file", filepath.Join(w.backups, "orders-20261201.dump")).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, out)
+	}
+	execSQL(t, w.liveURL, `INSERT INTO orders VALUES (-1)`) // live, not in the backup
+	env := "E2E_DRILL_URL_" + strings.ToUpper(w.live)
+	t.Setenv(env, w.liveURL)
+	q, _ := drill.Quarter(time.Now())
+	cfg, err := runbook.Parse("drill.yaml", []byte(drillConfig(env, w.backups, q, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = cfg
+	t.Cleanup(func() {
+		for _, n := range databases(t) {
+			if strings.HasPrefix(n, w.live+"_") {
+				_ = testenv.Cluster(t).DropDatabase(ctx, n)
+			}
+		}
+	})
+	return w
+}
+
+func execSQL(t *testing.T, dsn, sql string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// databases lists the test cluster's databases.
+func databases(t *testing.T) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.Cluster(t).URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database ORDER BY datname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// liveState is live's identity and content: its oid, row count and the row
+// written after the backup.
+func (w *drillWorld) liveState(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, w.liveURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var oid uint32
+	var n, marker int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), count(*), count(*) FILTER (WHERE id = -1) FROM orders`).Scan(&oid, &n, &marker); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("oid %d, %d rows, marker %d", oid, n, marker)
+}
+
+// newestDrill waits for a drill request newer than after with its card.
+func (w *drillWorld) newestDrill(t *testing.T, db *postgres.DB, after int64) store.ActionRequest {
+	t.Helper()
+	var req store.ActionRequest
+	if !w.slack.WaitFor(wait, func() bool {
+		rs, err := db.RecentRequests(context.Background(), "inflow", 1)
+		if err != nil || len(rs) == 0 || rs[0].ID <= after || rs[0].MessageTS == "" {
+			return false
+		}
+		req = rs[0]
+		return true
+	}) {
+		t.Fatalf("no drill request; ephemerals %+v", w.slack.Ephemerals())
+	}
+	if req.Kind != store.KindDrill {
+		t.Fatalf("request %d is a %s, want a drill", req.ID, req.Kind)
+	}
+	return req
+}
+
+// waitSaid waits for a channel message or an ephemeral containing want.
+func (w *drillWorld) waitSaid(t *testing.T, want string) string {
+	t.Helper()
+	var got string
+	if !w.slack.WaitFor(wait, func() bool {
+		for _, m := range w.slack.Messages(w.channel) {
+			if s := m.Text + "\n" + unescape(m.Blocks); strings.Contains(s, want) {
+				got = s
+				return true
+			}
+		}
+		for _, e := range w.slack.Ephemerals() {
+			if s := e.Text + "\n" + unescape(e.Blocks); strings.Contains(s, want) {
+				got = s
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("nothing said %q; messages %+v ephemerals %+v", want, w.slack.Messages(w.channel), w.slack.Ephemerals())
+	}
+	return got
+}
+
+// TestServeRestoreDBDrill: `/dr drill restore-db inflow` through drbot serve
+// with real PostgreSQL runs without a second person (auto-approved, with an
+// audit row saying why), restores the real backup into a drill copy, runs
+// the database's check on it and drops it: the live database and the
+// database list are exactly as before. The card reports the time against
+// the RTO and the scenario's estimate; /dr drills shows restore-db as last
+// tested today; a drill is no restore for rollback; --keep keeps the copy;
+// a procedure without a drill form is refused naming the drillable ones.
+func TestServeRestoreDBDrill(t *testing.T) {
+	w := newDrillWorld(t, "")
+	in := startServeInstance(t, w.world)
+	ctx := context.Background()
+	dbsBefore, liveBefore := databases(t), w.liveState(t)
+
+	in.command(t, w.world, alice, "drill restore-db inflow")
+	req := w.newestDrill(t, in.db, 0)
+	w.waitState(t, in.db, req.ID, store.RequestSucceeded)
+
+	if dbs := databases(t); !slices.Equal(dbs, dbsBefore) {
+		t.Errorf("databases after the drill = %v, want %v", dbs, dbsBefore)
+	}
+	if got := w.liveState(t); got != liveBefore {
+		t.Errorf("live after the drill: %s, before: %s", got, liveBefore)
+	}
+	if as := approvalsOf(t, in.db, req.ID); len(as) != 0 {
+		t.Errorf("a drill took approvals: %+v", as)
+	}
+	evs, err := in.db.AuditEvents(ctx, store.AuditFilter{RequestID: &req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auto bool
+	var steps []string
+	for _, ev := range evs {
+		if ev.Kind == store.AuditRequestApproved {
+			var d map[string]any
+			_ = json.Unmarshal(ev.Data, &d)
+			auto = d[store.AuditRequestAutoApproved] == true && ev.Actor == "drbot" && strings.Contains(fmt.Sprint(d["reason"]), "drills.approval is off")
+		}
+		if ev.Kind == store.AuditStepFinished {
+			var d struct{ Step string }
+			_ = json.Unmarshal(ev.Data, &d)
+			steps = append(steps, d.Step)
+		}
+	}
+	if !auto {
+		t.Error("no request.approved audit row saying why the drill needed no approval")
+	}
+	if want := []string{"restore-side", "check-side", "drop-copy"}; !slices.Equal(steps, want) {
+		t.Errorf("steps = %v, want %v", steps, want)
+	}
+	var copies, dropped int
+	if err := in.db.Pool().QueryRow(ctx, `SELECT count(*), count(dropped_at) FROM drill_copies WHERE name LIKE $1`, w.live+"_drill_%").Scan(&copies, &dropped); err != nil {
+		t.Fatal(err)
+	}
+	if copies != 1 || dropped != 1 {
+		t.Errorf("drill copies recorded %d, dropped %d; want 1, 1", copies, dropped)
+	}
+	card := w.waitCard(t, req.MessageTS, "restore-db drill: ")
+	t.Logf("card: %s", unescape(card.Blocks))
+	for _, want := range []string{"no approval needed", "RTO 1h", "scenario estimate 30m", "restore-side", "orders restored", "drill copy dropped", "live database untouched"} {
+		if !strings.Contains(card.Text+unescape(card.Blocks), want) {
+			t.Errorf("card lacks %q:\n%s", want, unescape(card.Blocks))
+		}
+	}
+
+	// /dr drills: last tested today.
+	in.command(t, w.world, alice, "drills")
+	today := time.Now().UTC().Format("2006-01-02") + " (today)"
+	got := w.waitSaid(t, "last tested "+today)
+	t.Logf("/dr drills: %s", got)
+	if !strings.Contains(got, "restore-db") || !strings.Contains(got, "succeeded") {
+		t.Errorf("/dr drills: %s", got)
+	}
+
+	// A drill is no restore: nothing to roll back.
+	in.command(t, w.world, alice, "rollback inflow --dry-run")
+	w.waitSaid(t, "nothing to roll back")
+
+	// --keep keeps the copy (and only it is new).
+	in.command(t, w.world, alice, "drill restore-db --keep")
+	kept := w.newestDrill(t, in.db, req.ID)
+	w.waitState(t, in.db, kept.ID, store.RequestSucceeded)
+	var extra []string
+	for _, n := range databases(t) {
+		if !slices.Contains(dbsBefore, n) {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) != 1 || !strings.HasPrefix(extra[0], w.live+"_drill_") {
+		t.Errorf("after a --keep drill the new databases are %v, want one drill copy", extra)
+	}
+	if got := w.liveState(t); got != liveBefore {
+		t.Errorf("live after the --keep drill: %s, before: %s", got, liveBefore)
+	}
+
+	// No drill form: refused, naming what can be drilled.
+	in.command(t, w.world, alice, "drill scale inflow")
+	w.waitSaid(t, `"scale" has no drill form here`)
+	w.waitSaid(t, "drillable: restore-db")
+}
