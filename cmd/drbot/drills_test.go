@@ -206,6 +206,11 @@ func TestServeRestoreDBDrill(t *testing.T) {
 	in := startServeInstance(t, w.world)
 	ctx := context.Background()
 	dbsBefore, liveBefore := databases(t), w.liveState(t)
+	// drills.check ran at start: restore-db, planned for this quarter and
+	// never drilled, is due.
+	if !w.slack.WaitFor(wait, func() bool { return len(announced(t, in.db, "restore-db drill of inflow is due")) == 1 }) {
+		t.Fatalf("no due reminder at start: %q", announced(t, in.db, ""))
+	}
 
 	in.command(t, w.world, alice, "drill restore-db inflow")
 	req := w.newestDrill(t, in.db, 0)
@@ -259,6 +264,14 @@ func TestServeRestoreDBDrill(t *testing.T) {
 		}
 	}
 
+	// Drilled this quarter: no new reminder.
+	if err := in.rt.drills.check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := announced(t, in.db, "drill of inflow"); len(got) != 1 {
+		t.Errorf("reminders after the drill: %q", got)
+	}
+
 	// /dr drills: last tested today.
 	in.command(t, w.world, alice, "drills")
 	today := time.Now().UTC().Format("2006-01-02") + " (today)"
@@ -293,4 +306,86 @@ func TestServeRestoreDBDrill(t *testing.T) {
 	in.command(t, w.world, alice, "drill scale inflow")
 	w.waitSaid(t, `"scale" has no drill form here`)
 	w.waitSaid(t, "drillable: restore-db")
+}
+
+// announced returns the texts posted (as post jobs) to CANNOUNCE that contain s.
+func announced(t *testing.T, db *postgres.DB, s string) []string {
+	t.Helper()
+	bw := &backupsWorld{ctx: context.Background(), db: db}
+	var out []string
+	for _, a := range bw.announcements(t) {
+		if strings.Contains(a, s) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TestDrillRemindersAnnouncedOnce: drills.check on an injected clock posts
+// to the announce channel once when a planned drill becomes due and once
+// when it is overdue, however often it checks and after a restart (a new
+// watch on the same store, as a second replica or a new process).
+func TestDrillRemindersAnnouncedOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, testenv.PostgresURL(t), postgres.Options{Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	cfg, err := runbook.Parse("drill.yaml", []byte(drillConfig("UNUSED_URL", t.TempDir(), 2, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2027, 3, 30, 9, 0, 0, 0, time.UTC) // Q1: restore-db is planned for Q2
+	watch := func() *drillWatch {
+		w := newDrillWatch(cfg, db, quietLog())
+		w.now = func() time.Time { return now }
+		return w
+	}
+	check := func(w *drillWatch) {
+		t.Helper()
+		if err := w.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := watch()
+	// Q1 2027: the latest planned Q2 is Q2 2026, never drilled: overdue
+	// already. Both reminders for that quarter, once.
+	check(w)
+	check(w)
+	check(watch())
+	if due, over := announced(t, db, "is due"), announced(t, db, "is overdue"); len(due) != 1 || len(over) != 1 {
+		t.Fatalf("after three checks: due %q, overdue %q; want one each", due, over)
+	}
+	// Q2 2027 starts: due again (a new quarter), once.
+	now = time.Date(2027, 4, 1, 0, 5, 0, 0, time.UTC)
+	check(w)
+	check(watch())
+	due := announced(t, db, "is due")
+	if len(due) != 2 || !strings.Contains(due[1], "restore-db drill of inflow is due by 2027-07-01") || !strings.Contains(due[1], "`/dr drill restore-db inflow`") {
+		t.Fatalf("Q2 due reminders: %q", due)
+	}
+	if over := announced(t, db, "is overdue"); len(over) != 1 {
+		t.Fatalf("overdue reminders in Q2: %q", over)
+	}
+	// Not drilled by the end of Q2: overdue, once.
+	now = time.Date(2027, 7, 1, 0, 5, 0, 0, time.UTC)
+	check(w)
+	check(w)
+	over := announced(t, db, "is overdue")
+	if len(over) != 2 || !strings.Contains(over[1], "overdue since 2027-07-01") {
+		t.Fatalf("overdue reminders after Q2: %q", over)
+	}
+	// Every reminder has its audit row.
+	evs, err := db.AuditEvents(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, ev := range evs {
+		kinds[ev.Kind]++
+	}
+	if kinds[store.AuditDrillDue] != 2 || kinds[store.AuditDrillOverdue] != 2 {
+		t.Errorf("audit rows: %v", kinds)
+	}
 }
