@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drbot-dev/drbot/actions/drill"
+	"github.com/drbot-dev/drbot/internal/fakeslack"
 	"github.com/drbot-dev/drbot/internal/testenv"
 	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
@@ -388,4 +390,94 @@ func TestDrillRemindersAnnouncedOnce(t *testing.T) {
 	if kinds[store.AuditDrillDue] != 2 || kinds[store.AuditDrillOverdue] != 2 {
 		t.Errorf("audit rows: %v", kinds)
 	}
+}
+
+// TestKilledServeCleansUpDrillCopy: `drbot serve` is killed with SIGKILL
+// while a restore-db drill streams a (slow) plain SQL backup into its copy;
+// the copy is left behind. The next process resumes the drill from its
+// journal: it restores the copy again, checks it and drops it, so no drill
+// database is left and live and the database list are as before.
+func TestKilledServeCleansUpDrillCopy(t *testing.T) {
+	w := newDrillWorld(t, "")
+	ctx := context.Background()
+	// A plain SQL backup that takes a few seconds to restore.
+	plain := filepath.Join(w.backups, "orders-20261202.sql")
+	if out, err := exec.Command("pg_dump", "--dbname", w.liveURL, "--file", plain, "--exclude-table-data", "orders").CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, out)
+	}
+	appendFile(t, plain, "INSERT INTO public.orders SELECT generate_series(1, 20);\nSELECT pg_sleep(4);\n")
+	dbsBefore, liveBefore := databases(t), w.liveState(t)
+
+	cfgFile := filepath.Join(t.TempDir(), "drill.yaml")
+	q, _ := drill.Quarter(time.Now())
+	u, _ := url.Parse(w.liveURL)
+	env := "E2E_DRILL_URL_" + strings.ToUpper(strings.TrimPrefix(u.Path, "/"))
+	if err := writeFile(cfgFile, drillConfig(env, w.backups, q, "")); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(drbotBinary(t), "serve", "--config", cfgFile, "--log-format", "json")
+	cmd.Env = []string{
+		"PATH=" + pathEnv(), "HOME=" + t.TempDir(),
+		"DATABASE_URL=" + w.url, "DRBOT_LISTEN=" + addr, env + "=" + w.liveURL,
+		"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
+		"DRBOT_EXECUTION_LEASE=3s",
+	}
+	srv := startServer(t, cmd, addr)
+	form := fakeslackCommand(alice, w.channel, "drill restore-db inflow --backup orders-20261202.sql")
+	signedPost(t, srv.base+"/slack/commands", form)
+	probe := startProbe(t, w.world)
+	req := w.newestDrill(t, probe, 0)
+	copyName := ""
+	if !w.slack.WaitFor(wait, func() bool {
+		for _, n := range databases(t) {
+			if strings.HasPrefix(n, w.live+"_drill_") {
+				copyName = n
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the drill copy never appeared:\n%s", srv.logs.String())
+	}
+	time.Sleep(500 * time.Millisecond) // into pg_sleep: the restore is under way
+	srv.kill()
+	if r, err := probe.Request(ctx, req.ID); err != nil || r.State != store.RequestRunning {
+		t.Fatalf("after the kill the drill is %v (%v), want running", r.State, err)
+	}
+	if !slices.Contains(databases(t), copyName) {
+		t.Fatalf("the copy %s is gone before the restart: the kill came too late", copyName)
+	}
+
+	// The next process resumes it and cleans up.
+	in := startServeInstance(t, w.world)
+	w.waitState(t, in.db, req.ID, store.RequestSucceeded)
+	if dbs := databases(t); !slices.Equal(dbs, dbsBefore) {
+		t.Errorf("databases after the resumed drill = %v, want %v (no orphan copy)", dbs, dbsBefore)
+	}
+	if got := w.liveState(t); got != liveBefore {
+		t.Errorf("live after the drill: %s, before: %s", got, liveBefore)
+	}
+	w.waitSaid(t, "resumed after a restart")
+	var dropped bool
+	if err := in.db.Pool().QueryRow(ctx, `SELECT dropped_at IS NOT NULL FROM drill_copies WHERE name = $1`, copyName).Scan(&dropped); err != nil || !dropped {
+		t.Errorf("drill copy %s recorded dropped = %v (%v)", copyName, dropped, err)
+	}
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	b, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(path, string(b)+s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pathEnv() string { return os.Getenv("PATH") }
+
+func fakeslackCommand(user, channel, text string) string {
+	return fakeslack.SlashCommand{Text: text, UserID: user, UserName: strings.ToLower(user[1:]), ChannelID: channel, ChannelName: "incident-inflow-20261123"}.Form().Encode()
 }
