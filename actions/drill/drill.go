@@ -15,7 +15,6 @@ package drill
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -129,7 +128,7 @@ func (*Action) Command() actions.Command { return Command }
 // TransientSpec implements actions.Transient: a drill's throwaway target is
 // named after the moment it was planned.
 func (*Action) TransientSpec() []string {
-	return []string{"stamp", "incoming", "outgoing", "copy", "scratch"}
+	return []string{"stamp", "incoming", "outgoing", "scratch", "target_prefix"}
 }
 
 // Plan implements actions.Action: the drill plan of the procedure.
@@ -396,6 +395,3 @@ func Took(d time.Duration) string {
 		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	}
 }
-
-// ErrNoDrill is returned by helpers given a plan that is not a drill plan.
-var ErrNoDrill = errors.New("not a drill plan")

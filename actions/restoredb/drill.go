@@ -123,7 +123,7 @@ func (a *RestoreDB) DrillPlan(ctx context.Context, p actions.Params) (actions.Pl
 		warnings = append(warnings, fmt.Sprintf("the newest backup is %s old, older than the RPO of %s", storage.HumanAge(age), svc.Objectives.RPO))
 	}
 	plan := actions.Plan{
-		Kind: KindRestore, Service: svc.Name, Target: "drill:db:" + t.Server + "/" + s.Incoming,
+		Kind: KindRestore, Service: svc.Name, Target: "drill:db:" + t.Server + "/" + t.Live,
 		Summary: fmt.Sprintf("Drill: restore %s from %s (%s old) into %s", db.Name, obj.Name, storage.HumanAge(age), s.Incoming),
 		Facts: []actions.Fact{
 			{Label: "Backup", Value: loc.String() + " " + obj.Name},
