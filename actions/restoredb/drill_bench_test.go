@@ -83,10 +83,12 @@ func BenchmarkRestoreDBDrillOverhead(b *testing.B) {
 	}}}}}
 	now := time.Now()
 	a := restoredb.New(restoredb.Options{
-		Config:  func() *runbook.Config { return rb },
-		Storage: func(ctx context.Context, loc runbook.Location) (storage.Store, error) { return storage.New(ctx, loc, storage.Options{}) },
-		Drills:  st,
-		Now:     func() time.Time { return now },
+		Config: func() *runbook.Config { return rb },
+		Storage: func(ctx context.Context, loc runbook.Location) (storage.Store, error) {
+			return storage.New(ctx, loc, storage.Options{})
+		},
+		Drills: st,
+		Now:    func() time.Time { return now },
 	})
 	var plan, exec, verify time.Duration
 	steps := map[string]time.Duration{}
