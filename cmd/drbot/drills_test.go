@@ -266,6 +266,14 @@ func TestServeRestoreDBDrill(t *testing.T) {
 		}
 	}
 
+	// The runner's re-plan finds the same drill (its copy's name is the
+	// planning time, not the world): no "plan would be different" note.
+	for _, m := range w.slack.Messages(w.channel) {
+		if strings.Contains(m.Text, "would be different") {
+			t.Errorf("re-plan note for a drill: %s", m.Text)
+		}
+	}
+
 	// Drilled this quarter: no new reminder.
 	if err := in.rt.drills.check(ctx); err != nil {
 		t.Fatal(err)
