@@ -31,6 +31,7 @@ type drillWorld struct {
 	liveURL string
 	live    string
 	backups string
+	cfgText string // the runbook config, as YAML
 }
 
 // drillConfig is the runbook of drill tests: RTO 1h, a scenario whose
@@ -86,7 +87,8 @@ func newDrillWorld(t *testing.T, extra string) *drillWorld {
 	env := "E2E_DRILL_URL_" + strings.ToUpper(w.live)
 	t.Setenv(env, w.liveURL)
 	q, _ := drill.Quarter(time.Now())
-	cfg, err := runbook.Parse("drill.yaml", []byte(drillConfig(env, w.backups, q, extra)))
+	w.cfgText = drillConfig(env, w.backups, q, extra)
+	cfg, err := runbook.Parse("drill.yaml", []byte(w.cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +293,21 @@ func TestServeRestoreDBDrill(t *testing.T) {
 		t.Errorf("/dr drills: %s", got)
 	}
 
+	// drbot drills report: the runbooks' Last Test Date filled in.
+	cfgFile := filepath.Join(t.TempDir(), "drill.yaml")
+	if err := writeFile(cfgFile, w.cfgText); err != nil {
+		t.Fatal(err)
+	}
+	out, err := command(t, []string{"DATABASE_URL=" + w.url}, "drills", "report", "--config", cfgFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("drbot drills report: %v\n%s", err, out)
+	}
+	for _, want := range []string{"## inflow", "**Last Test Date:** " + time.Now().UTC().Format("2006-01-02") + " (restore-db, succeeded in ", "| restore-db | Q"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("drbot drills report lacks %q:\n%s", want, out)
+		}
+	}
+
 	// A drill is no restore: nothing to roll back.
 	in.command(t, w.world, alice, "rollback inflow --dry-run")
 	w.waitSaid(t, "nothing to roll back")
@@ -314,8 +331,9 @@ func TestServeRestoreDBDrill(t *testing.T) {
 
 	// No drill form: refused, naming what can be drilled.
 	in.command(t, w.world, alice, "drill scale inflow")
-	w.waitSaid(t, `"scale" has no drill form here`)
-	w.waitSaid(t, "drillable: restore-db")
+	if got := w.waitSaid(t, `"scale" has no drill form here`); !strings.Contains(got, "restore-db") || !strings.Contains(got, "drillable: ") {
+		t.Errorf("refusal does not list the drillable procedures: %s", got)
+	}
 }
 
 // announced returns the texts posted (as post jobs) to CANNOUNCE that contain s.
