@@ -112,27 +112,27 @@ func TestPlanScheduleDueOverdueDone(t *testing.T) {
 
 func TestEveryScheduleWithoutPlan(t *testing.T) {
 	cfg := cfgOf(t, "      every: 720h\n")
-	any := find(t, Schedule(cfg, nil, "", day("2026-12-01")), AnyProcedure)
-	if !any.Due || any.Overdue || !any.DueAt.IsZero() {
-		t.Errorf("never drilled: %+v", any)
+	row := find(t, Schedule(cfg, nil, "", day("2026-12-01")), AnyProcedure)
+	if !row.Due || row.Overdue || !row.DueAt.IsZero() {
+		t.Errorf("never drilled: %+v", row)
 	}
 	runs := []store.DrillRun{run("restore-db", store.RequestSucceeded, day("2026-11-01"))}
-	any = find(t, Schedule(cfg, runs, "", day("2026-11-20")), AnyProcedure)
-	if any.Due || any.DueAt.Format("2006-01-02") != "2026-12-01" {
-		t.Errorf("drilled 19 days ago: %+v", any)
+	row = find(t, Schedule(cfg, runs, "", day("2026-11-20")), AnyProcedure)
+	if row.Due || row.DueAt.Format("2006-01-02") != "2026-12-01" {
+		t.Errorf("drilled 19 days ago: %+v", row)
 	}
-	any = find(t, Schedule(cfg, runs, "", day("2026-12-02")), AnyProcedure)
-	if !any.Due || any.Overdue {
-		t.Errorf("due (within a tenth): %+v", any)
+	row = find(t, Schedule(cfg, runs, "", day("2026-12-02")), AnyProcedure)
+	if !row.Due || row.Overdue {
+		t.Errorf("due (within a tenth): %+v", row)
 	}
-	any = find(t, Schedule(cfg, runs, "", day("2026-12-05")), AnyProcedure)
-	if !any.Overdue {
-		t.Errorf("overdue after every plus a tenth: %+v", any)
+	row = find(t, Schedule(cfg, runs, "", day("2026-12-05")), AnyProcedure)
+	if !row.Overdue {
+		t.Errorf("overdue after every plus a tenth: %+v", row)
 	}
 	// Cancelled, denied, expired and in-flight drills never ran to an outcome.
 	runs = []store.DrillRun{{Service: "lstm-pfd", Procedure: "restore-db", State: store.RequestCancelled, CreatedAt: day("2026-11-30")}}
-	if any := find(t, Schedule(cfg, runs, "", day("2026-12-01")), AnyProcedure); any.Last != nil {
-		t.Errorf("a cancelled drill counted: %+v", any.Last)
+	if row := find(t, Schedule(cfg, runs, "", day("2026-12-01")), AnyProcedure); row.Last != nil {
+		t.Errorf("a cancelled drill counted: %+v", row.Last)
 	}
 }
 

@@ -224,11 +224,9 @@ func (a *Action) checkReplica(ctx context.Context, r *RDSSpec) actions.CheckResu
 			}
 		}
 	}
-	switch {
-	case source == "":
+	c.Observed = fmt.Sprintf("%s, %s from %s", status, repl, source)
+	if source == "" {
 		c.Observed = status + ", not a read replica (already promoted?)"
-	default:
-		c.Observed = fmt.Sprintf("%s, %s from %s", status, repl, source)
 	}
 	c.OK = ok
 	return c

@@ -156,7 +156,7 @@ func digest(objs map[string]listed, skip, base string) string {
 	sort.Strings(keys)
 	h := sha256.New()
 	for _, k := range keys {
-		fmt.Fprintf(h, "%s\x00%d\x00%s\n", k, objs[k].Size, objs[k].ETag)
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00%s\n", k, objs[k].Size, objs[k].ETag)
 	}
 	return fmt.Sprintf("%d:%s", len(keys), hex.EncodeToString(h.Sum(nil))[:16])
 }

@@ -25,7 +25,8 @@ import (
 // and one the store has no record of drbot creating (the record is written
 // before the copy is created).
 
-// Steps of a drill (the restore and check steps are restore-db's own).
+// StepDropCopy is a drill's last step (its restore and check steps are
+// restore-db's own).
 const StepDropCopy = "drop-copy"
 
 var _ actions.Drillable = (*RestoreDB)(nil)
