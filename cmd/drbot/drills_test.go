@@ -477,7 +477,24 @@ func TestKilledServeCleansUpDrillCopy(t *testing.T) {
 
 	// The next process resumes it and cleans up.
 	in := startServeInstance(t, w.world)
-	w.waitState(t, in.db, req.ID, store.RequestSucceeded)
+	t.Cleanup(func() {
+		if t.Failed() {
+			evs, _ := in.db.AuditEvents(context.Background(), store.AuditFilter{RequestID: &req.ID})
+			for _, ev := range evs {
+				t.Logf("audit %s %s %s %s", ev.At.Format("15:04:05.000"), ev.Actor, ev.Kind, ev.Data)
+			}
+			t.Logf("killed serve's log:\n%s", srv.logs.String())
+		}
+	})
+	// Longer than wait: the lease of the killed process runs out first, and
+	// every step's card update is paced at one a second per channel.
+	deadline := time.Now().Add(3 * wait)
+	for r, _ := in.db.Request(ctx, req.ID); r.State != store.RequestSucceeded; r, _ = in.db.Request(ctx, req.ID) {
+		if store.Final(r.State) || time.Now().After(deadline) {
+			t.Fatalf("resumed drill is %s, want succeeded", r.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if dbs := databases(t); !slices.Equal(dbs, dbsBefore) {
 		t.Errorf("databases after the resumed drill = %v, want %v (no orphan copy)", dbs, dbsBefore)
 	}
