@@ -99,4 +99,6 @@ type DrillCopies interface {
 	DrillCopyRecorded(ctx context.Context, server, name string) (bool, error)
 	// DrillCopyDropped records that server/name was dropped.
 	DrillCopyDropped(ctx context.Context, server, name string) error
+	// DrillCopiesLeft returns the recorded copies not dropped yet, oldest first.
+	DrillCopiesLeft(ctx context.Context) ([]DrillCopy, error)
 }

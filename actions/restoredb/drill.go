@@ -124,7 +124,7 @@ func (a *RestoreDB) DrillPlan(ctx context.Context, p actions.Params) (actions.Pl
 		warnings = append(warnings, fmt.Sprintf("the newest backup is %s old, older than the RPO of %s", storage.HumanAge(age), svc.Objectives.RPO))
 	}
 	plan := actions.Plan{
-		Kind: KindRestore, Service: svc.Name, Target: "drill:db:" + t.Server + "/" + t.Live,
+		Kind: KindRestore, Service: svc.Name, Target: DrillTarget(t.Server, t.Live),
 		Summary: fmt.Sprintf("Drill: restore %s from %s (%s old) into %s", db.Name, obj.Name, storage.HumanAge(age), s.Incoming),
 		Facts: []actions.Fact{
 			{Label: "Backup", Value: loc.String() + " " + obj.Name},
@@ -310,4 +310,52 @@ func (a *RestoreDB) verifyDrill(ctx context.Context, s Spec) (actions.Report, er
 	}
 	rep.Checks = append(rep.Checks, c)
 	return rep, nil
+}
+
+// DrillTarget is the request target of restore-db drills of live on server.
+func DrillTarget(server, live string) string { return "drill:db:" + server + "/" + live }
+
+// SweepDrillCopies drops the drill copies that drbot recorded creating and
+// that no drill is working on any more (a drill that failed and could not
+// drop its copy, e.g. its server was unreachable at that moment): copies
+// kept with --keep, copies of a target with a drill in flight (inFlight),
+// and copies whose database is no longer in the runbook config or whose URL
+// now points at another server are left alone. Every drop goes through the
+// same guard as a drill's own (name pattern and record). It returns how many
+// it dropped.
+func (a *RestoreDB) SweepDrillCopies(ctx context.Context, inFlight func(target string) bool) (int, error) {
+	if a.opts.Drills == nil {
+		return 0, nil
+	}
+	left, err := a.opts.Drills.DrillCopiesLeft(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cfg := a.opts.Config()
+	n := 0
+	var errs []error
+	for _, c := range left {
+		if c.Keep {
+			continue
+		}
+		svc, ok := cfg.Service(c.Service)
+		if !ok {
+			continue
+		}
+		db, ok := svc.Database(c.Database)
+		if !ok {
+			continue
+		}
+		t, err := targetOf(db)
+		if err != nil || t.Server != c.Server || inFlight(DrillTarget(t.Server, t.Live)) {
+			continue
+		}
+		if err := dropCopy(ctx, a.opts.Drills, t, t.Live, c.Name); err != nil {
+			errs = append(errs, fmt.Errorf("sweep drill copy %s: %w", c.Name, err))
+			continue
+		}
+		a.opts.Logger.InfoContext(ctx, "dropped a drill copy left behind", "copy", c.Name, "server", c.Server)
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drbot-dev/drbot/internal/testenv"
+	"github.com/drbot-dev/drbot/runbook"
 	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
@@ -123,5 +124,71 @@ func TestDropDrillCopyDropsOnlyItsOwn(t *testing.T) {
 	}
 	if !exists(own) || !exists(live) {
 		t.Error("a refused second drop dropped something")
+	}
+}
+
+// TestSweepDrillCopies: the sweep drops a recorded drill copy no drill is
+// working on, marks dropped one recorded but never created, and leaves
+// alone a copy kept with --keep, a copy whose target has a drill in flight,
+// a drill-named database drbot did not record, and live.
+func TestSweepDrillCopies(t *testing.T) {
+	ctx := context.Background()
+	liveURL := testenv.PostgresURL(t)
+	u, _ := url.Parse(liveURL)
+	live := strings.TrimPrefix(u.Path, "/")
+	t.Setenv("SWEEP_DB_URL", liveURL)
+	tgt, err := parseTarget(liveURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, testenv.PostgresURL(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	admin, err := pgx.Connect(ctx, testenv.Cluster(t).URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	orphan, kept, never, stranger := DrillCopyName(live, "20261201120000"), DrillCopyName(live, "20261201120001"),
+		DrillCopyName(live, "20261201120002"), DrillCopyName(live, "20261201120003")
+	for _, n := range []string{orphan, kept, stranger} {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident(n)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = testenv.Cluster(t).DropDatabase(context.Background(), n) })
+	}
+	for _, c := range []store.DrillCopy{{Name: orphan}, {Name: kept, Keep: true}, {Name: never}} {
+		c.Server, c.Service, c.Database = tgt.Server, "shop", "main"
+		if err := db.RecordDrillCopy(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := &runbook.Config{Services: []runbook.Service{{Name: "shop", Databases: []runbook.Database{{Name: "main", URLEnv: "SWEEP_DB_URL"}}}}}
+	a := New(Options{Config: func() *runbook.Config { return cfg }, Drills: db})
+	exists := func(name string) bool {
+		ok, err := dbExists(ctx, admin, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	// A drill in flight on the target: nothing is touched.
+	n, err := a.SweepDrillCopies(ctx, func(target string) bool { return target == DrillTarget(tgt.Server, live) })
+	if err != nil || n != 0 || !exists(orphan) {
+		t.Fatalf("sweep with a drill in flight: %d, %v, orphan exists %v", n, err, exists(orphan))
+	}
+	n, err = a.SweepDrillCopies(ctx, func(string) bool { return false })
+	if err != nil || n != 2 {
+		t.Fatalf("sweep: dropped %d, %v; want the orphan and the never-created one", n, err)
+	}
+	if exists(orphan) || !exists(kept) || !exists(stranger) || !exists(live) {
+		t.Errorf("after the sweep: orphan %v kept %v stranger %v live %v", exists(orphan), exists(kept), exists(stranger), exists(live))
+	}
+	left, err := db.DrillCopiesLeft(ctx)
+	if err != nil || len(left) != 1 || left[0].Name != kept {
+		t.Errorf("copies left: %+v, %v", left, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions/drill"
+	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
 	"github.com/drbot-dev/drbot/runbook"
@@ -44,6 +45,8 @@ type drillWatch struct {
 	st  drillStates
 	now func() time.Time
 	log *slog.Logger
+	// sweep drops drill copies no drill is working on any more (nil: none).
+	sweep func(ctx context.Context) (int, error)
 }
 
 func newDrillWatch(cfg *runbook.Config, st drillStates, log *slog.Logger) *drillWatch {
@@ -83,6 +86,11 @@ func (w *drillWatch) register(workers *river.Workers) {
 // check records a reminder for every due and every overdue drill; a new one
 // is announced in the same transaction (its post job), an old one not again.
 func (w *drillWatch) check(ctx context.Context) error {
+	if w.sweep != nil {
+		if n, err := w.sweep(ctx); err != nil {
+			w.log.WarnContext(ctx, "drills.check: drill copies left behind could not all be dropped", "dropped", n, "err", err)
+		}
+	}
 	sts, now, err := w.statuses(ctx, "")
 	if err != nil {
 		return err
@@ -195,4 +203,24 @@ func (c DrillsReportCmd) Run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("write %s: %w", c.Output, err)
 	}
 	return nil
+}
+
+// sweepWith is the drill-copy sweep of rd: in flight are the targets of
+// drills not in a final state.
+func sweepWith(rd *restoredb.RestoreDB, st interface {
+	RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error)
+}) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		reqs, err := st.RequestsInState(ctx, store.RequestPending, store.RequestApproved, store.RequestRunning, store.RequestVerifying)
+		if err != nil {
+			return 0, err
+		}
+		busy := map[string]bool{}
+		for _, r := range reqs {
+			if r.Kind == store.KindDrill {
+				busy[r.Target] = true
+			}
+		}
+		return rd.SweepDrillCopies(ctx, func(target string) bool { return busy[target] })
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
@@ -76,6 +77,11 @@ func newRuntimeWith(_ context.Context, logger *slog.Logger, cfg *runbook.Config,
 func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, procs []actions.Procedure, opts ...runtimeOption) *runtime {
 	metrics := prometheus.NewRegistry()
 	drills := newDrillWatch(cfg, db, logger)
+	for _, p := range procs {
+		if rd, ok := p.(*restoredb.RestoreDB); ok {
+			drills.sweep = sweepWith(rd, db)
+		}
+	}
 	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	// The incident operations exist before the registry that calls them.
 	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}

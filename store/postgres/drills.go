@@ -116,3 +116,23 @@ func (db *DB) DrillCopyDropped(ctx context.Context, server, name string) error {
 	}
 	return nil
 }
+
+// DrillCopiesLeft implements store.DrillCopies.
+func (db *DB) DrillCopiesLeft(ctx context.Context) ([]store.DrillCopy, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT server, name, service, database, keep, created_at FROM drill_copies
+		 WHERE dropped_at IS NULL ORDER BY created_at, name`)
+	if err != nil {
+		return nil, fmt.Errorf("drill copies left: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DrillCopy, error) {
+		var c store.DrillCopy
+		err := r.Scan(&c.Server, &c.Name, &c.Service, &c.Database, &c.Keep, &c.CreatedAt)
+		c.CreatedAt = c.CreatedAt.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("drill copies left: %w", err)
+	}
+	return out, nil
+}
