@@ -27,7 +27,8 @@ type Command struct {
 	// Approval the procedure is read-only (a Reader) and runs at once.
 	Approval bool
 	// ServiceLast lets the service also be given after the command's own
-	// arguments (/dr playbook <name> <service>), for commands whose first
+	// arguments (/dr playbook <name> <service>, /dr drill <procedure>
+	// <service>), for commands whose first
 	// argument reads best first. A first word naming a service still works.
 	ServiceLast bool
 }

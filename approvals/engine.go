@@ -17,6 +17,11 @@ type Store interface {
 	store.Requests
 	// CreateRequestWith is CreateRequest with jobs built from the inserted row.
 	CreateRequestWith(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job) (store.ActionRequest, error)
+	// CreateRequestThen is CreateRequestWith followed, in the same
+	// transaction, by the move then returns for the inserted row (a request
+	// that needs no approval is approved as it is made).
+	CreateRequestThen(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job,
+		then func(store.ActionRequest) *store.RequestMove) (store.ActionRequest, error)
 	// DecideRequest records a decision and the state move it causes (its
 	// audit row, its job) in one transaction; move sees every decision.
 	DecideRequest(ctx context.Context, a store.Approval, ev store.AuditEvent,
@@ -88,7 +93,10 @@ type NewRequest struct {
 }
 
 // Create records a pending request with its expiry timer. A target with a
-// request in flight is refused naming the holder.
+// request in flight is refused naming the holder. A request whose policy
+// requires no approval (a drill, by default) is approved in the same
+// transaction, with a request.approved audit row saying why, and its
+// execution enqueued; it has no expiry timer.
 func (e *Engine) Create(ctx context.Context, n NewRequest) (store.ActionRequest, error) {
 	if n.RequestedBy == "" {
 		return store.ActionRequest{}, errors.New("create request: no requester")
@@ -102,14 +110,29 @@ func (e *Engine) Create(ctx context.Context, n NewRequest) (store.ActionRequest,
 	if err != nil {
 		return store.ActionRequest{}, fmt.Errorf("create request: %w", err)
 	}
-	r, err := e.store.CreateRequestWith(ctx, store.ActionRequest{
+	jobsFor := func(r store.ActionRequest) []store.Job {
+		return []store.Job{{Args: store.ExpireRequestArgs{RequestID: r.ID}, RunAt: r.ExpiresAt, UniqueByArgs: true}}
+	}
+	var then func(store.ActionRequest) *store.RequestMove
+	if pol.Required == 0 {
+		jobsFor = nil
+		why := NoApprovalReason(n.Kind, n.Service)
+		approved, err := json.Marshal(map[string]any{"from": store.RequestPending, "to": store.RequestApproved,
+			"approvals": 0, "required": 0, store.AuditRequestAutoApproved: true, "reason": why})
+		if err != nil {
+			return store.ActionRequest{}, fmt.Errorf("create request: %w", err)
+		}
+		then = func(r store.ActionRequest) *store.RequestMove {
+			return &store.RequestMove{To: store.RequestApproved,
+				Event: store.AuditEvent{Kind: store.AuditRequestApproved, Actor: "drbot", Data: approved},
+				Jobs:  []store.Job{{Args: store.ExecuteRequestArgs{RequestID: r.ID}, UniqueByArgs: true}}}
+		}
+	}
+	r, err := e.store.CreateRequestThen(ctx, store.ActionRequest{
 		IncidentID: n.IncidentID, Service: n.Service, Kind: n.Kind, Target: n.Target,
 		Params: n.Params, Plan: n.Plan, RequestedBy: n.RequestedBy, Reason: n.Reason,
 		Channel: n.Channel, ExpiresAt: expires,
-	}, store.AuditEvent{Kind: store.AuditRequestCreated, Actor: n.RequestedBy, Data: data},
-		func(r store.ActionRequest) []store.Job {
-			return []store.Job{{Args: store.ExpireRequestArgs{RequestID: r.ID}, RunAt: r.ExpiresAt, UniqueByArgs: true}}
-		})
+	}, store.AuditEvent{Kind: store.AuditRequestCreated, Actor: n.RequestedBy, Data: data}, jobsFor, then)
 	if err != nil {
 		var busy *store.TargetBusyError
 		if errors.As(err, &busy) {

@@ -54,15 +54,31 @@ func PolicyFor(cfg *runbook.Config, command string) Policy {
 // beyond it (its "extra_approvals"; a forced failover needs one more). The
 // plan hash covers that field, so an approval never counts for a plan that
 // asks for fewer approvals than the one it saw.
+//
+// A drill (store.KindDrill) needs no approval (Required 0: it is approved
+// when made, with an audit row saying why) unless its service sets
+// drills.approval: a drill runs against throwaway targets, never live.
 func PolicyForRequest(cfg *runbook.Config, command string, plan []byte) Policy {
 	p := PolicyFor(cfg, command)
 	var extra struct {
-		N int `json:"extra_approvals"`
+		N       int    `json:"extra_approvals"`
+		Service string `json:"service"`
 	}
 	if len(plan) > 0 && json.Unmarshal(plan, &extra) == nil && extra.N > 0 {
 		p.Required += extra.N
 	}
+	if command == store.KindDrill && extra.N == 0 {
+		if svc, ok := cfg.Service(extra.Service); !ok || !svc.Drills.Approval {
+			p.Required = 0
+		}
+	}
 	return p
+}
+
+// NoApprovalReason is why a request whose policy requires no approval was
+// approved when it was made (the audit row of its approval says so).
+func NoApprovalReason(command, service string) string {
+	return fmt.Sprintf("a %s runs against throwaway targets and never touches live; drills.approval is off for %s, so it needs no second person", command, service)
 }
 
 // Approvers is the resolved set of chat user ids allowed to approve.

@@ -40,14 +40,23 @@ var stateLabel = map[store.RequestState]string{
 func RequestCard(in CardInput) chat.Message {
 	r, p := in.Request, in.Plan
 	count := approvals.Count(r, in.Approvals, nil)
-	title := fmt.Sprintf("Request #%d: %s %s", r.ID, r.Kind, r.Service)
+	kind := r.Kind
+	if r.Kind == store.KindDrill && p.Kind != "" && p.Kind != r.Kind {
+		kind = "drill " + p.Kind // the drilled procedure
+	}
+	title := fmt.Sprintf("Request #%d: %s %s", r.ID, kind, r.Service)
 	label := stateLabel[r.State]
 	text := fmt.Sprintf("%s — %s (%d of %d approvals)", title, label, count, in.Policy.Required)
+	approvalsValue := approvalsLine(r, in.Approvals, count, in.Policy.Required)
+	if in.Policy.Required == 0 {
+		text = fmt.Sprintf("%s — %s (no approval needed)", title, label)
+		approvalsValue = "none needed: " + r.Kind + "s never touch live (drills.approval is off)"
+	}
 
 	blocks := []chat.Block{chat.Header{Text: title}, chat.Text{Text: "*" + label + "* — " + p.Summary}}
 	fields := []chat.Field{
 		{Label: "Requested by", Value: chat.Mention(r.RequestedBy)},
-		{Label: "Approvals", Value: approvalsLine(r, in.Approvals, count, in.Policy.Required)},
+		{Label: "Approvals", Value: approvalsValue},
 	}
 	if r.State == store.RequestPending && !r.ExpiresAt.IsZero() {
 		fields = append(fields, chat.Field{Label: "Expires", Value: expiry(r.ExpiresAt, in.Now)})

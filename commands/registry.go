@@ -45,7 +45,7 @@ type Command struct {
 	Summary     string // one line, shown in /dr help
 	Description string // shown in /dr help <name>
 	Args        []Arg  // positional, in order (not counting the service)
-	Flags       []Flag
+	Flags        []Flag
 	// Approval marks a destructive command: it runs only after approval.
 	// Dispatch enforces it: an Approval command has no Run but a Plan, and
 	// dispatch shows the plan (--dry-run) or submits it through
@@ -122,6 +122,9 @@ type Deps struct {
 	// RecordReading records a read-only procedure's report (/dr verify) in
 	// the audit log (AuditReadings); nil records nothing (unit tests).
 	RecordReading func(ctx context.Context, r Reading) error
+	// Drills reads the drill schedule (/dr drills); the command is
+	// registered only when it is set.
+	Drills DrillStatuses
 }
 
 // Registry holds the /dr commands. It is safe for concurrent use.
@@ -142,6 +145,9 @@ func NewRegistry(deps Deps) *Registry {
 	}
 	if deps.Runbook != nil {
 		r.MustRegister(scenariosCommand(r))
+	}
+	if deps.Drills != nil {
+		r.MustRegister(drillsCommand(r))
 	}
 	if deps.Incidents != nil {
 		for _, mk := range incidentCommands {

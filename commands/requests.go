@@ -112,6 +112,15 @@ func (r *RequestCards) Submit(ctx context.Context, s Submission) (chat.Message, 
 	if err := r.reqs.Posted(ctx, req.ID, ref.Channel, ref.TS); err != nil {
 		return chat.Message{}, err
 	}
+	if pol.Required == 0 {
+		// Approved as it was made: it may have run already, so the card
+		// shows the state as stored now.
+		r.refresh(ctx, req.ID)
+		return chat.Message{
+			Text:      fmt.Sprintf("Request #%d needs no approval (%s) and is starting; its card shows its progress.", req.ID, approvals.NoApprovalReason(req.Kind, req.Service)),
+			Ephemeral: true,
+		}, nil
+	}
 	others := "another approver"
 	if pol.Required > 1 {
 		others = fmt.Sprintf("%d other approvers", pol.Required)

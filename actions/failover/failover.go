@@ -443,6 +443,9 @@ func decodeSpec(plan actions.Plan) (Spec, error) {
 
 // Execute implements actions.Action.
 func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journal) error {
+	if ds, ok := decodeDrill(plan); ok {
+		return a.executeDrill(ctx, ds, j)
+	}
 	s, err := decodeSpec(plan)
 	if err != nil {
 		return err
@@ -617,6 +620,9 @@ func (a *Action) waitHealthy(ctx context.Context, url string, w Waits) (string, 
 // Verify implements actions.Action: the promoted instance is available, the
 // record has the configured value, and the health check passes.
 func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report, error) {
+	if ds, ok := decodeDrill(plan); ok {
+		return a.verifyDrill(ctx, ds)
+	}
 	s, err := decodeSpec(plan)
 	if err != nil {
 		return actions.Report{}, err

@@ -412,6 +412,12 @@ func restartRefs(s Spec) ([]runbook.WorkloadRef, error) {
 // already in place, so a resumed step copies only what is left), then
 // restart the workloads and wait for their rollouts.
 func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journal) error {
+	if ds, drill, err := decodeDrill(plan); drill || err != nil {
+		if err != nil {
+			return err
+		}
+		return a.executeDrill(ctx, ds, j)
+	}
 	s, err := decodeSpec(plan)
 	if err != nil {
 		return err
@@ -632,6 +638,12 @@ func (a *Action) copyMultipart(ctx context.Context, client *s3.Client, s Spec, o
 // its size (and ETag where comparable), and every restarted workload's
 // rollout is complete with its pods ready.
 func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report, error) {
+	if ds, drill, err := decodeDrill(plan); drill || err != nil {
+		if err != nil {
+			return actions.Report{}, err
+		}
+		return a.verifyDrill(ctx, ds)
+	}
 	s, err := decodeSpec(plan)
 	if err != nil {
 		return actions.Report{}, err

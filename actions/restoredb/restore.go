@@ -247,6 +247,9 @@ func (a *RestoreDB) Execute(ctx context.Context, plan actions.Plan, j actions.Jo
 	if s.Backup == nil {
 		return fmt.Errorf("restore %s: plan pins no backup", s.Database)
 	}
+	if s.Drill {
+		return a.executeDrill(ctx, s, j)
+	}
 	t, err := executeTarget(s)
 	if err != nil {
 		return err
@@ -443,6 +446,9 @@ func (a *RestoreDB) dropSide(ctx context.Context, t *target, s Spec, j actions.J
 // as runbook 001 §1.3 does, the service's health checks and the readiness
 // of its pods (kubernetes.selector).
 func (a *RestoreDB) Verify(ctx context.Context, p actions.Plan) (actions.Report, error) {
+	if s, err := SpecOf(p); err == nil && s.Drill {
+		return a.verifyDrill(ctx, s)
+	}
 	rep, err := verifyLive(ctx, p)
 	if err != nil {
 		return rep, err

@@ -35,6 +35,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/storage"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 )
 
 // Action kinds.
@@ -91,6 +92,9 @@ type Options struct {
 	// happened and that was not rolled back. Without it (tests, a bot with no
 	// store) rollback takes the newest <db>_pre_restore_* database.
 	History History
+	// Drills records the drill copies restore-db drills create; a drill
+	// drops only a copy recorded there. Nil: restore-db has no drill form.
+	Drills store.DrillCopies
 	// Now is the clock; nil is time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -147,6 +151,13 @@ type Spec struct {
 	// the rollback scales it down (the restore could not bring it back) is
 	// scaled back up to this count, not left down.
 	Replicas map[string]int32 `json:"replicas,omitempty"`
+	// Drill marks a drill plan (restore-db only): Incoming is the drill
+	// copy, restored, checked and dropped; nothing is swapped and live is
+	// never changed. Keep keeps the copy; LiveOID pins live's identity,
+	// which Verify finds unchanged.
+	Drill   bool   `json:"drill,omitempty"`
+	Keep    bool   `json:"keep,omitempty"`
+	LiveOID uint32 `json:"live_oid,omitempty"`
 }
 
 // SpecOf decodes a plan's spec.
@@ -155,7 +166,7 @@ func SpecOf(p actions.Plan) (Spec, error) {
 	if err := json.Unmarshal(p.Spec, &s); err != nil {
 		return Spec{}, fmt.Errorf("decode %s plan: %w", p.Kind, err)
 	}
-	if s.Live == "" || s.Incoming == "" || s.Outgoing == "" {
+	if s.Live == "" || s.Incoming == "" || (s.Outgoing == "" && !s.Drill) {
 		return Spec{}, fmt.Errorf("decode %s plan: incomplete spec", p.Kind)
 	}
 	return s, nil

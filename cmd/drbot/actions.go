@@ -12,6 +12,7 @@ import (
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/actions/diagnose"
+	"github.com/drbot-dev/drbot/actions/drill"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
@@ -26,6 +27,7 @@ import (
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/commands"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 	"github.com/drbot-dev/drbot/store/postgres"
 )
 
@@ -45,6 +47,15 @@ type actionEnv struct {
 	// built holds the built procedures once buildActions is done (the
 	// playbook action runs the others).
 	built *builtActions
+	// drills records restore-db drills' copies and reads drills' own
+	// requests (their step times); nil when no store is wired.
+	drills drillStore
+}
+
+// drillStore is what drills keep and read in the store (*postgres.DB).
+type drillStore interface {
+	store.DrillCopies
+	drill.Store
 }
 
 // builtActions is the registry of the built actions, set once after they
@@ -90,6 +101,7 @@ func procedures() []procedure {
 		{diagnose.Command, buildDiagnose},
 		{vaultrestore.Command, buildVaultRestore},
 		{playbook.Command, buildPlaybook},
+		{drill.Command, buildDrill},
 	}
 }
 
@@ -129,6 +141,7 @@ func buildActions(ctx context.Context, env actionEnv) []actions.Procedure {
 		out = append(out, a)
 	}
 	env.built.set(actions.RegistryOf(out))
+	useRegistry(out)
 	return out
 }
 
@@ -142,6 +155,26 @@ func buildPlaybook(_ context.Context, env actionEnv) (actions.Procedure, error) 
 	}), nil
 }
 
+// useRegistry hands the built actions to the procedures that run others
+// (drill runs the drill forms of the drillable ones).
+func useRegistry(procs []actions.Procedure) {
+	reg := actions.RegistryOf(procs)
+	for _, p := range procs {
+		if u, ok := p.(interface{ Use(actions.Registry) }); ok {
+			u.Use(reg)
+		}
+	}
+}
+
+func buildDrill(_ context.Context, env actionEnv) (actions.Procedure, error) {
+	var st drill.Store
+	if env.drills != nil {
+		st = env.drills
+	}
+	cfg := env.cfg
+	return drill.New(func() *runbook.Config { return cfg }, st), nil
+}
+
 // declaredWith is the registration list with the actions of acts (tests),
 // the others unavailable; /dr backups is built from cfg as in every binary.
 func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedure {
@@ -152,10 +185,13 @@ func declaredWith(acts actions.Registry, cfg *runbook.Config) []actions.Procedur
 			out = append(out, a)
 		case p.cmd.Name == backups.Command.Name:
 			out = append(out, backups.New(cfg, backups.DefaultOpener))
+		case p.cmd.Name == drill.Command.Name:
+			out = append(out, drill.New(func() *runbook.Config { return cfg }, nil))
 		default:
 			out = append(out, actions.Unavailable(p.cmd))
 		}
 	}
+	useRegistry(out)
 	return out
 }
 

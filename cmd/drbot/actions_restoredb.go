@@ -17,6 +17,9 @@ func restoredbOptions(env actionEnv) restoredb.Options {
 	if env.history != nil {
 		o.History = env.history
 	}
+	if env.drills != nil {
+		o.Drills = env.drills
+	}
 	if c, err := kubeClient(); err == nil {
 		o.Scaler = c
 		o.Kube = c

@@ -25,6 +25,7 @@ type CLI struct {
 	Config   ConfigCmd   `cmd:"" help:"Work with runbook configuration files."`
 	Audit    AuditCmd    `cmd:"" help:"Check and export the tamper-evident audit log."`
 	Timeline TimelineCmd `cmd:"" help:"Export incident timelines (post-mortems)."`
+	Drills   DrillsCmd   `cmd:"" help:"Report disaster-recovery drills (last tested, next due)."`
 	Slack    SlackCmd    `cmd:"" help:"Slack app setup: print the app manifest."`
 	Version  VersionCmd  `cmd:"" help:"Print the version and exit."`
 }

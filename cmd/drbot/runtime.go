@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/bot"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
@@ -52,6 +53,7 @@ type runtime struct {
 	incidents *incident.Lifecycle
 	req       *requestWiring
 	backups   *backupWatch // the backups.check periodic job (issue 11)
+	drills    *drillWatch  // the drills.check periodic job (issue 11)
 }
 
 // runtimeOption adjusts the incident lifecycle's options.
@@ -70,7 +72,7 @@ func withClock(now func() time.Time) runtimeOption {
 }
 
 func newRuntime(ctx context.Context, logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, opts ...runtimeOption) *runtime {
-	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db, requests: db}), opts...)
+	return newRuntimeOf(logger, cfg, db, adapter, buildActions(ctx, actionEnv{cfg: cfg, logger: logger, history: db, requests: db, drills: db}), opts...)
 }
 
 // newRuntimeWith is newRuntime with the recovery actions given (tests).
@@ -80,6 +82,12 @@ func newRuntimeWith(_ context.Context, logger *slog.Logger, cfg *runbook.Config,
 
 func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, adapter chat.Adapter, procs []actions.Procedure, opts ...runtimeOption) *runtime {
 	metrics := prometheus.NewRegistry()
+	drills := newDrillWatch(cfg, db, logger)
+	for _, p := range procs {
+		if rd, ok := p.(*restoredb.RestoreDB); ok {
+			drills.sweep = sweepWith(rd, db)
+		}
+	}
 	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	// The incident operations exist before the registry that calls them.
 	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}
@@ -97,6 +105,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 		Runbook:           func() *runbook.Config { return cfg },
 		Access:            newAccess(cfg, req.people, adapter),
 		RecordReading:     commands.AuditReadings(db),
+		Drills:            drills.statuses,
 	})
 	b := bot.New(bot.Options{
 		Commands: reg,
@@ -109,7 +118,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 	b.OnClick(chat.ActionChecklist, incidents.ClickChecklist)
 	backups := newBackupWatch(cfg, db, logger)
 	metrics.MustRegister(backups.age)
-	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req, backups: backups}
+	return &runtime{cfg: cfg, db: db, metrics: metrics, bot: b, incidents: incidents, req: req, backups: backups, drills: drills}
 }
 
 // startJobs starts River with every worker the bot has; jobs and timers are
@@ -120,7 +129,8 @@ func (rt *runtime) startJobs(ctx context.Context) error {
 	rt.incidents.RegisterWorkers(workers)
 	rt.req.register(workers)
 	rt.backups.register(workers)
-	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob(), rt.backups.periodic()}); err != nil {
+	rt.drills.register(workers)
+	if err := rt.db.StartJobs(ctx, workers, []*river.PeriodicJob{postgres.AuditVerifyPeriodicJob(0), rt.req.periodicResume(), postgres.PruneDeliveriesPeriodicJob(), rt.backups.periodic(), rt.drills.periodic()}); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	if err := rt.req.resume(ctx); err != nil {

@@ -76,6 +76,16 @@ func (db *DB) CreateRequest(ctx context.Context, r store.ActionRequest, ev store
 // id, its expiry): jobsFor is called inside the transaction with the inserted
 // row, and the jobs it returns are inserted in that transaction.
 func (db *DB) CreateRequestWith(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job) (store.ActionRequest, error) {
+	return db.CreateRequestThen(ctx, r, ev, jobsFor, nil)
+}
+
+// CreateRequestThen is CreateRequestWith followed, in the same transaction,
+// by the state move then returns for the inserted row (nil: none): a request
+// that needs no approval is created and approved at once, each with its
+// audit row, or not at all. The move must be one store.CanTransition allows
+// from pending.
+func (db *DB) CreateRequestThen(ctx context.Context, r store.ActionRequest, ev store.AuditEvent, jobsFor func(store.ActionRequest) []store.Job,
+	then func(store.ActionRequest) *store.RequestMove) (store.ActionRequest, error) {
 	if err := checkNewRequest(&r); err != nil {
 		return store.ActionRequest{}, fmt.Errorf("create request: %w", err)
 	}
@@ -123,7 +133,20 @@ func (db *DB) CreateRequestWith(ctx context.Context, r store.ActionRequest, ev s
 					return err
 				}
 			}
-			_, err = appendAuditTx(ctx, tx, ev)
+			if _, err = appendAuditTx(ctx, tx, ev); err != nil {
+				return err
+			}
+			if then == nil {
+				return nil
+			}
+			mv := then(out)
+			if mv == nil {
+				return nil
+			}
+			if !store.CanTransition(out.State, mv.To) {
+				return &store.StateConflictError{What: fmt.Sprintf("request %d", out.ID), Current: string(out.State), To: string(mv.To)}
+			}
+			out, err = moveTx(ctx, db, tx, out, mv.To, mv.Event, mv.Jobs)
 			return err
 		})
 		if err == nil {
