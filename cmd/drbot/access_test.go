@@ -183,7 +183,7 @@ func TestRespondersGateIncidentCommands(t *testing.T) {
 		w.withConfig("  responders: [SLEADS, dba@example.com]\n", "")
 		s := w.serve()
 		pdID, ch := w.openIncident(s, "Dashboard down")
-		alice := ch.Members[len(ch.Members)-1] // the on-call, invited by the bot
+		alice := w.onCall(ch.ID) // the on-call, invited by the bot
 		w.slash(s, alice, ch.ID, "resolve")
 		got := waitEphemerals(t, w.slack, alice, 1)
 		if !strings.Contains(got[0], "Only the responders (<!subteam^SLEADS>, dba@example.com) may run /dr resolve") {
@@ -233,7 +233,7 @@ func TestSecurityCommandMovesToPrivateChannel(t *testing.T) {
 	if ch.Private {
 		t.Fatal("an ordinary incident's channel is private")
 	}
-	alice := ch.Members[len(ch.Members)-1]
+	alice := w.onCall(ch.ID)
 	w.slash(s, alice, ch.ID, "security credentials in a public bucket")
 	if got := waitEphemerals(t, w.slack, alice, 1); !strings.Contains(got[0], "private channel") {
 		t.Errorf("security reply = %q", got[0])

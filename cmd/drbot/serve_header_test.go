@@ -200,7 +200,7 @@ services:
 
 	s := w.serveInProcess(clock.Now)
 	_, ch := w.openIncident(s, "lstm_pfd unreachable")
-	alice := ch.Members[len(ch.Members)-1]
+	alice := w.onCall(ch.ID)
 
 	// Pinned, with both escalations to come.
 	w.waitHeader(s, ch.ID, "Platform Lead in 15 min · Database Admin in 30 min", "Triggered", "elapsed, 1h left")

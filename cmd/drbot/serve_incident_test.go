@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ type incidentWorld struct {
 	config   string
 	announce string
 	lead     string
+	alice    string // the on-call (PALICE in PagerDuty), invited by the bot
 }
 
 func newIncidentWorld(t *testing.T) *incidentWorld {
@@ -38,7 +40,7 @@ func newIncidentWorld(t *testing.T) *incidentWorld {
 	w := &incidentWorld{t: t, dbURL: testenv.PostgresURL(t)}
 	w.slack = fakeslack.New()
 	t.Cleanup(w.slack.Close)
-	w.slack.AddUser(fakeslack.User{Name: "alice", Email: "alice@example.com"})
+	w.alice = w.slack.AddUser(fakeslack.User{Name: "alice", Email: "alice@example.com"})
 	w.lead = w.slack.AddUser(fakeslack.User{Name: "lead", Email: "platform-lead@example.com"})
 	w.announce = w.slack.AddChannel("incidents", fakeslack.BotUserID)
 	w.pd = fakepagerduty.New(t, "pd-api-token")
@@ -136,6 +138,21 @@ func (w *incidentWorld) countMessages(channel, s string) int {
 		}
 	}
 	return n
+}
+
+// onCall waits until the bot has invited the on-call (alice) into channel
+// and returns her id: the checklist can be posted before the invitations.
+func (w *incidentWorld) onCall(channel string) string {
+	w.t.Helper()
+	w.waitFor("the on-call invited", wait, func() bool {
+		for _, c := range w.slack.Channels() {
+			if c.ID == channel {
+				return slices.Contains(c.Members, w.alice)
+			}
+		}
+		return false
+	})
+	return w.alice
 }
 
 func (w *incidentWorld) waitFor(what string, timeout time.Duration, cond func() bool, logs ...*lockedBuffer) {

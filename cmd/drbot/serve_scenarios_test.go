@@ -73,7 +73,7 @@ func TestServeScenarioInHeaderAndScenariosCommand(t *testing.T) {
 		AND data->>'scenario' = 'Database corruption' AND data->>'estimate' = '30m' AND data->>'command' = '/dr restore-db'`); n != 1 {
 		t.Errorf("%d incident.scenario_matched audit rows, want 1", n)
 	}
-	alice := ch.Members[len(ch.Members)-1]
+	alice := w.onCall(ch.ID)
 	w.slash(s, alice, ch.ID, "timeline")
 	w.waitFor("timeline with the match", wait, func() bool {
 		return w.countMessages(ch.ID, "Scenario matched: Database corruption (30m); run /dr restore-db") == 1
