@@ -51,6 +51,9 @@ type Command struct {
 	// dispatch shows the plan (--dry-run) or submits it through
 	// Deps.Requests; nothing else of it runs.
 	Approval bool
+	// ApprovalNote replaces help's "Needs approval" sentence (see
+	// actions.Command.ApprovalNote).
+	ApprovalNote string
 	// Gate says who may run it (see Gate); an Approval command is always
 	// GateRequesters.
 	Gate    Gate

@@ -53,11 +53,12 @@ var Command = actions.Command{
 	Description: "Runs the procedure for real without touching live: restore-db restores the real backup into <db>_drill_<ts>, runs the database's checks " +
 		"on it and drops it; restore-models copies the snapshot to drills/<ts>/ in the target bucket, compares it object by object and deletes it; " +
 		"failover runs every preflight check without promoting or changing DNS; restore-vault checks the snapshot's integrity; a playbook runs each " +
-		"step's drill form. The card reports each step's time and the total against the RTO. No second person is needed unless drills.approval is set.",
-	Approval:    true,
-	Args:        []actions.Arg{ArgProcedure},
-	ServiceLast: true,
-	Flags:       []actions.Flag{flagDB, flagBack, FlagKeep},
+		"step's drill form (run: steps only with drill: true, verify as it is: it changes nothing). The card reports each step's time and the total against the RTO. No second person is needed unless drills.approval is set.",
+	Approval:     true,
+	ApprovalNote: "No second person needed unless the service sets drills.approval: true: the bot posts the plan and runs it at once, recording why in the audit log.",
+	Args:         []actions.Arg{ArgProcedure},
+	ServiceLast:  true,
+	Flags:        []actions.Flag{flagDB, flagBack, FlagKeep},
 	Examples: []string{
 		"/dr drill restore-db lstm-pfd",
 		"/dr drill restore-db lstm-pfd --keep --dry-run",
