@@ -248,3 +248,132 @@ func TestServePlaybookDrill(t *testing.T) {
 		t.Errorf("/dr drills does not show cluster-recovery succeeded: %s", said)
 	}
 }
+
+// TestKilledServeFinishesPlaybookDrill: `drbot serve` is killed with
+// SIGKILL while a playbook drill's restore-db step streams a slow plain SQL
+// backup into its drill copy. The next process resumes the drill from its
+// journal: step 1 (mkdir, which fails when run twice) is not run again,
+// the copy is restored again, checked and dropped, step 4 runs, and the
+// run: step without drill: true (false, which would fail it) never runs.
+// Live and the database list are as before.
+func TestKilledServeFinishesPlaybookDrill(t *testing.T) {
+	w := newDrillWorld(t, "")
+	ctx := context.Background()
+	plain := filepath.Join(w.backups, "orders-20261202.sql")
+	if out, err := exec.Command("pg_dump", "--dbname", w.liveURL, "--file", plain, "--exclude-table-data", "orders").CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, out)
+	}
+	appendFile(t, plain, "INSERT INTO public.orders SELECT generate_series(1, 20);\nSELECT pg_sleep(4);\n")
+	dbsBefore, liveBefore := databases(t), w.liveState(t)
+
+	q, _ := drill.Quarter(time.Now())
+	env := "E2E_DRILL_URL_" + strings.ToUpper(w.live)
+	cfgText := strings.Replace(drillConfig(env, w.backups, q, ""), "    scenarios:\n", `    playbooks:
+      - name: cluster-recovery
+        steps:
+          - name: prepare
+            run: [mkdir, stage1]
+            drill: true
+          - name: deploy
+            run: ["false"]
+          - action: restore-db
+            args: [--backup, orders-20261202.sql]
+          - name: finish
+            run: [mkdir, stage4]
+            drill: true
+    scenarios:
+`, 1)
+	cfg, err := runbook.Parse("drill-kill.yaml", []byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = cfg
+	cfgFile := filepath.Join(t.TempDir(), "drill.yaml")
+	if err := writeFile(cfgFile, cfgText); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(drbotBinary(t), "serve", "--config", cfgFile, "--log-format", "json")
+	cmd.Env = []string{
+		"PATH=" + pathEnv(), "HOME=" + t.TempDir(),
+		"DATABASE_URL=" + w.url, "DRBOT_LISTEN=" + addr, env + "=" + w.liveURL,
+		"SLACK_BOT_TOKEN=" + w.slack.BotToken(), "SLACK_SIGNING_SECRET=" + e2eSecret, "SLACK_API_URL=" + w.slack.APIURL(),
+		"DRBOT_EXECUTION_LEASE=3s", playbook.DirEnv + "=" + dir,
+	}
+	srv := startServer(t, cmd, addr)
+	signedPost(t, srv.base+"/slack/commands", fakeslackCommand(alice, w.channel, "drill cluster-recovery inflow"))
+	probe := startProbe(t, w.world)
+	req := w.newestDrill(t, probe, 0)
+	copyName := ""
+	if !w.slack.WaitFor(wait, func() bool {
+		for _, n := range databases(t) {
+			if strings.HasPrefix(n, w.live+"_drill_") {
+				copyName = n
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the drill copy never appeared:\n%s", srv.logs.String())
+	}
+	time.Sleep(500 * time.Millisecond) // into pg_sleep: the restore is under way
+	srv.kill()
+	if r, err := probe.Request(ctx, req.ID); err != nil || r.State != store.RequestRunning {
+		t.Fatalf("after the kill the drill is %v (%v), want running", r.State, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stage1")); err != nil {
+		t.Fatalf("step 1 did not run before the kill: %v", err)
+	}
+
+	t.Setenv(playbook.DirEnv, dir)
+	in := startServeInstance(t, w.world)
+	t.Cleanup(func() {
+		if t.Failed() {
+			evs, _ := in.db.AuditEvents(context.Background(), store.AuditFilter{RequestID: &req.ID})
+			for _, ev := range evs {
+				t.Logf("audit %s %s %s %s", ev.At.Format("15:04:05.000"), ev.Actor, ev.Kind, ev.Data)
+			}
+			t.Logf("killed serve's log:\n%s", srv.logs.String())
+		}
+	})
+	deadline := time.Now().Add(3 * wait)
+	for r, _ := in.db.Request(ctx, req.ID); r.State != store.RequestSucceeded; r, _ = in.db.Request(ctx, req.ID) {
+		if store.Final(r.State) || time.Now().After(deadline) {
+			t.Fatalf("resumed playbook drill is %s, want succeeded", r.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if dbs := databases(t); !slices.Equal(dbs, dbsBefore) {
+		t.Errorf("databases after the resumed drill = %v, want %v (no orphan copy)", dbs, dbsBefore)
+	}
+	if got := w.liveState(t); got != liveBefore {
+		t.Errorf("live after the drill: %s, before: %s", got, liveBefore)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stage4")); err != nil {
+		t.Errorf("step 4 did not run after the resume: %v", err)
+	}
+	started := map[string]int{}
+	evs, err := in.db.AuditEvents(ctx, store.AuditFilter{RequestID: &req.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Kind == store.AuditStepStarted {
+			var d struct{ Step string }
+			_ = json.Unmarshal(ev.Data, &d)
+			started[d.Step]++
+		}
+	}
+	if started["1.run"] != 1 || started["2.run"] != 0 || started["3.restore-side"] != 2 || started["3.drop-copy"] != 1 || started["4.run"] != 1 {
+		t.Errorf("step.started per step = %v; want 1.run once, 2.run never, 3.restore-side twice (killed, resumed), 3.drop-copy and 4.run once", started)
+	}
+	var dropped bool
+	if err := in.db.Pool().QueryRow(ctx, `SELECT dropped_at IS NOT NULL FROM drill_copies WHERE name = $1`, copyName).Scan(&dropped); err != nil || !dropped {
+		t.Errorf("drill copy %s recorded dropped = %v (%v)", copyName, dropped, err)
+	}
+	card := w.waitCard(t, req.MessageTS, "cluster-recovery drill: ")
+	if s := unescape(card.Blocks); !strings.Contains(s, "skipped in a drill: `false`") {
+		t.Errorf("the card does not list the skipped step:\n%s", s)
+	}
+}
