@@ -235,8 +235,10 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			}
 			ss.Plan = sub
 			toRun++
+			// A drill's approvals are the drill policy's (drills.approval),
+			// not those of its steps' real actions.
 			n, _ := a.o.Config.ApprovalsFor(st.Action)
-			if n = max(n, 1) + sub.ExtraApprovals; n > need {
+			if n = max(n, 1) + sub.ExtraApprovals; n > need && !drill {
 				need, needBy = n, fmt.Sprintf("step %d (%s) needs %d", ss.Index, st.Action, n)
 			}
 			a.addSubPlan(&plan, ss, label)
