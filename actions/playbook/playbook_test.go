@@ -229,11 +229,11 @@ func TestDrillPlanTakesNoStepApprovals(t *testing.T) {
 			t.Errorf("a playbook drill's card says %s: %s", f.Label, f.Value)
 		}
 	}
-	real, err := a.Plan(ctx, params(t, cfg, "lstm-pfd", map[string]string{"name": "cluster-recovery"}))
+	full, err := a.Plan(ctx, params(t, cfg, "lstm-pfd", map[string]string{"name": "cluster-recovery"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if real.ExtraApprovals != 1 {
-		t.Errorf("the playbook itself asks for %d extra approvals, want 1 (restore-db needs 2)", real.ExtraApprovals)
+	if full.ExtraApprovals != 1 {
+		t.Errorf("the playbook itself asks for %d extra approvals, want 1 (restore-db needs 2)", full.ExtraApprovals)
 	}
 }
