@@ -26,6 +26,10 @@ type Command struct {
 	// and submits the plan for approval; it never runs without one. Without
 	// Approval the procedure is read-only (a Reader) and runs at once.
 	Approval bool
+	// ApprovalNote, when set, replaces /dr help's "Needs approval" sentence
+	// for an Approval command whose policy differs (a drill needs no second
+	// person unless drills.approval is set).
+	ApprovalNote string
 	// ServiceLast lets the service also be given after the command's own
 	// arguments (/dr playbook <name> <service>, /dr drill <procedure>
 	// <service>), for commands whose first

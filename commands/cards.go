@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drbot-dev/drbot/actions"
+	"github.com/drbot-dev/drbot/actions/drill"
 	"github.com/drbot-dev/drbot/actions/runner"
 	"github.com/drbot-dev/drbot/approvals"
 	"github.com/drbot-dev/drbot/bot/chat"
@@ -42,7 +43,7 @@ func RequestCard(in CardInput) chat.Message {
 	count := approvals.Count(r, in.Approvals, nil)
 	kind := r.Kind
 	if r.Kind == store.KindDrill && p.Kind != "" && p.Kind != r.Kind {
-		kind = "drill " + p.Kind // the drilled procedure
+		kind = "drill " + drill.Procedure(p) // the drilled procedure (a playbook by its name)
 	}
 	title := fmt.Sprintf("Request #%d: %s %s", r.ID, kind, r.Service)
 	label := stateLabel[r.State]

@@ -130,7 +130,9 @@ func (r *Registry) helpFor(c *Command) chat.Message {
 		blocks = append(blocks, chat.Text{Text: "Flags"}, chat.Fields{Fields: flags})
 	}
 
-	if c.Approval {
+	if c.Approval && c.ApprovalNote != "" {
+		blocks = append(blocks, chat.Text{Text: c.ApprovalNote})
+	} else if c.Approval {
 		blocks = append(blocks, chat.Text{Text: "Needs approval: the bot posts the plan and runs it only after another person approves that exact plan."})
 	} else {
 		blocks = append(blocks, chat.Text{Text: "No approval needed: runs at once."})

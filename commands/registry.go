@@ -45,12 +45,15 @@ type Command struct {
 	Summary     string // one line, shown in /dr help
 	Description string // shown in /dr help <name>
 	Args        []Arg  // positional, in order (not counting the service)
-	Flags        []Flag
+	Flags       []Flag
 	// Approval marks a destructive command: it runs only after approval.
 	// Dispatch enforces it: an Approval command has no Run but a Plan, and
 	// dispatch shows the plan (--dry-run) or submits it through
 	// Deps.Requests; nothing else of it runs.
 	Approval bool
+	// ApprovalNote replaces help's "Needs approval" sentence (see
+	// actions.Command.ApprovalNote).
+	ApprovalNote string
 	// Gate says who may run it (see Gate); an Approval command is always
 	// GateRequesters.
 	Gate    Gate

@@ -52,10 +52,11 @@ func procedureCommand(p actions.Procedure) Command {
 	c := Command{
 		Name: d.Name, Summary: d.Summary, Description: d.Description,
 		Args: slices.Clone(d.Args), Flags: slices.Clone(d.Flags), Examples: slices.Clone(d.Examples),
-		Approval:    d.Approval,
-		Gate:        GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
-		Service:     ServiceImplied,
-		ServiceLast: d.ServiceLast,
+		Approval:     d.Approval,
+		ApprovalNote: d.ApprovalNote,
+		Gate:         GateRequesters, // recovery actions, their dry runs, and what reveals infrastructure
+		Service:      ServiceImplied,
+		ServiceLast:  d.ServiceLast,
 	}
 	if d.Approval {
 		c.Flags = append(c.Flags, flagDryRun, flagReason)

@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/backups"
 	"github.com/drbot-dev/drbot/actions/diagnose"
+	"github.com/drbot-dev/drbot/actions/drill"
 	"github.com/drbot-dev/drbot/actions/failover"
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/actions/models"
+	"github.com/drbot-dev/drbot/actions/playbook"
 	"github.com/drbot-dev/drbot/actions/redeploy"
 	"github.com/drbot-dev/drbot/actions/restoredb"
+	"github.com/drbot-dev/drbot/actions/vaultrestore"
 	"github.com/drbot-dev/drbot/actions/verify"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/store"
@@ -153,7 +157,8 @@ func TestRecoveryCommands(t *testing.T) {
 func declared(with ...actions.Procedure) []actions.Procedure {
 	var out []actions.Procedure
 	for _, c := range []actions.Command{restoredb.RestoreCommand, restoredb.RollbackCommand, models.Command,
-		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, redeploy.Command, verify.Command, backups.Command, diagnose.Command} {
+		kube.RolloutRestartCommand, kube.ScaleCommand, failover.Command, redeploy.Command, verify.Command, backups.Command, diagnose.Command,
+		vaultrestore.Command, playbook.Command, drill.Command} {
 		p := actions.Unavailable(c)
 		for _, w := range with {
 			if w.Command().Name == c.Name {
@@ -190,8 +195,10 @@ func TestApprovalIsEnforcedByDispatch(t *testing.T) {
 func TestRecoveryHelpGolden(t *testing.T) {
 	deps := fixtureDeps()
 	deps.Actions = declared()
+	// /dr drills is registered where the schedule can be read; help never reads it.
+	deps.Drills = func(context.Context, string) ([]drill.Status, time.Time, error) { return nil, time.Time{}, nil }
 	r := NewRegistry(deps)
-	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "redeploy", "rollback", "verify", "diagnose", "cancel", "deny"} {
+	for _, name := range []string{"restore-db", "restore-models", "rollout-restart", "scale", "failover", "redeploy", "rollback", "verify", "diagnose", "restore-vault", "playbook", "drill", "drills", "cancel", "deny"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := r.Dispatch(context.Background(), chat.Command{User: chat.User{ID: "U1"}, Channel: chanOps, Text: "help " + name})
 			if err != nil {

@@ -53,8 +53,9 @@ var Command = actions.Command{
 	Description: "Runs the procedure for real without touching live: restore-db restores the real backup into <db>_drill_<ts>, runs the database's checks " +
 		"on it and drops it; restore-models copies the snapshot to drills/<ts>/ in the target bucket, compares it object by object and deletes it; " +
 		"failover runs every preflight check without promoting or changing DNS; restore-vault checks the snapshot's integrity; a playbook runs each " +
-		"step's drill form. The card reports each step's time and the total against the RTO. No second person is needed unless drills.approval is set.",
+		"step's drill form (run: steps only with drill: true, verify as it is: it changes nothing). The card reports each step's time and the total against the RTO. No second person is needed unless drills.approval is set.",
 	Approval:     true,
+	ApprovalNote: "No second person needed unless the service sets drills.approval: true: the bot posts the plan and runs it at once, recording why in the audit log.",
 	Args:         []actions.Arg{ArgProcedure},
 	ServiceLast:  true,
 	Flags:        []actions.Flag{flagDB, flagBack, FlagKeep},
@@ -250,6 +251,21 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 	return rep, nil
 }
 
+// Procedure is what a drill plan drills: the playbook's name for a
+// playbook drill (its plan's Kind is the playbook action's), else the
+// drilled action's kind.
+func Procedure(plan actions.Plan) string {
+	if plan.Kind == PlaybookKind {
+		var s struct {
+			Playbook string `json:"playbook"`
+		}
+		if json.Unmarshal(plan.Spec, &s) == nil && s.Playbook != "" {
+			return s.Playbook
+		}
+	}
+	return plan.Kind
+}
+
 // Timing is a drill's steps with their times, read from its journal.
 type Timing struct {
 	Started time.Time
@@ -339,9 +355,20 @@ func StepTimes(evs []store.AuditEvent) Timing {
 			if at, ok := begun[d.Step]; ok {
 				t.Steps = append(t.Steps, StepTime{Name: d.Step, Took: ev.At.Sub(at)})
 			}
+			// A playbook step's own verification (N.verify) is run
+			// again by the playbook's Verify, named after its step.
+			idx, inner, nested := strings.Cut(d.Step, ".")
+			if nested && inner == "verify" {
+				continue
+			}
 			var rep actions.Report
 			if len(d.Result) > 0 && json.Unmarshal(d.Result, &rep) == nil && len(rep.Checks) > 0 {
-				t.Checks = append(t.Checks, rep.Checks...)
+				for _, c := range rep.Checks {
+					if nested {
+						c.Name = "step " + idx + ": " + c.Name
+					}
+					t.Checks = append(t.Checks, c)
+				}
 			}
 		}
 	}
@@ -351,8 +378,9 @@ func StepTimes(evs []store.AuditEvent) Timing {
 // check is the drill's time as a check: the total within the RTO.
 func (t Timing) check(cfg *runbook.Config, plan actions.Plan) actions.CheckResult {
 	total := t.Total()
-	c := actions.CheckResult{Name: "drill time", Kind: "drill", Target: plan.Kind, OK: true}
-	c.Observed = Summary(plan.Kind, total, cfg, plan.Service)
+	proc := Procedure(plan)
+	c := actions.CheckResult{Name: "drill time", Kind: "drill", Target: proc, OK: true}
+	c.Observed = Summary(proc, total, cfg, plan.Service)
 	var parts []string
 	for _, s := range t.Steps {
 		parts = append(parts, s.Name+" "+Took(s.Took))

@@ -241,3 +241,25 @@ func (p *prefixed) Progress(ctx context.Context, pr actions.Progress) {
 func (p *prefixed) Note(ctx context.Context, text string) {
 	p.Journal.Note(ctx, "Step "+strings.TrimPrefix(p.label, "step ")+": "+text)
 }
+
+// StepTargets returns the targets of plan's action steps that are still to
+// run (not done in an earlier request, not skipped) when plan is a
+// playbook's, nil otherwise. A playbook request holds only its own target
+// (playbook:<service>); whatever guards a step's target against other work
+// (the drill-copy sweep) must see these too.
+func StepTargets(plan actions.Plan) []string {
+	if plan.Kind != Kind {
+		return nil
+	}
+	spec, err := decodeSpec(plan)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ss := range spec.Steps {
+		if ss.Plan != nil && !ss.Done && ss.Skip == "" {
+			out = append(out, ss.Plan.Target)
+		}
+	}
+	return out
+}

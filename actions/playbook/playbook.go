@@ -158,8 +158,9 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 }
 
 // DrillPlan implements actions.Drillable: each action step in its drill form
-// when its action has one, listed as skipped otherwise; run: steps skipped
-// and listed unless the step says drill: true.
+// when its action has one, as it is when its action is read-only (verify:
+// no approval, nothing changed), listed as skipped otherwise; run: steps
+// skipped and listed unless the step says drill: true.
 func (a *Action) DrillPlan(ctx context.Context, p actions.Params) (actions.Plan, error) {
 	return a.planFor(ctx, p, true)
 }
@@ -234,8 +235,10 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			}
 			ss.Plan = sub
 			toRun++
+			// A drill's approvals are the drill policy's (drills.approval),
+			// not those of its steps' real actions.
 			n, _ := a.o.Config.ApprovalsFor(st.Action)
-			if n = max(n, 1) + sub.ExtraApprovals; n > need {
+			if n = max(n, 1) + sub.ExtraApprovals; n > need && !drill {
 				need, needBy = n, fmt.Sprintf("step %d (%s) needs %d", ss.Index, st.Action, n)
 			}
 			a.addSubPlan(&plan, ss, label)
@@ -329,10 +332,16 @@ func (a *Action) subPlan(ctx context.Context, svc *runbook.Service, ss StepSpec,
 	var sub actions.Plan
 	if drill {
 		d, ok := act.(actions.Drillable)
-		if !ok {
+		switch {
+		case ok:
+			sub, err = d.DrillPlan(ctx, params)
+		case !act.Command().Approval:
+			// A read-only action (verify) changes nothing: a drill runs
+			// it as it is, as an SRE rehearsing the playbook expects.
+			sub, err = act.Plan(ctx, params)
+		default:
 			return nil, nil
 		}
-		sub, err = d.DrillPlan(ctx, params)
 	} else {
 		sub, err = act.Plan(ctx, params)
 	}

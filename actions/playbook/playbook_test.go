@@ -199,3 +199,41 @@ func TestDrillPlanSkipsWhatHasNoDrillForm(t *testing.T) {
 		t.Errorf("a drill restored: %v", ex)
 	}
 }
+
+// drillableRestore is the test restore with a drill form (its own plan):
+// enough to plan a playbook drill whose action step has one.
+type drillableRestore struct{ *runnertest.Action }
+
+func (d drillableRestore) DrillPlan(ctx context.Context, p actions.Params) (actions.Plan, error) {
+	return d.Plan(ctx, p)
+}
+
+// TestDrillPlanTakesNoStepApprovals: a playbook's drill needs what drills
+// need (approvals.PolicyForRequest: none unless drills.approval), not the
+// approvals of its steps' real actions — restore-db's 2 here would make
+// every drill of cluster-recovery wait for two people.
+func TestDrillPlanTakesNoStepApprovals(t *testing.T) {
+	cfg := config(t, composite)
+	restore := drillableRestore{restoreAction(t)}
+	a := playbook.New(playbook.Options{Config: cfg, Lookup: func(string) actions.Action { return restore }, Dir: t.TempDir()})
+	ctx := context.Background()
+	plan, err := a.DrillPlan(ctx, params(t, cfg, "lstm-pfd", map[string]string{"name": "cluster-recovery"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.ExtraApprovals != 0 {
+		t.Errorf("a playbook drill asks for %d extra approvals", plan.ExtraApprovals)
+	}
+	for _, f := range plan.Facts {
+		if f.Label == "Approvals" {
+			t.Errorf("a playbook drill's card says %s: %s", f.Label, f.Value)
+		}
+	}
+	full, err := a.Plan(ctx, params(t, cfg, "lstm-pfd", map[string]string{"name": "cluster-recovery"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.ExtraApprovals != 1 {
+		t.Errorf("the playbook itself asks for %d extra approvals, want 1 (restore-db needs 2)", full.ExtraApprovals)
+	}
+}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/drbot-dev/drbot/actions"
 	"github.com/drbot-dev/drbot/actions/drill"
+	"github.com/drbot-dev/drbot/actions/playbook"
 	"github.com/drbot-dev/drbot/actions/restoredb"
 	"github.com/drbot-dev/drbot/bot/chat"
 	"github.com/drbot-dev/drbot/bot/incident"
@@ -206,7 +208,9 @@ func (c DrillsReportCmd) Run(ctx context.Context, logger *slog.Logger) error {
 }
 
 // sweepWith is the drill-copy sweep of rd: in flight are the targets of
-// drills not in a final state.
+// drills not in a final state, and those of a playbook drill's steps (its
+// request holds drill:playbook:<service>, its restore-db step the
+// database's drill target).
 func sweepWith(rd *restoredb.RestoreDB, st interface {
 	RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error)
 }) func(ctx context.Context) (int, error) {
@@ -219,6 +223,12 @@ func sweepWith(rd *restoredb.RestoreDB, st interface {
 		for _, r := range reqs {
 			if r.Kind == store.KindDrill {
 				busy[r.Target] = true
+				var plan actions.Plan
+				if json.Unmarshal(r.Plan, &plan) == nil {
+					for _, t := range playbook.StepTargets(plan) {
+						busy[t] = true
+					}
+				}
 			}
 		}
 		return rd.SweepDrillCopies(ctx, func(target string) bool { return busy[target] })
