@@ -286,7 +286,7 @@ services:
 
 	// Resolved: the final header, then silence however the clock moves.
 	w.slash(s, alice, ch.ID, "resolve restored from b1")
-	final := w.waitHeader(s, ch.ID, "[RESOLVED]", "Resolved at", "after it opened", "RTO of 1h met")
+	final := w.waitHeader(s, ch.ID, "[RESOLVED]", "Resolved at", "after it opened", "verified healthy", "RTO 1h met")
 	if strings.Contains(final, "Escalations to come") || !strings.Contains(final, "Platform Lead at "+firedAt[1]) {
 		t.Errorf("final header:\n%s", final)
 	}
