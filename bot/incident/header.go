@@ -153,6 +153,17 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 	if err != nil {
 		return err
 	}
+	if _, moving := marks[markSecureRequested]; moving {
+		if _, moved := marks[markSecureMoved]; !moved {
+			// On its way to a private channel: the public header is left
+			// alone (the move replaces it with a pointer and posts the
+			// current header in private); refresh after the move.
+			if b.coalesced(ctx, job, true) {
+				return nil
+			}
+			return river.JobSnooze(channelNotReadySnooze)
+		}
+	}
 	ts := marks[markHeaderTS]
 	if ts == "" || inc.Channel == "" {
 		if _, done := marks[markSetupDone]; done {
