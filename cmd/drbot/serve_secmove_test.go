@@ -103,6 +103,9 @@ services:
 		t.Fatal(err)
 	}
 
+	// The move fails once right after it relinked the incident (as if the
+	// process died there): the retry resumes from its marks.
+	w.slack.FailNext("pins.remove", "internal_error")
 	w.slash(s, alice, ch.ID, "security credentials in a public bucket")
 	var priv fakeslack.Channel
 	w.waitFor("private channel with the header and the card", wait, func() bool {
@@ -128,6 +131,27 @@ services:
 	}
 	if got := w.messageText(ch.ID, req.MessageTS); !strings.Contains(got, "moved to a private channel") || !strings.Contains(got, "for access") {
 		t.Errorf("the old card is not a pointer:\n%s", got)
+	}
+
+	// Resumed, not redone: one private channel, one header, one checklist,
+	// one copy of the card, one pointer of each kind in public.
+	if n := len(w.slack.Calls("pins.remove")); n != 2 {
+		t.Errorf("pins.remove called %d times, want the failed one and its retry", n)
+	}
+	for what, n := range map[string]int{
+		"private channels":    len(w.incidentChannels()) - 1,
+		"private checklists":  w.countMessages(priv.ID, "Incident-response checklist"),
+		"private headers":     w.countMessages(priv.ID, "RTO clock"),
+		"private cards":       w.countMessages(priv.ID, "Restore lstm-pfd from b1"),
+		"public move notices": w.countMessages(ch.ID, "because it is now a security incident"),
+	} {
+		want := 1
+		if what == "public move notices" {
+			want = 2 // the channel's pointer and the header's (the card says its own)
+		}
+		if n != want {
+			t.Errorf("%s: %d, want %d", what, n, want)
+		}
 	}
 
 	// Private: the header pinned, the pending card linked to the request.
