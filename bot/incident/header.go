@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,6 +177,10 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 		}
 		return river.JobSnooze(channelNotReadySnooze)
 	}
+	final := finalHeaderMark(inc)
+	if _, done := marks[final]; final != "" && done {
+		return nil // the resolution's header is out: nothing moves any more
+	}
 	if wait := b.lc.gate.wait(id, b.now(), b.lc.headerMinGap); wait > 0 {
 		return river.JobSnooze(wait)
 	}
@@ -184,7 +189,25 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 	} else if err := b.lc.st.InsertJobs(ctx, b.tickJob(id)); err != nil {
 		return err
 	}
-	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks))
+	if err := b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks)); err != nil {
+		return err
+	}
+	if final == "" {
+		return nil
+	}
+	// One final header per resolution: a request card that changes later
+	// (or any other refresh asked after it) leaves it as it is.
+	return b.setMark(ctx, id, store.AuditIncidentHeaderPosted, final, "done", nil)
+}
+
+// finalHeaderMark is the mark of the final header of inc's resolution
+// ("" while open): header.final.<resolved unix time>, so that a reopened
+// incident resolved again gets its own final header.
+func finalHeaderMark(inc store.Incident) string {
+	if inc.Status != store.IncidentResolved || inc.ResolvedAt == nil {
+		return ""
+	}
+	return "header.final." + strconv.FormatInt(inc.ResolvedAt.Unix(), 10)
 }
 
 // header is HeaderAt as of now with the live lines: the escalations to come
