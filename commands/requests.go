@@ -44,6 +44,7 @@ var (
 	_ Requests           = (*RequestCards)(nil)
 	_ runner.Cards       = (*RequestCards)(nil)
 	_ runner.ThreadCards = (*RequestCards)(nil)
+	_ chat.CardMover     = (*RequestCards)(nil)
 )
 
 // RequestCardsOptions configure NewRequestCards.
@@ -191,6 +192,9 @@ func (r *RequestCards) decide(ctx context.Context, c chat.Click, decision store.
 	if err != nil {
 		return chat.Message{}, err
 	}
+	if err := r.fromItsCard(ctx, id, c); err != nil {
+		return chat.Message{}, err
+	}
 	res, err := r.reqs.Decide(ctx, id, c.User.ID, decision, "")
 	if err != nil {
 		var rf *approvals.Refusal
@@ -208,12 +212,87 @@ func (r *RequestCards) clickCancel(ctx context.Context, c chat.Click) (chat.Mess
 	if err != nil {
 		return chat.Message{}, err
 	}
+	if err := r.fromItsCard(ctx, id, c); err != nil {
+		return chat.Message{}, err
+	}
 	req, err := r.reqs.Cancel(ctx, id, c.User.ID)
 	if err != nil {
 		return chat.Message{}, err
 	}
 	r.Show(ctx, req, runner.Status{})
 	return chat.Message{}, nil
+}
+
+// fromItsCard refuses a click on a card that is no longer request id's
+// card: the request moved with its incident to a private channel (see
+// MoveCard), and the old card (stale in a client that has not redrawn it)
+// must not decide it. A click that names no message (the shell) passes.
+func (r *RequestCards) fromItsCard(ctx context.Context, id int64, c chat.Click) error {
+	if c.Message.TS == "" {
+		return nil
+	}
+	cur, err := r.reqs.Request(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cur.MessageTS == "" || (cur.Channel == c.Message.Channel && cur.MessageTS == c.Message.TS) {
+		return nil
+	}
+	return Refusef("This card no longer decides request #%d: the request moved to a private channel with its incident; ask the incident's responders for access.", id)
+}
+
+// RepostCard implements chat.CardMover: request id's card as it stands,
+// posted in channel (the request is not linked to it yet: MoveCard).
+func (r *RequestCards) RepostCard(ctx context.Context, id int64, channel string) (chat.MessageRef, error) {
+	unlock := r.locks.lock(strconv.FormatInt(id, 10))
+	defer unlock()
+	card, err := r.card(ctx, id)
+	if err != nil {
+		return chat.MessageRef{}, err
+	}
+	ref, err := r.chat.Post(ctx, channel, card)
+	if err != nil {
+		return chat.MessageRef{}, fmt.Errorf("post card of request %d in %s: %w", id, channel, err)
+	}
+	return ref, nil
+}
+
+// MoveCard implements chat.CardMover: request id is linked to its card at
+// to, brought up to date there, and the card at from becomes pointer. Under
+// the request's card lock, so no update of this process puts the plan back
+// on the old card.
+func (r *RequestCards) MoveCard(ctx context.Context, id int64, from, to chat.MessageRef, pointer chat.Message) error {
+	unlock := r.locks.lock(strconv.FormatInt(id, 10))
+	defer unlock()
+	if err := r.reqs.Posted(ctx, id, to.Channel, to.TS); err != nil {
+		return err
+	}
+	if card, err := r.card(ctx, id); err == nil {
+		if err := r.chat.Update(ctx, to, card); err != nil {
+			r.log.WarnContext(ctx, "update moved card", "request", id, "err", err)
+		}
+	}
+	if err := r.chat.Update(ctx, from, pointer); err != nil {
+		return fmt.Errorf("replace the old card of request %d: %w", id, err)
+	}
+	return nil
+}
+
+// card is request id's card as stored now (without a runner status).
+func (r *RequestCards) card(ctx context.Context, id int64) (chat.Message, error) {
+	cur, err := r.reqs.Request(ctx, id)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	as, err := r.reqs.Approvals(ctx, id)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("approvals of request %d: %w", id, err)
+	}
+	var plan actions.Plan
+	if err := json.Unmarshal(cur.Plan, &plan); err != nil {
+		return chat.Message{}, fmt.Errorf("decode plan of request %d: %w", id, err)
+	}
+	return RequestCard(CardInput{Request: cur, Plan: plan, Approvals: as, Policy: r.reqs.PolicyOf(cur), Now: r.now()}), nil
 }
 
 func (r *RequestCards) refresh(ctx context.Context, id int64) {
@@ -264,6 +343,7 @@ func (r *RequestCards) Show(ctx context.Context, req store.ActionRequest, st run
 
 // Note implements runner.Cards: a line in the request's channel.
 func (r *RequestCards) Note(ctx context.Context, req store.ActionRequest, text string) {
+	req = r.current(ctx, req)
 	if req.Channel == "" {
 		return
 	}
@@ -276,6 +356,7 @@ func (r *RequestCards) Note(ctx context.Context, req store.ActionRequest, text s
 // card, posted the first time key is seen in this process and updated in
 // place afterwards (after a restart the next update posts a new one).
 func (r *RequestCards) Thread(ctx context.Context, req store.ActionRequest, key, text string) {
+	req = r.current(ctx, req)
 	if req.Channel == "" {
 		return
 	}
@@ -287,7 +368,7 @@ func (r *RequestCards) Thread(ctx context.Context, req store.ActionRequest, key,
 	r.threadMu.Lock()
 	ref, ok := r.threads[k]
 	r.threadMu.Unlock()
-	if ok {
+	if ok && ref.Channel == req.Channel {
 		err := r.chat.Update(ctx, ref, m)
 		if err == nil {
 			return
@@ -305,6 +386,18 @@ func (r *RequestCards) Thread(ctx context.Context, req store.ActionRequest, key,
 	}
 	r.threads[k] = ref
 	r.threadMu.Unlock()
+}
+
+// current is req with the card it has now: its card may have moved (with a
+// security incident, to a private channel) since the caller read it.
+func (r *RequestCards) current(ctx context.Context, req store.ActionRequest) store.ActionRequest {
+	cur, err := r.reqs.Request(ctx, req.ID)
+	if err != nil {
+		r.log.WarnContext(ctx, "read the request's card", "request", req.ID, "err", err)
+		return req
+	}
+	req.Channel, req.MessageTS = cur.Channel, cur.MessageTS
+	return req
 }
 
 // maxThreadMessages bounds the live thread messages remembered.

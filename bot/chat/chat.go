@@ -195,3 +195,24 @@ type Adapter interface {
 type Pinner interface {
 	Pin(ctx context.Context, ref MessageRef) error
 }
+
+// Unpinner is implemented by adapters that can unpin a message (the header
+// left in a public channel by an incident that moved to a private one).
+// Unpinning a message that is not pinned is not an error.
+type Unpinner interface {
+	Unpin(ctx context.Context, ref MessageRef) error
+}
+
+// CardMover moves a request's card to another channel: the request cards
+// (commands.RequestCards) implement it, and cmd/drbot hands them to the
+// incident lifecycle, which moves the cards of a security incident's
+// requests to its private channel (bot/incident does not import commands).
+type CardMover interface {
+	// RepostCard posts request id's card, as it stands now, in channel;
+	// the request stays linked to its current card.
+	RepostCard(ctx context.Context, id int64, channel string) (MessageRef, error)
+	// MoveCard links request id to its card at to (updated there, and its
+	// buttons answered there, from now on) and replaces the card at from
+	// with pointer, which has no buttons. Doing it again changes nothing.
+	MoveCard(ctx context.Context, id int64, from, to MessageRef, pointer Message) error
+}

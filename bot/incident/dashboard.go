@@ -204,6 +204,15 @@ func (b *Lifecycle) RequestChangedIn(ctx context.Context, channel string) error 
 	if err != nil {
 		return err
 	}
+	if final := finalHeaderMark(inc); final != "" {
+		marks, err := b.lc.st.IncidentMarks(ctx, inc.ID)
+		if err != nil {
+			return err
+		}
+		if _, done := marks[final]; done {
+			return nil // resolved and its final header out: no refresh
+		}
+	}
 	return b.RequestChanged(ctx, inc.ID)
 }
 

@@ -37,7 +37,7 @@ func TestHeaderDashboardWithTheSeedsNumbers(t *testing.T) {
 	render := func(inc store.Incident, marks map[string]string, now time.Time, lines ...requestLine) map[string]string {
 		extra := escalationFields(svc, inc, marks, now)
 		extra = append(extra, requestFields(lines)...)
-		return headerFields(HeaderAt(inc, marks, now, extra...))
+		return headerFields(HeaderAt(inc, marks, now, AchievedRTO{Objective: inc.RTO}, extra...))
 	}
 
 	f := render(inc, map[string]string{}, opened.Add(time.Minute))
@@ -98,8 +98,52 @@ func TestHeaderDashboardWithTheSeedsNumbers(t *testing.T) {
 	if got, want := f["Status"], "Resolved at 14:44 UTC, 42m after it opened"; got != want {
 		t.Errorf("status %q, want %q", got, want)
 	}
-	if got, want := f["RTO clock"], "recovered in 42m: RTO of 1h met"; got != want {
+	// Resolved after 42m but never verified healthy: the RTO is not "met"
+	// (the achieved RTO is opened → verified healthy, not time to resolve).
+	if got, want := f["RTO clock"], "resolved after 42m, never verified healthy (RTO 1h)"; got != want {
 		t.Errorf("RTO clock %q, want %q", got, want)
+	}
+	// Verified healthy 30m in: met, against the achieved RTO.
+	ach := AchievedRTO{Objective: time.Hour, Verified: true, At: opened.Add(30 * time.Minute), Took: 30 * time.Minute, By: "/dr verify by alice"}
+	f = headerFields(HeaderAt(inc, marks, opened.Add(50*time.Minute), ach))
+	if got, want := f["RTO clock"], "verified healthy 30m after it opened: RTO 1h met, 30m to spare"; got != want {
+		t.Errorf("RTO clock %q, want %q", got, want)
+	}
+	// Verified healthy only after 1h20m: missed, however soon it was resolved.
+	ach.Took, ach.At = 80*time.Minute, opened.Add(80*time.Minute)
+	f = headerFields(HeaderAt(inc, marks, opened.Add(90*time.Minute), ach))
+	if got, want := f["RTO clock"], "verified healthy 1h20m after it opened: RTO 1h missed by 20m"; got != want {
+		t.Errorf("RTO clock %q, want %q", got, want)
+	}
+}
+
+// TestRPOAtRiskLocationsByKind: the header's "RPO at risk" lines keep a
+// backup_states row only while its location is configured, told apart by
+// kind: a Vault snapshot location is the service's vault:, never a database
+// that happens to be called "vault", and the other way round.
+func TestRPOAtRiskLocationsByKind(t *testing.T) {
+	loc := runbook.Location{Scheme: "s3", Bucket: "b", Prefix: "raft/"}
+	dbVault := runbook.Database{Name: "vault", Backups: &runbook.Backups{}}
+	withVault := &runbook.Service{Name: "s", Vault: &runbook.Vault{Snapshots: loc}}
+	withDBVault := &runbook.Service{Name: "s", Databases: []runbook.Database{dbVault}}
+	vaultRow := store.BackupState{Service: "s", Kind: "vault", Name: "vault"}
+	dbRow := store.BackupState{Service: "s", Kind: "database", Name: "vault"}
+	for _, tc := range []struct {
+		what string
+		svc  *runbook.Service
+		row  store.BackupState
+		want bool
+	}{
+		{"vault snapshots of a service with vault:", withVault, vaultRow, true},
+		{"vault snapshots, the service has only a database named vault", withDBVault, vaultRow, false},
+		{"database vault of a service with it", withDBVault, dbRow, true},
+		{"database vault, the service has only vault:", withVault, dbRow, false},
+		{"models row without models:", withVault, store.BackupState{Kind: "models", Name: "models"}, false},
+		{"an unknown kind", withDBVault, store.BackupState{Kind: "tape", Name: "vault"}, false},
+	} {
+		if got := configured(tc.svc, tc.row); got != tc.want {
+			t.Errorf("%s: configured = %v, want %v", tc.what, got, tc.want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +25,10 @@ const (
 // HeaderAt is the header kept current in an incident channel: the
 // static facts of IncidentHeader plus status, who acknowledged, assignees,
 // and the RTO clock (elapsed, remaining) as of now, then the extra fields
-// (the RPO at risk, see Lifecycle.header).
-func HeaderAt(inc store.Incident, marks map[string]string, now time.Time, extra ...chat.Field) chat.Message {
+// (the RPO at risk, see Lifecycle.header). Once resolved, the RTO clock is
+// the achieved RTO rto (opened → service verified healthy, see
+// AchievedObjectives), not the time to resolve; rto is ignored while open.
+func HeaderAt(inc store.Incident, marks map[string]string, now time.Time, rto AchievedRTO, extra ...chat.Field) chat.Message {
 	base := baseHeader(inc)
 	status := "Triggered: waiting for a responder"
 	switch inc.Status {
@@ -54,7 +57,11 @@ func HeaderAt(inc store.Incident, marks map[string]string, now time.Time, extra 
 	if inc.Security {
 		fields = append(fields, chat.Field{Label: "Security", Value: "security incident: the security escalation was notified"})
 	}
-	fields = append(fields, chat.Field{Label: "RTO clock", Value: rtoClock(inc, now)})
+	clock := rtoClock(inc, now)
+	if inc.Status == store.IncidentResolved {
+		clock = resolvedRTO(inc, rto)
+	}
+	fields = append(fields, chat.Field{Label: "RTO clock", Value: clock})
 	fields = append(fields, extra...)
 	var blocks []chat.Block
 	for _, bl := range base.Blocks {
@@ -99,13 +106,26 @@ func scenarioFields(marks map[string]string) []chat.Field {
 	return out
 }
 
-// rtoClock is the elapsed and remaining time against the RTO.
-func rtoClock(inc store.Incident, now time.Time) string {
-	end := now
-	if inc.Status == store.IncidentResolved && inc.ResolvedAt != nil {
-		end = *inc.ResolvedAt
+// resolvedRTO is the RTO clock of a resolved incident: the achieved RTO
+// against its objective, or that the service was never verified healthy.
+func resolvedRTO(inc store.Incident, rto AchievedRTO) string {
+	if !rto.Verified {
+		s := "never verified healthy"
+		if inc.ResolvedAt != nil {
+			s = fmt.Sprintf("resolved after %s, never verified healthy", formatDuration(inc.ResolvedAt.Sub(inc.OpenedAt)))
+		}
+		if inc.RTO > 0 {
+			s += fmt.Sprintf(" (RTO %s)", formatDuration(inc.RTO))
+		}
+		return s
 	}
-	elapsed := end.Sub(inc.OpenedAt)
+	return rto.Short()
+}
+
+// rtoClock is the elapsed and remaining time against the RTO of an open
+// incident.
+func rtoClock(inc store.Incident, now time.Time) string {
+	elapsed := now.Sub(inc.OpenedAt)
 	if elapsed < 0 {
 		elapsed = 0
 	}
@@ -114,10 +134,6 @@ func rtoClock(inc store.Incident, now time.Time) string {
 	}
 	left := inc.RTO - elapsed
 	switch {
-	case inc.Status == store.IncidentResolved && left >= 0:
-		return fmt.Sprintf("recovered in %s: RTO of %s met", formatDuration(elapsed), formatDuration(inc.RTO))
-	case inc.Status == store.IncidentResolved:
-		return fmt.Sprintf("recovered in %s: RTO of %s missed by %s", formatDuration(elapsed), formatDuration(inc.RTO), formatDuration(-left))
 	case left >= 0:
 		return fmt.Sprintf("%s elapsed, %s left (%d%% of %s)", formatDuration(elapsed), formatDuration(left), int(100*elapsed/inc.RTO), formatDuration(inc.RTO))
 	}
@@ -138,6 +154,17 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 	if err != nil {
 		return err
 	}
+	if _, moving := marks[markSecureRequested]; moving {
+		if _, moved := marks[markSecureMoved]; !moved {
+			// On its way to a private channel: the public header is left
+			// alone (the move replaces it with a pointer and posts the
+			// current header in private); refresh after the move.
+			if b.coalesced(ctx, job, true) {
+				return nil
+			}
+			return river.JobSnooze(channelNotReadySnooze)
+		}
+	}
 	ts := marks[markHeaderTS]
 	if ts == "" || inc.Channel == "" {
 		if _, done := marks[markSetupDone]; done {
@@ -150,6 +177,10 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 		}
 		return river.JobSnooze(channelNotReadySnooze)
 	}
+	final := finalHeaderMark(inc)
+	if _, done := marks[final]; final != "" && done {
+		return nil // the resolution's header is out: nothing moves any more
+	}
 	if wait := b.lc.gate.wait(id, b.now(), b.lc.headerMinGap); wait > 0 {
 		return river.JobSnooze(wait)
 	}
@@ -158,7 +189,25 @@ func (b *Lifecycle) refreshHeader(ctx context.Context, id int64, job *rivertype.
 	} else if err := b.lc.st.InsertJobs(ctx, b.tickJob(id)); err != nil {
 		return err
 	}
-	return b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks))
+	if err := b.chat.Update(ctx, chat.MessageRef{Channel: inc.Channel, TS: ts}, b.header(ctx, inc, marks)); err != nil {
+		return err
+	}
+	if final == "" {
+		return nil
+	}
+	// One final header per resolution: a request card that changes later
+	// (or any other refresh asked after it) leaves it as it is.
+	return b.setMark(ctx, id, store.AuditIncidentHeaderPosted, final, "done", nil)
+}
+
+// finalHeaderMark is the mark of the final header of inc's resolution
+// ("" while open): header.final.<resolved unix time>, so that a reopened
+// incident resolved again gets its own final header.
+func finalHeaderMark(inc store.Incident) string {
+	if inc.Status != store.IncidentResolved || inc.ResolvedAt == nil {
+		return ""
+	}
+	return "header.final." + strconv.FormatInt(inc.ResolvedAt.Unix(), 10)
 }
 
 // header is HeaderAt as of now with the live lines: the escalations to come
@@ -172,7 +221,25 @@ func (b *Lifecycle) header(ctx context.Context, inc store.Incident, marks map[st
 	extra := escalationFields(svc, inc, marks, now)
 	extra = append(extra, requestFields(b.requestLines(ctx, inc))...)
 	extra = append(extra, b.rpoAtRisk(ctx, inc, now)...)
-	return HeaderAt(inc, marks, now, extra...)
+	return HeaderAt(inc, marks, now, b.achievedRTO(ctx, inc), extra...)
+}
+
+// achievedRTO is inc's achieved RTO once it is resolved (the zero value
+// while it is open, or logged when the audit cannot be read: the header
+// then says the service was never verified).
+func (b *Lifecycle) achievedRTO(ctx context.Context, inc store.Incident) AchievedRTO {
+	if inc.Status != store.IncidentResolved {
+		return AchievedRTO{}
+	}
+	evs, err := incidentAudit(ctx, b.store, inc.ID)
+	if err == nil {
+		var ach Achieved
+		if ach, err = achieved(ctx, b.store, inc, evs); err == nil {
+			return ach.RTO
+		}
+	}
+	b.log.WarnContext(ctx, "compute the achieved RTO for the header", "incident", inc.ID, "err", err)
+	return AchievedRTO{Objective: inc.RTO}
 }
 
 // rpoAtRisk is the "RPO at risk" fields of inc as of now (none when the
@@ -209,13 +276,25 @@ func configured(svc *runbook.Service, s store.BackupState) bool {
 	if svc == nil {
 		return false
 	}
-	if s.Kind == "models" {
+	switch s.Kind {
+	case backupKindModels:
 		return svc.Models != nil
-	}
-	for _, db := range svc.Databases {
-		if db.Name == s.Name && db.Backups != nil {
-			return true
+	case backupKindVault:
+		return svc.Vault != nil && !svc.Vault.Snapshots.IsZero()
+	case backupKindDatabase:
+		for _, db := range svc.Databases {
+			if db.Name == s.Name && db.Backups != nil {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// Backup location kinds of the backup_states rows (actions/freshness's
+// KindDatabase, KindModels, KindVault; bot/ does not import actions/).
+const (
+	backupKindDatabase = "database"
+	backupKindModels   = "models"
+	backupKindVault    = "vault"
+)

@@ -64,7 +64,7 @@ func TestHeaderShowsTheMatchedScenario(t *testing.T) {
 		if e.Kind != store.AuditIncidentScenarioMatched || e.IncidentID == nil || *e.IncidentID != 7 {
 			t.Errorf("audit row %+v", e)
 		}
-		f := headerFields(HeaderAt(inc, marksOf(t, e), opened.Add(time.Minute)))
+		f := headerFields(HeaderAt(inc, marksOf(t, e), opened.Add(time.Minute), AchievedRTO{}))
 		if f["Scenario"] != tc.scenario {
 			t.Errorf("Scenario field = %q, want %q", f["Scenario"], tc.scenario)
 		}
@@ -75,7 +75,7 @@ func TestHeaderShowsTheMatchedScenario(t *testing.T) {
 			t.Errorf("timeline = %q, want %q", got, tc.timelineLine)
 		}
 	}
-	f := headerFields(HeaderAt(inc, map[string]string{}, opened))
+	f := headerFields(HeaderAt(inc, map[string]string{}, opened, AchievedRTO{}))
 	for _, label := range []string{"Scenario", "Run"} {
 		if _, ok := f[label]; ok {
 			t.Errorf("an incident without a scenario has a %s field: %+v", label, f)

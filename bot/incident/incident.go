@@ -165,8 +165,9 @@ func applyEvent(i *store.Incident, ev Event) error {
 	return nil
 }
 
-// eventLine is the line posted in the incident channel for ev.
-func eventLine(before, after store.Incident, ev Event, now time.Time) string {
+// eventLine is the line posted in the incident channel for ev; rto is the
+// achieved RTO (opened → verified healthy) a resolution is judged by.
+func eventLine(before, after store.Incident, ev Event, rto AchievedRTO) string {
 	by := ""
 	if ev.Actor != "" {
 		by = " by " + ev.Actor
@@ -198,15 +199,8 @@ func eventLine(before, after store.Incident, ev Event, now time.Time) string {
 		return fmt.Sprintf("Priority changed in PagerDuty%s.", by)
 	case EventResolved:
 		took := ev.At.Sub(before.OpenedAt).Round(time.Minute)
-		line := fmt.Sprintf("Resolved in PagerDuty%s, %s after it opened.", by, formatDuration(took))
-		if after.RTO > 0 {
-			if took <= after.RTO {
-				line += fmt.Sprintf(" RTO of %s met.", formatDuration(after.RTO))
-			} else {
-				line += fmt.Sprintf(" RTO of %s missed by %s.", formatDuration(after.RTO), formatDuration(took-after.RTO))
-			}
-		}
-		return line
+		rto.Objective = after.RTO
+		return fmt.Sprintf("Resolved in PagerDuty%s, %s after it opened; %s.", by, formatDuration(took), rto.Short())
 	case EventReopened:
 		return fmt.Sprintf("Reopened in PagerDuty%s.", by)
 	}

@@ -159,7 +159,11 @@ func (b *Lifecycle) changeTx(ctx context.Context, tx store.IncidentTx, svc *runb
 	if err != nil {
 		return err
 	}
-	line, err := postJob(inc.ID, chat.Plain(eventLine(before, inc, ev, b.now())))
+	var rto AchievedRTO
+	if ev.Kind == EventResolved {
+		rto = b.achievedRTO(ctx, inc)
+	}
+	line, err := postJob(inc.ID, chat.Plain(eventLine(before, inc, ev, rto)))
 	if err != nil {
 		return err
 	}

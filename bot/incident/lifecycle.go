@@ -55,6 +55,10 @@ type Options struct {
 	// PagerDuty is the REST API client; nil = no on-call invites, notes, acks
 	// or resolves through PagerDuty (the shell, or no PAGERDUTY_API_TOKEN).
 	PagerDuty PagerDutyAPI
+	// Cards moves the request cards of an incident that moves to a private
+	// channel (commands.RequestCards, wired by cmd/drbot); nil = the cards
+	// stay where they are (logged: only the shell and tests lack it).
+	Cards chat.CardMover
 	// HeaderDebounce delays header refreshes so a burst of events costs one
 	// chat.update; default 1s.
 	HeaderDebounce time.Duration
@@ -99,6 +103,7 @@ type Lifecycle struct {
 	now     func() time.Time
 	metrics *metrics
 	lc      *lifecycle
+	cards   chat.CardMover
 }
 
 // New returns a Lifecycle. It panics when a required option is missing or the
@@ -132,6 +137,7 @@ func New(opts Options) *Lifecycle {
 		now:     opts.Now,
 		metrics: newMetrics(),
 		lc:      lc,
+		cards:   opts.Cards,
 	}
 	if b.log == nil {
 		b.log = slog.Default()

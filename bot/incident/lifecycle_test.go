@@ -2,6 +2,7 @@ package incident_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -856,7 +857,9 @@ func TestLifecyclePagerDutyEventsPostLinesAuditAndCount(t *testing.T) {
 			t.Fatalf("%s: %v", ev.Kind, err)
 		}
 	}
-	h.waitMessage(inc.Channel, "Resolved in PagerDuty by dba@example.com, 1h15m after it opened. RTO of 1h missed by 15m.")
+	// Nothing verified the service healthy: the RTO is not judged by the
+	// time to resolve.
+	h.waitMessage(inc.Channel, "Resolved in PagerDuty by dba@example.com, 1h15m after it opened; never verified healthy (RTO 1h).")
 	h.waitMessage(inc.Channel, "PagerDuty note by dba@example.com: restoring from last night's backup")
 	if n := h.countContaining(inc.Channel, "Acknowledged in PagerDuty by dba@example.com."); n != 1 {
 		t.Errorf("acknowledged announced %d times", n)
@@ -944,5 +947,30 @@ func TestLifecycleHeaderIsPinnedAndBurstsCoalesce(t *testing.T) {
 	t.Logf("%d header updates for 21 changes", n)
 	if n < 1 || n > 3 {
 		t.Errorf("a burst of 20 changes and an ack made %d header updates, want 1 to 3", n)
+	}
+}
+
+// TestLifecycleResolvedLineJudgesTheAchievedRTO: the channel's "Resolved in
+// PagerDuty" line compares the RTO with the time from opening to the
+// service verified healthy (a passing /dr verify here), not with the time to
+// resolve: resolved 1h30m in, verified 50m in, the 1h RTO was met.
+func TestLifecycleResolvedLineJudgesTheAchievedRTO(t *testing.T) {
+	h := newLifecycle(t)
+	t0 := time.Now().Add(-50 * time.Minute).Truncate(time.Second)
+	h.trigger("PVER", "PLSTMPF", "Dashboard down", t0)
+	inc := h.waitSetUp("PVER")
+	data, _ := json.Marshal(map[string]any{"command": "verify", "service": "lstm-pfd", "ok": true,
+		"checks": []map[string]any{{"name": "dashboard", "ok": true}}})
+	if _, err := h.db.AppendAudit(h.ctx, store.AuditEvent{IncidentID: &inc.ID, Actor: h.alice, Kind: store.AuditVerifyRan, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	ev := incident.Event{Kind: incident.EventResolved, At: t0.Add(90 * time.Minute), DeliveryID: "r-1",
+		PagerDutyID: "PVER", ServiceID: "PLSTMPF", Actor: "dba@example.com"}
+	if err := h.life.HandleIncidentEvent(h.ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	h.waitMessage(inc.Channel, "Resolved in PagerDuty by dba@example.com, 1h30m after it opened; verified healthy 50m after it opened: RTO 1h met, 10m to spare.")
+	if n := h.countContaining(inc.Channel, "missed"); n != 0 {
+		t.Errorf("%d lines say the RTO was missed", n)
 	}
 }

@@ -86,6 +86,19 @@ func (r AchievedRTO) Phrase() string {
 		r.At.UTC().Format("15:04:05 UTC"), verdict(r.Took, r.Objective, "RTO"))
 }
 
+// Short is the achieved RTO in a few words, for the header and the
+// resolution line: "verified healthy 42m after it opened: RTO 1h met, 18m
+// to spare", or "never verified healthy (RTO 1h)".
+func (r AchievedRTO) Short() string {
+	if !r.Verified {
+		if r.Objective > 0 {
+			return fmt.Sprintf("never verified healthy (RTO %s)", formatDuration(r.Objective))
+		}
+		return "never verified healthy"
+	}
+	return fmt.Sprintf("verified healthy %s after it opened: %s", formatDuration(r.Took), verdict(r.Took, r.Objective, "RTO"))
+}
+
 // Phrase is one database's achieved RPO in one line.
 func (r AchievedRPO) Phrase() string {
 	s := fmt.Sprintf("%s: %s of data lost (request #%d restored %s, taken %s): %s", r.Database, formatDuration(r.Lost), r.Request,

@@ -53,6 +53,18 @@ const (
 	markSecureHeader    = "secure.header"
 	markSecureChecklist = "secure.checklist"
 	markSecureMoved     = "secure.moved"
+	// markSecureRequested is set with the security flag when a move is
+	// queued: until secure.moved, the public header is not refreshed.
+	markSecureRequested = "secure.requested"
+	// markSecurePublicHeader is the ts of the header left in the public
+	// channel ("none": there was none), recorded before the move relinks
+	// the incident; .unpinned and .replaced follow it.
+	markSecurePublicHeader = "secure.public_header"
+	// markSecureCards lists the request cards to move out of the public
+	// channel ("<id>:<ts>" comma-separated; "none"); each card then gets
+	// secure.card.<id> (its ts in the private channel) and
+	// secure.card.<id>.moved (relinked, the old card a pointer).
+	markSecureCards = "secure.cards"
 )
 
 // channelMover is implemented by the store's incident transactions
@@ -138,8 +150,8 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 	if err != nil {
 		return err
 	}
-	if _, done := marks[markSecureMoved]; done {
-		return nil
+	if public, done := marks[markSecureMoved]; done {
+		return b.leavePublic(ctx, inc, marks, public, marks[markSecureChannel], a.MarkedBy)
 	}
 	if inc.Channel == "" {
 		return errors.New("incident channel not set up yet") // retried
@@ -228,6 +240,15 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 		return err
 	}
 
+	if err := b.step(ctx, inc.ID, marks, markSecurePublicHeader, store.AuditIncidentHeaderPosted, func() (string, error) {
+		if ts := marks[markHeaderTS]; ts != "" {
+			return ts, nil
+		}
+		return "none", nil
+	}); err != nil {
+		return err
+	}
+
 	// One transaction: the incident now lives in the private channel, its
 	// header and checklist are the new ones, the security escalations and
 	// the marker's line go there, and the public channel gets only a pointer.
@@ -237,7 +258,7 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 	if err != nil {
 		return err
 	}
-	return b.lc.st.InIncidentTx(ctx, func(tx store.IncidentTx) error {
+	if err := b.lc.st.InIncidentTx(ctx, func(tx store.IncidentTx) error {
 		mover, ok := tx.(channelMover)
 		if !ok {
 			return errors.New("the store cannot move an incident to another channel")
@@ -270,11 +291,114 @@ func (b *Lifecycle) secureIncident(ctx context.Context, a SecureArgs) error {
 			jobs = append(jobs, securityJobs(svc, cur)...)
 		}
 		return tx.InsertJobs(ctx, jobs...)
-	})
+	}); err != nil {
+		return err
+	}
+	return b.leavePublic(ctx, inc, marks, public, private, a.MarkedBy)
+}
+
+// leavePublic takes what the public channel still shows of a security
+// incident that moved (the incident already lives in private): its header
+// is unpinned and replaced by a pointer, and the cards of the incident's
+// requests posted there are posted again in the private channel, the
+// requests relinked to them, and the old cards replaced by a pointer. Each
+// step is journaled in a mark, so a re-run after a crash resumes.
+func (b *Lifecycle) leavePublic(ctx context.Context, inc store.Incident, marks map[string]string, public, private, markedBy string) error {
+	pointer := "This incident moved to a private channel because it is now a security incident; " + b.askForAccess(markedBy)
+	if ts := marks[markSecurePublicHeader]; ts != "" && ts != "none" {
+		ref := chat.MessageRef{Channel: public, TS: ts}
+		if err := b.step(ctx, inc.ID, marks, markSecurePublicHeader+".unpinned", store.AuditIncidentHeaderPosted, func() (string, error) {
+			u, ok := b.chat.(chat.Unpinner)
+			if !ok {
+				return "not supported", nil
+			}
+			if err := u.Unpin(ctx, ref); err != nil {
+				return "", fmt.Errorf("unpin the public header: %w", err)
+			}
+			return "", nil
+		}); err != nil {
+			return err
+		}
+		if err := b.step(ctx, inc.ID, marks, markSecurePublicHeader+".replaced", store.AuditIncidentHeaderPosted, func() (string, error) {
+			m := chat.Message{Text: "Incident moved to a private channel", Blocks: []chat.Block{
+				chat.Header{Text: "Incident moved to a private channel"}, chat.Text{Text: pointer},
+			}}
+			if err := b.chat.Update(ctx, ref, m); err != nil {
+				return "", fmt.Errorf("replace the public header: %w", err)
+			}
+			return "", nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := b.step(ctx, inc.ID, marks, markSecureCards, store.AuditIncidentSecureMoved, func() (string, error) {
+		return b.publicCards(ctx, inc.ID, public)
+	}); err != nil {
+		return err
+	}
+	for _, c := range strings.Split(marks[markSecureCards], ",") {
+		idStr, oldTS, ok := strings.Cut(c, ":")
+		id, err := strconv.ParseInt(idStr, 10, 64)
+		if !ok || err != nil {
+			continue // "none"
+		}
+		key := "secure.card." + idStr
+		if err := b.step(ctx, inc.ID, marks, key, store.AuditIncidentSecureMoved, func() (string, error) {
+			ref, err := b.cards.RepostCard(ctx, id, private)
+			if err != nil {
+				return "", err
+			}
+			return ref.TS, nil
+		}); err != nil {
+			return err
+		}
+		if err := b.step(ctx, inc.ID, marks, key+".moved", store.AuditIncidentSecureMoved, func() (string, error) {
+			m := chat.Plain(fmt.Sprintf("Request #%d moved to a private channel with its incident, a security incident; %s", id, b.askForAccess(markedBy)))
+			return "", b.cards.MoveCard(ctx, id, chat.MessageRef{Channel: public, TS: oldTS}, chat.MessageRef{Channel: private, TS: marks[key]}, m)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publicCards is the value of the secure.cards mark: the requests of
+// incident id whose card is in channel public, as "<id>:<ts>,…" ("none":
+// none, or nothing can move them).
+func (b *Lifecycle) publicCards(ctx context.Context, id int64, public string) (string, error) {
+	rs, ok := b.lc.st.(incidentRequests)
+	if !ok {
+		return "none", nil
+	}
+	reqs, err := rs.RequestsForIncident(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("requests of incident %d: %w", id, err)
+	}
+	var cards []string
+	for _, r := range reqs {
+		if r.Channel == public && r.MessageTS != "" {
+			cards = append(cards, strconv.FormatInt(r.ID, 10)+":"+r.MessageTS)
+		}
+	}
+	if len(cards) == 0 {
+		return "none", nil
+	}
+	if b.cards == nil {
+		b.log.WarnContext(ctx, "no card mover wired: the request cards of the security incident stay in the public channel", "incident", id, "cards", cards)
+		return "none", nil
+	}
+	return strings.Join(cards, ","), nil
 }
 
 // secureTx queues the move of inc (just marked security in tx) to a private
 // channel, with the marker's line to post there.
 func (b *Lifecycle) secureTx(ctx context.Context, tx store.IncidentTx, inc store.Incident, user chat.User, line string) error {
+	ev, err := markEvent(inc.ID, "drbot", store.AuditIncidentSecureMoved, markSecureRequested, "requested", nil)
+	if err != nil {
+		return err
+	}
+	if err := tx.AppendAudit(ctx, ev); err != nil {
+		return err
+	}
 	return tx.InsertJobs(ctx, store.Job{Args: SecureArgs{IncidentID: inc.ID, Line: line, MarkedBy: user.ID}}, b.headerJob(inc.ID))
 }

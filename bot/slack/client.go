@@ -88,6 +88,8 @@ type Client struct {
 var (
 	_ chat.Adapter       = (*Client)(nil)
 	_ chat.ChannelFinder = (*Client)(nil)
+	_ chat.Pinner        = (*Client)(nil)
+	_ chat.Unpinner      = (*Client)(nil)
 )
 
 type channelLimiter struct {
@@ -286,6 +288,19 @@ func (c *Client) Pin(ctx context.Context, ref chat.MessageRef) error {
 	err := c.api.AddPinContext(ctx, ref.Channel, slack.NewRefToMessage(ref.Channel, ref.TS))
 	if err != nil && err.Error() != "already_pinned" {
 		return c.wrap(fmt.Sprintf("pins.add %s in %s", ref.TS, ref.Channel), err)
+	}
+	return nil
+}
+
+// Unpin implements chat.Unpinner (pins.remove); a message not pinned is
+// not an error.
+func (c *Client) Unpin(ctx context.Context, ref chat.MessageRef) error {
+	if err := c.wait(ctx, ref.Channel); err != nil {
+		return err
+	}
+	err := c.api.RemovePinContext(ctx, ref.Channel, slack.NewRefToMessage(ref.Channel, ref.TS))
+	if err != nil && err.Error() != "no_pin" {
+		return c.wrap(fmt.Sprintf("pins.remove %s in %s", ref.TS, ref.Channel), err)
 	}
 	return nil
 }

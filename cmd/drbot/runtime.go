@@ -90,7 +90,7 @@ func newRuntimeOf(logger *slog.Logger, cfg *runbook.Config, db *postgres.DB, ada
 	}
 	req := newRequestWiring(logger, cfg, db, adapter, actions.RegistryOf(procs))
 	// The incident operations exist before the registry that calls them.
-	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics}
+	incOpts := incident.Options{Config: cfg, Store: db, Chat: adapter, Logger: logger, Now: time.Now, Metrics: metrics, Cards: req.requests}
 	for _, o := range opts {
 		o(&incOpts)
 	}

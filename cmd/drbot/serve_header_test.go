@@ -286,7 +286,7 @@ services:
 
 	// Resolved: the final header, then silence however the clock moves.
 	w.slash(s, alice, ch.ID, "resolve restored from b1")
-	final := w.waitHeader(s, ch.ID, "[RESOLVED]", "Resolved at", "after it opened", "RTO of 1h met")
+	final := w.waitHeader(s, ch.ID, "[RESOLVED]", "Resolved at", "after it opened", "verified healthy", "RTO 1h met")
 	if strings.Contains(final, "Escalations to come") || !strings.Contains(final, "Platform Lead at "+firedAt[1]) {
 		t.Errorf("final header:\n%s", final)
 	}
@@ -313,6 +313,36 @@ services:
 	}
 	if n := w.countMessages(ch.ID, "Escalating to Database Admin"); n != 0 {
 		t.Errorf("the Database Admin was escalated to after the resolution")
+	}
+
+	// A card that changes after the resolution (a request made in the
+	// resolved incident's channel, then cancelled) leaves the final header
+	// as it is: the resolution's refresh was the last.
+	w.slash(s, alice, ch.ID, "restore-db")
+	var late store.ActionRequest
+	if !w.slack.WaitFor(wait, func() bool {
+		rs, err := probe.RecentRequests(context.Background(), "lstm-pfd", 1)
+		if err != nil || len(rs) == 0 || rs[0].ID == req.ID || rs[0].MessageTS == "" {
+			return false
+		}
+		late = rs[0]
+		return true
+	}) {
+		t.Fatalf("no card for the request after the resolution; ephemerals %+v", w.slack.Ephemerals())
+	}
+	w.slash(s, alice, ch.ID, fmt.Sprintf("cancel %d", late.ID))
+	if !w.slack.WaitFor(wait, func() bool {
+		r, err := probe.Request(context.Background(), late.ID)
+		return err == nil && r.State == store.RequestCancelled
+	}) {
+		t.Fatalf("request %d not cancelled", late.ID)
+	}
+	for range 2 {
+		clock.Advance(time.Minute)
+		if w.slack.WaitFor(6*time.Second, func() bool { return w.headerUpdates(hdr.TS) != before }) {
+			_, got := w.headerMessage(ch.ID)
+			t.Fatalf("a card changed after the resolution updated the header:\n%s", got)
+		}
 	}
 }
 
