@@ -109,7 +109,7 @@ func (a *Action) DrillPlan(ctx context.Context, p actions.Params) (actions.Plan,
 	for _, k := range keys {
 		o := src[k]
 		if o.Size > a.partSize()*maxParts {
-			return actions.Plan{}, actions.Refusef("s3://%s/%s%s is too large to copy (%s)", s.SourceBucket, srcPrefix, k, humanBytes(o.Size))
+			return actions.Plan{}, actions.Refusef("s3://%s/%s%s is too large to copy (%s)", s.SourceBucket, srcPrefix, k, actions.HumanSize(o.Size))
 		}
 		s.Objects = append(s.Objects, Object{Key: k, Size: o.Size, ETag: o.ETag})
 		bytes += o.Size
@@ -124,17 +124,17 @@ func (a *Action) DrillPlan(ctx context.Context, p actions.Params) (actions.Plan,
 		facts = append(facts, actions.Fact{Label: "Snapshot", Value: fmt.Sprintf("%s (%s)", snap, chosen)})
 	}
 	facts = append(facts,
-		actions.Fact{Label: "Backup", Value: fmt.Sprintf("%s (%d objects, %s)", from, len(s.Objects), humanBytes(bytes))},
+		actions.Fact{Label: "Backup", Value: fmt.Sprintf("%s (%d objects, %s)", from, len(s.Objects), actions.HumanSize(bytes))},
 		actions.Fact{Label: "Scratch copy", Value: fmt.Sprintf("s3://%s/%s, deleted after the comparison", s.TargetBucket, scratch)},
 		actions.Fact{Label: "Live target (not touched)", Value: fmt.Sprintf("s3://%s/%s", s.TargetBucket, tgtPrefix)},
 	)
 	return actions.Plan{
 		Kind: Kind, Service: svc.Name,
 		Target:  fmt.Sprintf("drill:s3:%s/%s", s.TargetBucket, ScratchRoot),
-		Summary: fmt.Sprintf("Drill: copy %s's models (%d objects, %s) from %s to s3://%s/%s, compare and delete them", svc.Name, len(s.Objects), humanBytes(bytes), from, s.TargetBucket, scratch),
+		Summary: fmt.Sprintf("Drill: copy %s's models (%d objects, %s) from %s to s3://%s/%s, compare and delete them", svc.Name, len(s.Objects), actions.HumanSize(bytes), from, s.TargetBucket, scratch),
 		Facts:   facts,
 		Steps: []actions.Step{
-			{Name: StepCopy, Description: fmt.Sprintf("server-side copy %d objects (%s), %d at a time, to s3://%s/%s", len(s.Objects), humanBytes(bytes), a.parallel(), s.TargetBucket, scratch)},
+			{Name: StepCopy, Description: fmt.Sprintf("server-side copy %d objects (%s), %d at a time, to s3://%s/%s", len(s.Objects), actions.HumanSize(bytes), a.parallel(), s.TargetBucket, scratch)},
 			{Name: StepCompare, Description: "compare every copied object with the backup (size and ETag)"},
 			{Name: StepDeleteScratch, Description: fmt.Sprintf("delete s3://%s/%s", s.TargetBucket, scratch)},
 		},

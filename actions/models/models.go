@@ -207,13 +207,13 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 			continue
 		}
 		if s.Size > a.partSize()*maxParts {
-			return actions.Plan{}, actions.Refusef("s3://%s/%s%s is too large to copy (%s)", spec.SourceBucket, srcPrefix, k, humanBytes(s.Size))
+			return actions.Plan{}, actions.Refusef("s3://%s/%s%s is too large to copy (%s)", spec.SourceBucket, srcPrefix, k, actions.HumanSize(s.Size))
 		}
 		spec.Objects = append(spec.Objects, Object{Key: k, Size: s.Size, ETag: s.ETag})
 		bytes += s.Size
 	}
 	steps := []actions.Step{{Name: StepCopy, Description: fmt.Sprintf("server-side copy %d objects (%s), %d at a time, from s3://%s/%s to s3://%s/%s",
-		len(spec.Objects), humanBytes(bytes), a.parallel(), spec.SourceBucket, srcPrefix, spec.TargetBucket, tgtPrefix)}}
+		len(spec.Objects), actions.HumanSize(bytes), a.parallel(), spec.SourceBucket, srcPrefix, spec.TargetBucket, tgtPrefix)}}
 	var facts []actions.Fact
 	if snap != "" {
 		facts = append(facts, actions.Fact{Label: "Snapshot", Value: fmt.Sprintf("%s (%s)", snap, chosen)})
@@ -221,7 +221,7 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	facts = append(facts, actions.Fact{Label: "Backup", Value: fmt.Sprintf("s3://%s/%s (%d objects)", spec.SourceBucket, srcPrefix, len(src))})
 	facts = append(facts, []actions.Fact{
 		{Label: "Target", Value: fmt.Sprintf("s3://%s/%s", spec.TargetBucket, tgtPrefix)},
-		{Label: "To copy", Value: fmt.Sprintf("%d objects, %s (%d already in place)", len(spec.Objects), humanBytes(bytes), spec.Unchanged)},
+		{Label: "To copy", Value: fmt.Sprintf("%d objects, %s (%d already in place)", len(spec.Objects), actions.HumanSize(bytes), spec.Unchanged)},
 	}...)
 	var warnings []string
 	if len(spec.Objects) == 0 {
@@ -257,9 +257,9 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("encode plan: %w", err)
 	}
-	summary := fmt.Sprintf("Restore %s's models: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, len(spec.Objects), len(src), humanBytes(bytes), spec.SourceBucket, srcPrefix)
+	summary := fmt.Sprintf("Restore %s's models: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, len(spec.Objects), len(src), actions.HumanSize(bytes), spec.SourceBucket, srcPrefix)
 	if snap != "" {
-		summary = fmt.Sprintf("Restore %s's models from snapshot %s: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, snap, len(spec.Objects), len(src), humanBytes(bytes), spec.SourceBucket, srcPrefix)
+		summary = fmt.Sprintf("Restore %s's models from snapshot %s: copy %d of %d objects (%s) from s3://%s/%s", svc.Name, snap, len(spec.Objects), len(src), actions.HumanSize(bytes), spec.SourceBucket, srcPrefix)
 	}
 	if len(spec.Restart) > 0 {
 		summary += ", then restart " + strings.Join(spec.Restart, ", ")
@@ -442,7 +442,7 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 	if err != nil {
 		return err
 	}
-	j.Note(ctx, fmt.Sprintf("copied %d objects (%s); %d were already in place", res.Copied, humanBytes(res.Bytes), res.Skipped+s.Unchanged))
+	j.Note(ctx, fmt.Sprintf("copied %d objects (%s); %d were already in place", res.Copied, actions.HumanSize(res.Bytes), res.Skipped+s.Unchanged))
 	for _, ref := range refs {
 		if _, err := actions.RunStep(ctx, j, StepRestart+ref.String(), func(ctx context.Context, _ bool) (string, error) {
 			return a.kube.RolloutRestart(ctx, s.Namespace, ref)
@@ -716,17 +716,4 @@ func (a *Action) verifyChecks(ctx context.Context, service string, names []strin
 		out = append(out, verify.Health(ctx, verify.Deps{}, *h)...)
 	}
 	return out
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,7 @@ package incident
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/drbot-dev/drbot/internal/human"
 	"regexp"
 	"strings"
 	"time"
@@ -352,7 +353,7 @@ func stepPhrase(step string, result any) string {
 	switch {
 	case step == "restore-side":
 		b, _ := m["bytes"].(float64)
-		s := "streamed " + humanSize(int64(b))
+		s := "streamed " + human.Size(int64(b))
 		if db := str("database"); db != "" {
 			s += " into " + db
 		}
@@ -396,7 +397,7 @@ func stepPhrase(step string, result any) string {
 	case step == "copy-objects":
 		c, _ := m["copied"].(float64)
 		b, _ := m["bytes"].(float64)
-		s := fmt.Sprintf("copied %s (%s)", plural(int(c), "object"), humanSize(int64(b)))
+		s := fmt.Sprintf("copied %s (%s)", plural(int(c), "object"), human.Size(int64(b)))
 		if sk, _ := m["skipped"].(float64); sk > 0 {
 			s += fmt.Sprintf(", %d already in place", int(sk))
 		}
@@ -419,7 +420,7 @@ func stepPhrase(step string, result any) string {
 	for _, k := range []string{"bytes", "objects", "count"} {
 		if n, ok := m[k].(float64); ok {
 			if k == "bytes" {
-				return fmt.Sprintf("%s: %s", step, humanSize(int64(n)))
+				return fmt.Sprintf("%s: %s", step, human.Size(int64(n)))
 			}
 			return fmt.Sprintf("%s: %s", step, plural(int(n), strings.TrimSuffix(k, "s")))
 		}
@@ -459,19 +460,4 @@ func reportPhrase(v any) string {
 		return fmt.Sprintf("verified, %d/%d checks passed", passed, len(checks))
 	}
 	return fmt.Sprintf("%d/%d checks passed (failed: %s)", passed, len(checks), strings.Join(failed, ", "))
-}
-
-// humanSize formats a byte count in binary units, as the actions' plans do:
-// "512 B", "8.4 KiB", "3.2 GiB".
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -57,8 +57,8 @@ var table = []rule{
 	{name: "approvals", from: []string{"approvals"}, deny: []string{""}, allow: []string{"internal/editdist", "internal/usererr", "runbook", "store"}},
 	{name: "runbook", from: []string{"runbook"}, deny: []string{""}, allow: []string{"internal/editdist", "internal/usererr", "runbook"}},
 	{name: "bot", from: []string{"bot"}, except: []string{"bot/chat", "bot/httpapi", "bot/incident", "bot/pagerduty", "bot/shell", "bot/slack"}, deny: []string{""}, allow: []string{"bot/chat", "commands", "internal/usererr", "runbook", "store"}},
-	{name: "incident", from: []string{"bot/incident"}, deny: []string{""}, allow: []string{"bot/chat", "bot/incident", "internal/editdist", "internal/usererr", "runbook", "store"}},
-	{name: "leaves", from: []string{"bot/chat", "internal/usererr", "internal/editdist"}, stdOnly: true},
+	{name: "incident", from: []string{"bot/incident"}, deny: []string{""}, allow: []string{"bot/chat", "bot/incident", "internal/editdist", "internal/human", "internal/usererr", "runbook", "store"}},
+	{name: "leaves", from: []string{"bot/chat", "internal/usererr", "internal/editdist", "internal/human"}, stdOnly: true},
 }
 
 // exception is a known violation that another change removes. Each one has a
@@ -222,6 +222,7 @@ func TestRulesRefuse(t *testing.T) {
 		{"bot/chat", "encoding/json"},
 		{"actions/kube", "k8s.io/client-go/kubernetes"},
 		{"bot/incident", module + "/bot/chat"},
+		{"bot/incident", module + "/internal/human"},
 	}
 	for _, r := range table {
 		c, ok := refused[r.name]
