@@ -65,24 +65,9 @@ func (a *RestoreDB) DrillPlan(ctx context.Context, p actions.Params) (actions.Pl
 	if db.Backups == nil || db.Backups.Location.IsZero() {
 		return actions.Plan{}, actions.Refusef("database %s of %s has no backups location in the runbook config", db.Name, svc.Name)
 	}
-	t, err := targetOf(db)
+	t, loc, obj, format, err := a.backupFor(ctx, p, svc, db, "drill")
 	if err != nil {
 		return actions.Plan{}, err
-	}
-	loc := db.Backups.Location
-	st, err := a.opts.Storage(ctx, loc)
-	if err != nil {
-		return actions.Plan{}, fmt.Errorf("drill %s: %w", db.Name, err)
-	}
-	obj, err := pickBackup(ctx, st, flagBackup.String(p), svc.Name)
-	if err != nil {
-		return actions.Plan{}, err
-	}
-	format := FormatOf(obj.Name)
-	if format != FormatCustom {
-		if err := checkPsql(ctx, obj.Name); err != nil {
-			return actions.Plan{}, err
-		}
 	}
 	now := a.opts.Now().UTC()
 	stamp := now.Format(StampFormat)

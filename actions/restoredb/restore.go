@@ -54,24 +54,9 @@ func (a *RestoreDB) Plan(ctx context.Context, p actions.Params) (actions.Plan, e
 	if err := a.waitFor(ctx, db.Name, svc.Namespace(), db.WaitFor); err != nil {
 		return actions.Plan{}, err
 	}
-	t, err := targetOf(db)
+	t, loc, obj, format, err := a.backupFor(ctx, p, svc, db, "restore")
 	if err != nil {
 		return actions.Plan{}, err
-	}
-	loc := db.Backups.Location
-	st, err := a.opts.Storage(ctx, loc)
-	if err != nil {
-		return actions.Plan{}, fmt.Errorf("restore %s: %w", db.Name, err)
-	}
-	obj, err := pickBackup(ctx, st, flagBackup.String(p), svc.Name)
-	if err != nil {
-		return actions.Plan{}, err
-	}
-	format := FormatOf(obj.Name)
-	if format != FormatCustom {
-		if err := checkPsql(ctx, obj.Name); err != nil {
-			return actions.Plan{}, err
-		}
 	}
 
 	now := a.opts.Now().UTC()
@@ -196,6 +181,32 @@ func formatLabel(f string) string {
 }
 
 // pickBackup pins --backup KEY, or the newest object in a supported format.
+// backupFor is where a restore and its drill both start: db's server, its
+// backups location, the backup to stream (--backup, else the newest) and its
+// format, with psql checked for \restrict when the backup is plain SQL.
+func (a *RestoreDB) backupFor(ctx context.Context, p actions.Params, svc *runbook.Service, db *runbook.Database, what string) (*target, runbook.Location, storage.Object, string, error) {
+	t, err := targetOf(db)
+	if err != nil {
+		return nil, runbook.Location{}, storage.Object{}, "", err
+	}
+	loc := db.Backups.Location
+	st, err := a.opts.Storage(ctx, loc)
+	if err != nil {
+		return nil, runbook.Location{}, storage.Object{}, "", fmt.Errorf("%s %s: %w", what, db.Name, err)
+	}
+	obj, err := pickBackup(ctx, st, flagBackup.String(p), svc.Name)
+	if err != nil {
+		return nil, runbook.Location{}, storage.Object{}, "", err
+	}
+	format := FormatOf(obj.Name)
+	if format != FormatCustom {
+		if err := checkPsql(ctx, obj.Name); err != nil {
+			return nil, runbook.Location{}, storage.Object{}, "", err
+		}
+	}
+	return t, loc, obj, format, nil
+}
+
 func pickBackup(ctx context.Context, st storage.Store, key, service string) (storage.Object, error) {
 	loc := st.Location().String()
 	if key != "" {
