@@ -34,6 +34,13 @@ type restoreDBWorld struct {
 
 func newRestoreDBWorld(t *testing.T) *restoreDBWorld {
 	t.Helper()
+	return newRestoreDBWorldWith(t, "")
+}
+
+// newRestoreDBWorldWith is newRestoreDBWorld with extra YAML at the end of
+// the inflow service (e.g. its playbooks:).
+func newRestoreDBWorldWith(t *testing.T, extra string) *restoreDBWorld {
+	t.Helper()
 	ctx := context.Background()
 	w := &restoreDBWorld{world: newWorld(t, "15m"), liveURL: testenv.PostgresURL(t)}
 	u, _ := url.Parse(w.liveURL)
@@ -68,7 +75,7 @@ services:
           - name: orders after the backup
             sql: SELECT count(*) FROM orders WHERE id = -1 OR current_database() LIKE '%\_restore\_%'
             expect: "> 0"
-`))
+`+extra))
 	if err != nil {
 		t.Fatal(err)
 	}
