@@ -210,7 +210,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 				rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: ss.Action, Observed: "no checks ran"})
 			}
 		default:
-			rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: "command", Target: ss.Run[0], Expected: "exit status 0", Observed: "exited 0", OK: true})
+			rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: "command", Target: a.redactorFor(ss.EnvFrom...).text(ss.Run[0]), Expected: "exit status 0", Observed: "exited 0", OK: true})
 		}
 	}
 	return rep, nil

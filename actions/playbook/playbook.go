@@ -212,9 +212,12 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 	baseReq = max(baseReq, 1)
 	need, needBy := baseReq, ""
 	toRun := 0
+	red := a.cardRedactor(pb)
 	for i, st := range pb.Steps {
-		ss := StepSpec{Index: i + 1, Name: st.Name}
-		label := fmt.Sprintf("Step %d · %s", ss.Index, st.Name)
+		// A step without name: is named after its argv or args: shown
+		// redacted like the argv itself.
+		ss := StepSpec{Index: i + 1, Name: red.text(st.Name)}
+		label := fmt.Sprintf("Step %d · %s", ss.Index, ss.Name)
 		id := json.RawMessage("null")
 		switch {
 		case done[ss.Index]:
@@ -246,7 +249,7 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			ss.Run, ss.EnvFrom, ss.Timeout, ss.Dir = slices.Clone(st.Run), slices.Clone(st.EnvFrom), st.StepTimeout().Duration, a.o.Dir
 			if drill && !st.Drill {
 				ss.Skip = "a command; drills run commands only with drill: true"
-				plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: "skipped in a drill: `" + strings.Join(ss.Run, " ") + "`"})
+				plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: "skipped in a drill: `" + red.argv(ss.Run) + "`"})
 				break
 			}
 			for _, name := range ss.EnvFrom {
@@ -256,8 +259,9 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			}
 			toRun++
 			// The argv is the operator's text; a secret of drbot's own
-			// environment written into it is still not shown.
-			desc := "run `" + newRedactor(knownSecrets()).line(strings.Join(ss.Run, " ")) + "`"
+			// environment, an env_from value or a secret-looking word
+			// written into it is still not shown.
+			desc := "run `" + red.argv(ss.Run) + "`"
 			v := desc + " · timeout " + ss.Timeout.String()
 			if len(ss.EnvFrom) > 0 {
 				v += " · env " + strings.Join(ss.EnvFrom, ", ") + " (values not shown)"
@@ -266,7 +270,7 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 				v += " · in " + ss.Dir
 			}
 			plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: v})
-			plan.Steps = append(plan.Steps, actions.Step{Name: ss.prefix() + "run", Description: fmt.Sprintf("[%d %s] %s", ss.Index, st.Name, desc)})
+			plan.Steps = append(plan.Steps, actions.Step{Name: ss.prefix() + "run", Description: fmt.Sprintf("[%d %s] %s", ss.Index, ss.Name, desc)})
 			id, _ = json.Marshal(map[string]any{"run": ss.Run, "env_from": ss.EnvFrom, "timeout": ss.Timeout.String(), "dir": ss.Dir})
 		}
 		spec.Steps = append(spec.Steps, ss)
@@ -517,6 +521,7 @@ func (a *Action) planResume(ctx context.Context, svc *runbook.Service, p actions
 	if !ok {
 		return actions.Plan{}, actions.Refusef("request #%d ran playbook %s, which %s no longer has", id, prev.Playbook, svc.Name)
 	}
+	red := a.cardRedactor(pb)
 	finished, err := a.finishedSteps(ctx, id)
 	if err != nil {
 		return actions.Plan{}, err
@@ -527,7 +532,7 @@ func (a *Action) planResume(ctx context.Context, svc *runbook.Service, p actions
 			done[ss.Index] = true
 		}
 		if done[ss.Index] {
-			if ss.Index > len(pb.Steps) || !sameStep(pb.Steps[ss.Index-1], ss) {
+			if ss.Index > len(pb.Steps) || !sameStep(pb.Steps[ss.Index-1], ss, red) {
 				return actions.Plan{}, actions.Refusef("playbook %s changed since request #%d (its step %d is no longer %s); run the playbook again whole", pb.Name, id, ss.Index, ss.Name)
 			}
 		}
@@ -544,8 +549,20 @@ func lastStep(ss StepSpec) string {
 	return "run"
 }
 
-func sameStep(st runbook.PlaybookStep, ss StepSpec) bool {
-	return st.Name == ss.Name && st.Action == ss.Action && slices.Equal(st.Run, ss.Run)
+// sameStep: the configured step st is the planned ss (whose name is shown
+// redacted; a plan from before names were redacted holds it as written).
+func sameStep(st runbook.PlaybookStep, ss StepSpec, red *redactor) bool {
+	return (st.Name == ss.Name || red.text(st.Name) == ss.Name) && st.Action == ss.Action && slices.Equal(st.Run, ss.Run)
+}
+
+// cardRedactor redacts what pb's card and thread show: drbot's known
+// secrets and the values of every env_from variable of its steps.
+func (a *Action) cardRedactor(pb *runbook.Playbook) *redactor {
+	var names []string
+	for _, st := range pb.Steps {
+		names = append(names, st.EnvFrom...)
+	}
+	return a.redactorFor(names...)
 }
 
 // finishedSteps returns the journal steps request id finished successfully.
