@@ -341,6 +341,15 @@ func (a *Action) plan(ctx context.Context, p actions.Params, drill bool) (action
 		plan.Steps = []actions.Step{{Name: StepFetch, Description: fmt.Sprintf("stream %s (%s) and check its checksums (SHA256SUMS); nothing is written or restored", obj.Name, actions.HumanSize(obj.Size))}}
 	} else {
 		s.PreRestore = PreRestoreName(stamp)
+		// The save never replaces a snapshot: a name already taken (an
+		// undo planned within the second of the restore it undoes, whose
+		// kept snapshot has exactly this name) would leave the current
+		// state unsaved.
+		if _, err := st.Stat(ctx, s.PreRestore); err == nil || s.PreRestore == obj.Name {
+			return actions.Plan{}, actions.Refusef("%s already exists in %s (saved by a restore within this second): request the restore again in a second, so that Vault's current state is saved under a new name", s.PreRestore, s.Location)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return actions.Plan{}, fmt.Errorf("restore-vault %s: stat %s: %w", svc.Name, s.PreRestore, err)
+		}
 		plan.Target = "vault:" + svc.Name
 		plan.Summary = fmt.Sprintf("Restore Vault of %s from %s (%s old)", svc.Name, obj.Name, actions.HumanAge(age))
 		verify := "sys/health: initialized, unsealed, active"
@@ -517,6 +526,10 @@ func (r *run) save(ctx context.Context, vc *vault.Client, resumed bool) (SaveRes
 	if err != nil {
 		return res, fmt.Errorf("store the pre-restore snapshot %s: %w", res.URL, err)
 	}
+	if !wrote && !resumed {
+		// Another snapshot holds the name: it is not this state.
+		return res, actions.Refusef("%s already exists, so Vault's current state could not be saved under that name: nothing was restored; request the restore again", res.URL)
+	}
 	res.Bytes, res.SHA256, res.Index, res.Existing = in.Bytes, in.SHA256, in.Index, !wrote
 	return res, nil
 }
@@ -624,7 +637,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 	if err != nil {
 		return actions.Report{}, err
 	}
-	kept := st.url(s.PreRestore)
+	kept := st.url(s.PreRestore) + "; `/dr restore-vault " + s.Service + " --backup " + s.PreRestore + "` puts it back"
 	var rep actions.Report
 	addr, token, err := env(s.AddressEnv, s.TokenEnv, true)
 	if err != nil {
@@ -648,7 +661,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
-	c := actions.CheckResult{Name: "pre-restore snapshot kept", Kind: "snapshot", Target: kept, Expected: "stored"}
+	c := actions.CheckResult{Name: "pre-restore snapshot kept", Kind: "snapshot", Target: st.url(s.PreRestore), Expected: "stored"}
 	start := time.Now()
 	obj, err := st.Stat(ctx, s.PreRestore)
 	c.Latency = time.Since(start)

@@ -260,7 +260,8 @@ func TestRestoreVaultVerifyPathEmpty(t *testing.T) {
 	kept := "s3://" + bucket + "/" + prefix + "pre-restore-" + w.now.Format(vaultrestore.StampFormat) + ".snap"
 	failed := rep.Failed()
 	if rep.OK() || len(failed) != 1 || failed[0].Observed != "no keys" ||
-		failed[0].Error != "secret/prod lists nothing after the restore; the state before the restore is kept as "+kept {
+		failed[0].Error != "secret/prod lists nothing after the restore; the state before the restore is kept as "+kept+
+			"; `/dr restore-vault inflow --backup pre-restore-"+w.now.Format(vaultrestore.StampFormat)+".snap` puts it back" {
 		t.Fatalf("report %+v", rep)
 	}
 	if !slices.Contains(w.keys(t), prefix+"pre-restore-"+w.now.Format(vaultrestore.StampFormat)+".snap") {
@@ -506,6 +507,8 @@ func TestRestoreVaultFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The newest file is now the pre-restore snapshot: it is not picked.
+	// (A second later: within the same second its name is taken.)
+	a.Now = func() time.Time { return time.Now().Add(2 * time.Second) }
 	again, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
 	if err != nil || !strings.Contains(again.Summary, "from vault.snap") {
 		t.Fatalf("re-plan %q %v", again.Summary, err)
