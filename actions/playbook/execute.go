@@ -39,6 +39,11 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 			stepErr = a.actionStep(ctx, spec, ss, j, self)
 		} else {
 			_, stepErr = actions.RunStep(ctx, j, ss.prefix()+"run", func(ctx context.Context, resumed bool) (runResult, error) {
+				if resumed {
+					// Killed with drbot (Pdeathsig) before it finished:
+					// whether it did part of its work is unknown.
+					j.Note(ctx, fmt.Sprintf("Resumed after a restart: the command of %s was interrupted (it died with drbot) and runs again from the start; run: steps must be safe to repeat.", ss.label()))
+				}
 				return a.runStep(ctx, ss, j)
 			})
 		}
