@@ -45,6 +45,8 @@ type Store interface {
 	Request(ctx context.Context, id int64) (store.ActionRequest, error)
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 	RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error)
+	// RequestsOfKind returns up to limit requests of kind for service, newest first.
+	RequestsOfKind(ctx context.Context, service, kind string, limit int) ([]store.ActionRequest, error)
 }
 
 // Options configure New.
@@ -537,7 +539,67 @@ func (a *Action) planResume(ctx context.Context, svc *runbook.Service, p actions
 			}
 		}
 	}
+	if err := a.notRolledBack(ctx, svc.Name, id, prev, done); err != nil {
+		return actions.Plan{}, err
+	}
 	return a.plan(ctx, svc, pb, done, id, false)
+}
+
+// kindRollback is the kind of the rollback action's requests
+// (actions/restoredb.KindRollback): one that undid a restore-db step of a
+// playbook names the playbook's request and the step in its spec.
+const kindRollback = "rollback"
+
+// notRolledBack refuses to resume request id when a step it finished was
+// undone since (a restore-db step rolled back by /dr rollback): resuming
+// would skip it and go on with the state from before it.
+func (a *Action) notRolledBack(ctx context.Context, service string, id int64, prev Spec, done map[int]bool) error {
+	rbs, err := a.o.Store.RequestsOfKind(ctx, service, kindRollback, 50)
+	if err != nil {
+		return fmt.Errorf("resume request %d: read rollbacks: %w", id, err)
+	}
+	// A step done in an earlier request of the chain (a resume of a
+	// resume) was journaled, and is rolled back, under that request.
+	chain := map[int64]bool{id: true}
+	for up, n := prev.ResumeOf, 0; up != 0 && n < 20 && !chain[up]; n++ {
+		chain[up] = true
+		r, err := a.o.Store.Request(ctx, up)
+		if err != nil {
+			break
+		}
+		var p actions.Plan
+		var sp Spec
+		if json.Unmarshal(r.Plan, &p) != nil || json.Unmarshal(p.Spec, &sp) != nil {
+			break
+		}
+		up = sp.ResumeOf
+	}
+	for _, r := range rbs {
+		switch r.State {
+		case store.RequestPending, store.RequestDenied, store.RequestExpired, store.RequestCancelled:
+			continue // it did not run
+		}
+		var p actions.Plan
+		if json.Unmarshal(r.Plan, &p) != nil {
+			continue
+		}
+		var rs struct {
+			Restore     int64 `json:"restore"`
+			RestoreStep int   `json:"restore_step"`
+		}
+		if json.Unmarshal(p.Spec, &rs) != nil || !chain[rs.Restore] || rs.RestoreStep == 0 || !done[rs.RestoreStep] {
+			continue
+		}
+		name := ""
+		for _, ss := range prev.Steps {
+			if ss.Index == rs.RestoreStep {
+				name = ss.Name
+			}
+		}
+		return actions.Refusef("step %d (%s) of request #%d was rolled back by request #%d (%s): resuming would skip it and go on with the database from before it. Run the playbook again whole (/dr playbook %s %s)",
+			rs.RestoreStep, name, rs.Restore, r.ID, r.State, prev.Playbook, service)
+	}
+	return nil
 }
 
 // lastStep is the journal name (without the prefix) of a step's last part:

@@ -17,7 +17,7 @@ import (
 // approved the previous database is live again; asked again by the
 // playbook's request number it says who rolled it back.
 func TestPlaybookRestoreIsRolledBack(t *testing.T) {
-	w := newRestoreDBWorldWith(t, `    playbooks:
+	w := newRestoreDBWorldWith(t, "", `    playbooks:
       - name: cluster-recovery
         steps:
           - name: prepare
@@ -73,4 +73,44 @@ func TestPlaybookRestoreIsRolledBack(t *testing.T) {
 	w.waitEphemeral(t, alice, fmt.Sprintf("%s was already rolled back by request #%d", want, rbID))
 	in.command(t, w.world, alice, "rollback")
 	w.waitEphemeral(t, alice, "nothing to roll back")
+}
+
+// TestPlaybookResumeAfterRollbackIsRefused: a playbook's restore-db step
+// succeeds (swapped and verified) and a later step fails. `/dr rollback`
+// finds the step and puts the previous database back. Resuming the
+// playbook then would skip the restore (done) and go on with the database
+// from before it: refused, naming the rollback.
+func TestPlaybookResumeAfterRollbackIsRefused(t *testing.T) {
+	w := newRestoreDBWorldWith(t, "SELECT count(*) FROM orders", `    playbooks:
+      - name: cluster-recovery
+        steps:
+          - name: restore database
+            action: restore-db
+          - name: wait for go-ahead
+            run: [test, -e, /nonexistent/go-ahead]
+`)
+	in := startServeInstance(t, w.world)
+	in.command(t, w.world, alice, "playbook cluster-recovery")
+	card, id := w.card(t, in.db, 0)
+	in.click(t, clickPayload(t, w.world, card, bob, chat.ActionApprove, id))
+	w.waitState(t, in.db, id, store.RequestFailed)
+	w.waitCard(t, card.TS, "stopped at step 2 of 2 (wait for go-ahead)")
+	if w.marker(t) {
+		t.Fatal("the restore step did not swap")
+	}
+
+	in.command(t, w.world, alice, "rollback")
+	rbCard, rbID := w.card(t, in.db, id)
+	want := fmt.Sprintf("restore-db step 1 of playbook cluster-recovery, request #%d", id)
+	if body := unescape(rbCard.Blocks); !strings.Contains(body, want) || !strings.Contains(body, "(failed)") {
+		t.Errorf("rollback card lacks %q:\n%s", want, body)
+	}
+	in.click(t, clickPayload(t, w.world, rbCard, bob, chat.ActionApprove, rbID))
+	w.waitState(t, in.db, rbID, store.RequestSucceeded)
+	if !w.marker(t) {
+		t.Fatal("after the rollback the previous database is not live")
+	}
+
+	in.command(t, w.world, alice, fmt.Sprintf("playbook resume %d", id))
+	w.waitEphemeral(t, alice, fmt.Sprintf("step 1 (restore database) of request #%d was rolled back by request #%d", id, rbID))
 }
