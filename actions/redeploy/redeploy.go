@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -724,6 +725,13 @@ func (a *Action) previous(ctx context.Context, service, commit string) (string, 
 	if err != nil {
 		return "", 0
 	}
+	// A playbook that succeeded redeployed too (its redeploy steps).
+	pbs, err := a.History.RequestsOfKind(ctx, service, kindPlaybook, historyDepth)
+	if err != nil {
+		return "", 0
+	}
+	reqs = append(reqs, pbs...)
+	sort.SliceStable(reqs, func(i, k int) bool { return reqs[i].ID > reqs[k].ID })
 	for _, r := range reqs {
 		if r.State != store.RequestSucceeded {
 			continue
@@ -732,13 +740,47 @@ func (a *Action) previous(ctx context.Context, service, commit string) (string, 
 		if json.Unmarshal(r.Plan, &p) != nil {
 			continue
 		}
-		var s Spec
-		if json.Unmarshal(p.Spec, &s) != nil || !shaRe.MatchString(s.Commit) || s.Commit == commit {
-			continue
+		for _, raw := range redeploySpecs(r.Kind, p) {
+			var s Spec
+			if json.Unmarshal(raw, &s) != nil || !shaRe.MatchString(s.Commit) || s.Commit == commit {
+				continue
+			}
+			return s.Commit, r.ID
 		}
-		return s.Commit, r.ID
 	}
 	return "", 0
+}
+
+// kindPlaybook is the playbook action's kind (actions/playbook.Kind).
+const kindPlaybook = "playbook"
+
+// redeploySpecs are the redeploy specs a request's plan ran, the last
+// first: its own, or a playbook's redeploy steps (not done in an earlier
+// request, not skipped).
+func redeploySpecs(kind string, p actions.Plan) []json.RawMessage {
+	if kind == KindRedeploy {
+		return []json.RawMessage{p.Spec}
+	}
+	var pb struct {
+		Drill bool `json:"drill"`
+		Steps []struct {
+			Done   bool          `json:"done"`
+			Skip   string        `json:"skip"`
+			Action string        `json:"action"`
+			Plan   *actions.Plan `json:"plan"`
+		} `json:"steps"`
+	}
+	if json.Unmarshal(p.Spec, &pb) != nil || pb.Drill {
+		return nil
+	}
+	var out []json.RawMessage
+	for i := len(pb.Steps) - 1; i >= 0; i-- {
+		st := pb.Steps[i]
+		if st.Action == KindRedeploy && st.Plan != nil && !st.Done && st.Skip == "" {
+			out = append(out, st.Plan.Spec)
+		}
+	}
+	return out
 }
 
 // wayBack is what a failed redeploy suggests: the commit of the last
