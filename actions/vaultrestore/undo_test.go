@@ -114,3 +114,40 @@ func TestRestoreVaultUndoSameSecond(t *testing.T) {
 		t.Fatal("Vault was restored although its current state was not saved")
 	}
 }
+
+// TestRestoreVaultConnectionDropsDuringInstall: Vault installs the
+// snapshot but the connection drops before it answers. The failure is
+// user-safe and says that whether Vault installed it is unknown, and gives
+// the command that puts the kept state back; that command works.
+func TestRestoreVaultConnectionDropsDuringInstall(t *testing.T) {
+	w := newWorld(t)
+	w.vault.Put("secret/prod/db", map[string]string{"password": "p1"})
+	w.put(t, prefix+"vault-20261130-020000.snap", fakevault.Archive(3, map[string]int{"secret": 2}, map[string]map[string]string{"secret/other/x": {"a": "b"}}))
+	a := w.action(t)
+	plan, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.vault.DropRestore()
+	err = a.Execute(ctx(t), plan, actiontest.NewJournal())
+	kept := vaultrestore.PreRestoreName(w.now.Format(vaultrestore.StampFormat))
+	undo := "`/dr restore-vault inflow --backup " + kept + "`"
+	rf, ok := usererr.As(err)
+	if !ok || !strings.Contains(rf.Msg, "whether Vault installed it is unknown") || !strings.Contains(rf.Msg, undo) {
+		t.Fatalf("err = %v, want a refusal saying the outcome is unknown with %s", err, undo)
+	}
+	if _, ok := w.vault.Secrets()["secret/prod/db"]; ok {
+		t.Fatal("the fake did not install the snapshot before dropping")
+	}
+	w.now = w.now.Add(time.Second)
+	undoPlan, err := a.Plan(ctx(t), actions.Params{Service: "inflow", Flags: map[string]string{"backup": kept}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Execute(ctx(t), undoPlan, actiontest.NewJournal()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.vault.Secrets()["secret/prod/db"]["password"]; got != "p1" {
+		t.Fatalf("after the undo Vault holds %v", w.vault.Secrets())
+	}
+}

@@ -587,7 +587,19 @@ func (r *run) restore(ctx context.Context, vc *vault.Client, addr string) (Resto
 	defer f.Close()
 	// The file is seekable: the client streams it without buffering.
 	if err := vc.Sys().RaftSnapshotRestoreWithContext(ctx, f, true); err != nil {
-		return RestoreResult{}, vaultErr(err, r.s, "installing the snapshot", "Vault reported the restore failed")
+		undo := fmt.Sprintf("Vault's state before the restore is kept as %s: `/dr restore-vault %s --backup %s` puts it back",
+			r.st.url(r.s.PreRestore), r.s.Service, r.s.PreRestore)
+		var re *vault.ResponseError
+		switch {
+		case ctx.Err() != nil:
+			return RestoreResult{}, fmt.Errorf("installing the snapshot: %w", err) // interrupted: resumed
+		case !errors.As(err, &re):
+			// The request may have reached Vault: the connection broke
+			// before it answered.
+			return RestoreResult{}, actions.Refusef("the connection to Vault at %s broke while installing the snapshot %s: whether Vault installed it is unknown (check with /dr diagnose %s). %s; /dr restore-vault %s --backup %s tries the restore again",
+				r.s.Address, r.s.Snapshot.Name, r.s.Service, undo, r.s.Service, r.s.Snapshot.Name)
+		}
+		return RestoreResult{}, vaultErr(err, r.s, "installing the snapshot", "Vault reported the restore failed. "+undo)
 	}
 	r.j.Progress(ctx, actions.Progress{Step: StepRestore, Done: r.check.Bytes, Total: r.check.Bytes, Unit: "bytes"})
 	return RestoreResult{Bytes: r.check.Bytes}, nil

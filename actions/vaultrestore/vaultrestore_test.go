@@ -402,6 +402,19 @@ func TestRestoreVaultResumesAfterCrash(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("interrupted execute succeeded")
 	}
+	// The fake notices the client went away on its own time: release the
+	// hold only once it has (else it installs the abandoned request).
+	gone := func() bool {
+		for _, c := range w.vault.Calls() {
+			if c.Status == fakevault.StatusClientGone {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !gone() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	release()
 	if w.vault.Restores() != 0 {
 		t.Fatal("the interrupted restore installed")
