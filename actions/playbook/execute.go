@@ -39,6 +39,11 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 			stepErr = a.actionStep(ctx, spec, ss, j, self)
 		} else {
 			_, stepErr = actions.RunStep(ctx, j, ss.prefix()+"run", func(ctx context.Context, resumed bool) (runResult, error) {
+				if resumed {
+					// Killed with drbot (Pdeathsig) before it finished:
+					// whether it did part of its work is unknown.
+					j.Note(ctx, fmt.Sprintf("Resumed after a restart: the command of %s was interrupted (it died with drbot) and runs again from the start; run: steps must be safe to repeat.", ss.label()))
+				}
 				return a.runStep(ctx, ss, j)
 			})
 		}
@@ -210,7 +215,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 				rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: ss.Action, Observed: "no checks ran"})
 			}
 		default:
-			rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: "command", Target: ss.Run[0], Expected: "exit status 0", Observed: "exited 0", OK: true})
+			rep.Checks = append(rep.Checks, actions.CheckResult{Name: ss.label(), Kind: "command", Target: a.redactorFor(ss.EnvFrom...).text(ss.Run[0]), Expected: "exit status 0", Observed: "exited 0", OK: true})
 		}
 	}
 	return rep, nil

@@ -45,6 +45,8 @@ type Store interface {
 	Request(ctx context.Context, id int64) (store.ActionRequest, error)
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 	RequestsInState(ctx context.Context, states ...store.RequestState) ([]store.ActionRequest, error)
+	// RequestsOfKind returns up to limit requests of kind for service, newest first.
+	RequestsOfKind(ctx context.Context, service, kind string, limit int) ([]store.ActionRequest, error)
 }
 
 // Options configure New.
@@ -213,9 +215,12 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 	baseReq = max(baseReq, 1)
 	need, needBy := baseReq, ""
 	toRun := 0
+	red := a.cardRedactor(pb)
 	for i, st := range pb.Steps {
-		ss := StepSpec{Index: i + 1, Name: st.Name}
-		label := fmt.Sprintf("Step %d · %s", ss.Index, st.Name)
+		// A step without name: is named after its argv or args: shown
+		// redacted like the argv itself.
+		ss := StepSpec{Index: i + 1, Name: red.text(st.Name)}
+		label := fmt.Sprintf("Step %d · %s", ss.Index, ss.Name)
 		id := json.RawMessage("null")
 		switch {
 		case done[ss.Index]:
@@ -249,7 +254,7 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			ss.Run, ss.EnvFrom, ss.Timeout, ss.Dir = slices.Clone(st.Run), slices.Clone(st.EnvFrom), st.StepTimeout().Duration, a.o.Dir
 			if drill && !st.Drill {
 				ss.Skip = "a command; drills run commands only with drill: true"
-				plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: "skipped in a drill: `" + strings.Join(ss.Run, " ") + "`"})
+				plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: "skipped in a drill: `" + red.argv(ss.Run) + "`"})
 				break
 			}
 			for _, name := range ss.EnvFrom {
@@ -259,8 +264,9 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 			}
 			toRun++
 			// The argv is the operator's text; a secret of drbot's own
-			// environment written into it is still not shown.
-			desc := "run `" + newRedactor(knownSecrets()).line(strings.Join(ss.Run, " ")) + "`"
+			// environment, an env_from value or a secret-looking word
+			// written into it is still not shown.
+			desc := "run `" + red.argv(ss.Run) + "`"
 			v := desc + " · timeout " + ss.Timeout.String()
 			if len(ss.EnvFrom) > 0 {
 				v += " · env " + strings.Join(ss.EnvFrom, ", ") + " (values not shown)"
@@ -269,7 +275,7 @@ func (a *Action) plan(ctx context.Context, svc *runbook.Service, pb *runbook.Pla
 				v += " · in " + ss.Dir
 			}
 			plan.Facts = append(plan.Facts, actions.Fact{Label: label, Value: v})
-			plan.Steps = append(plan.Steps, actions.Step{Name: ss.prefix() + "run", Description: fmt.Sprintf("[%d %s] %s", ss.Index, st.Name, desc)})
+			plan.Steps = append(plan.Steps, actions.Step{Name: ss.prefix() + "run", Description: fmt.Sprintf("[%d %s] %s", ss.Index, ss.Name, desc)})
 			id, _ = json.Marshal(map[string]any{"run": ss.Run, "env_from": ss.EnvFrom, "timeout": ss.Timeout.String(), "dir": ss.Dir})
 		}
 		spec.Steps = append(spec.Steps, ss)
@@ -526,6 +532,7 @@ func (a *Action) planResume(ctx context.Context, svc *runbook.Service, p actions
 	if !ok {
 		return actions.Plan{}, actions.Refusef("request #%d ran playbook %s, which %s no longer has", id, prev.Playbook, svc.Name)
 	}
+	red := a.cardRedactor(pb)
 	finished, err := a.finishedSteps(ctx, id)
 	if err != nil {
 		return actions.Plan{}, err
@@ -536,12 +543,72 @@ func (a *Action) planResume(ctx context.Context, svc *runbook.Service, p actions
 			done[ss.Index] = true
 		}
 		if done[ss.Index] {
-			if ss.Index > len(pb.Steps) || !sameStep(pb.Steps[ss.Index-1], ss) {
+			if ss.Index > len(pb.Steps) || !sameStep(pb.Steps[ss.Index-1], ss, red) {
 				return actions.Plan{}, actions.Refusef("playbook %s changed since request #%d (its step %d is no longer %s); run the playbook again whole", pb.Name, id, ss.Index, ss.Name)
 			}
 		}
 	}
+	if err := a.notRolledBack(ctx, svc.Name, id, prev, done); err != nil {
+		return actions.Plan{}, err
+	}
 	return a.plan(ctx, svc, pb, done, id, false)
+}
+
+// kindRollback is the kind of the rollback action's requests
+// (actions/restoredb.KindRollback): one that undid a restore-db step of a
+// playbook names the playbook's request and the step in its spec.
+const kindRollback = "rollback"
+
+// notRolledBack refuses to resume request id when a step it finished was
+// undone since (a restore-db step rolled back by /dr rollback): resuming
+// would skip it and go on with the state from before it.
+func (a *Action) notRolledBack(ctx context.Context, service string, id int64, prev Spec, done map[int]bool) error {
+	rbs, err := a.o.Store.RequestsOfKind(ctx, service, kindRollback, 50)
+	if err != nil {
+		return fmt.Errorf("resume request %d: read rollbacks: %w", id, err)
+	}
+	// A step done in an earlier request of the chain (a resume of a
+	// resume) was journaled, and is rolled back, under that request.
+	chain := map[int64]bool{id: true}
+	for up, n := prev.ResumeOf, 0; up != 0 && n < 20 && !chain[up]; n++ {
+		chain[up] = true
+		r, err := a.o.Store.Request(ctx, up)
+		if err != nil {
+			break
+		}
+		var p actions.Plan
+		var sp Spec
+		if json.Unmarshal(r.Plan, &p) != nil || json.Unmarshal(p.Spec, &sp) != nil {
+			break
+		}
+		up = sp.ResumeOf
+	}
+	for _, r := range rbs {
+		switch r.State {
+		case store.RequestPending, store.RequestDenied, store.RequestExpired, store.RequestCancelled:
+			continue // it did not run
+		}
+		var p actions.Plan
+		if json.Unmarshal(r.Plan, &p) != nil {
+			continue
+		}
+		var rs struct {
+			Restore     int64 `json:"restore"`
+			RestoreStep int   `json:"restore_step"`
+		}
+		if json.Unmarshal(p.Spec, &rs) != nil || !chain[rs.Restore] || rs.RestoreStep == 0 || !done[rs.RestoreStep] {
+			continue
+		}
+		name := ""
+		for _, ss := range prev.Steps {
+			if ss.Index == rs.RestoreStep {
+				name = ss.Name
+			}
+		}
+		return actions.Refusef("step %d (%s) of request #%d was rolled back by request #%d (%s): resuming would skip it and go on with the database from before it. Run the playbook again whole (/dr playbook %s %s)",
+			rs.RestoreStep, name, rs.Restore, r.ID, r.State, prev.Playbook, service)
+	}
+	return nil
 }
 
 // lastStep is the journal name (without the prefix) of a step's last part:
@@ -553,8 +620,20 @@ func lastStep(ss StepSpec) string {
 	return "run"
 }
 
-func sameStep(st runbook.PlaybookStep, ss StepSpec) bool {
-	return st.Name == ss.Name && st.Action == ss.Action && slices.Equal(st.Run, ss.Run)
+// sameStep: the configured step st is the planned ss (whose name is shown
+// redacted; a plan from before names were redacted holds it as written).
+func sameStep(st runbook.PlaybookStep, ss StepSpec, red *redactor) bool {
+	return (st.Name == ss.Name || red.text(st.Name) == ss.Name) && st.Action == ss.Action && slices.Equal(st.Run, ss.Run)
+}
+
+// cardRedactor redacts what pb's card and thread show: drbot's known
+// secrets and the values of every env_from variable of its steps.
+func (a *Action) cardRedactor(pb *runbook.Playbook) *redactor {
+	var names []string
+	for _, st := range pb.Steps {
+		names = append(names, st.EnvFrom...)
+	}
+	return a.redactorFor(names...)
 }
 
 // finishedSteps returns the journal steps request id finished successfully.

@@ -77,9 +77,9 @@ func (a *Action) runStep(ctx context.Context, ss StepSpec, j actions.Journal) (r
 		<-readDone
 		var ee *exec.Error
 		if errors.As(err, &ee) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return runResult{}, actions.Refusef("%s: %s could not be started: %s", ss.label(), ss.Run[0], red.line(startErr(err)))
+			return runResult{}, actions.Refusef("%s: %s could not be started: %s", ss.label(), red.text(ss.Run[0]), red.line(startErr(err)))
 		}
-		return runResult{}, fmt.Errorf("%s: start %s: %w", ss.label(), ss.Run[0], err)
+		return runResult{}, fmt.Errorf("%s: start %s: %w", ss.label(), red.text(ss.Run[0]), err)
 	}
 	stopTicker := make(chan struct{})
 	var tickWG sync.WaitGroup
@@ -106,7 +106,7 @@ func (a *Action) runStep(ctx context.Context, ss StepSpec, j actions.Journal) (r
 	if cmd.ProcessState != nil {
 		res.Exit = cmd.ProcessState.ExitCode()
 	}
-	prog := ss.Run[0]
+	prog := red.text(ss.Run[0])
 	switch {
 	case tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
 		tail.post(ctx, true, fmt.Sprintf("killed after %s (timeout)", ss.Timeout))
@@ -196,6 +196,73 @@ func (r *redactor) line(l string) string {
 	return l
 }
 
+// secretArg matches the names of arguments whose values are secrets
+// (--password, --token=…, API_KEY=…, -var=db_secret=…).
+var secretArg = regexp.MustCompile(`(?i)(passw(or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)`)
+
+// secretShapes are tokens recognisable by their form alone.
+var secretShapes = []*regexp.Regexp{
+	regexp.MustCompile(`xox[abposre]-[A-Za-z0-9-]+`),                             // Slack
+	regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`),                            // AWS access key id
+	regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{20,}`),                           // GitHub
+	regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`),                             // GitLab
+	regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----[^ ]*`),                // a key pasted whole
+	regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`), // JWT
+}
+
+// urlPassword is the password of a URL's user info (scheme://user:pw@host).
+var urlPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s/]+@`)
+
+// argv is a command's argv as the card and the thread show it: the known
+// secrets redacted (line), and so is whatever looks like a secret typed
+// into it: the value of a secret-named argument (--password X,
+// --token=X, API_KEY=X), a URL's password, a token of a known shape.
+func (r *redactor) argv(run []string) string {
+	out := make([]string, len(run))
+	hideNext := false
+	for i, w := range run {
+		if hideNext && !strings.HasPrefix(w, "-") {
+			out[i], hideNext = redacted, false
+			continue
+		}
+		hideNext = false
+		if strings.HasPrefix(w, "-") && !strings.Contains(w, "=") && secretArg.MatchString(w) {
+			hideNext = true
+		}
+		if strings.EqualFold(w, "bearer") || strings.EqualFold(w, "basic") {
+			hideNext = true
+		}
+		for k := 0; k < len(w); k++ {
+			if w[k] == '=' && secretArg.MatchString(w[:k]) && k+1 < len(w) {
+				w = w[:k+1] + redacted
+				break
+			}
+		}
+		w = urlPassword.ReplaceAllString(w, "${1}"+redacted+"@")
+		for _, re := range secretShapes {
+			w = re.ReplaceAllString(w, redacted)
+		}
+		out[i] = w
+	}
+	return r.line(strings.Join(out, " "))
+}
+
+// text is free text built from argv words (a run: step named after its
+// argv) redacted as argv is.
+func (r *redactor) text(s string) string { return r.argv(strings.Split(s, " ")) }
+
+// redactorFor is the redactor of a step's shown text: drbot's known
+// secrets and the values of the env_from variables named (those set now).
+func (a *Action) redactorFor(envFrom ...string) *redactor {
+	secrets := knownSecrets()
+	for _, name := range envFrom {
+		if v, ok := a.o.LookupEnv(name); ok {
+			secrets = append(secrets, v)
+		}
+	}
+	return newRedactor(secrets)
+}
+
 // inert keeps a command's output from acting in chat: it cannot close the
 // code block it is shown in, nor mention a channel, a group or a person.
 var inert = strings.NewReplacer("```", "'''", "<!", "< !", "<@", "< @", "<#", "< #")
@@ -270,7 +337,7 @@ func (t *tailer) post(ctx context.Context, final bool, status string) {
 	lines := slices.Clone(t.lines)
 	n := t.n
 	t.mu.Unlock()
-	head := fmt.Sprintf("Step %d (%s) `%s`", t.ss.Index, t.ss.Name, t.red.line(strings.Join(t.ss.Run, " ")))
+	head := fmt.Sprintf("Step %d (%s) `%s`", t.ss.Index, t.red.text(t.ss.Name), t.red.argv(t.ss.Run))
 	if status != "" {
 		head += ": " + status
 	} else {

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/drbot-dev/drbot/actions/kube"
 	"github.com/drbot-dev/drbot/internal/usererr"
 	"github.com/drbot-dev/drbot/runbook"
+	"github.com/drbot-dev/drbot/store"
 )
 
 // KindRedeploy is the action kind and command name.
@@ -70,7 +72,21 @@ type Action struct {
 	Poll time.Duration
 	// FetchTimeout bounds fetching the repository (DefaultFetchTimeout when 0).
 	FetchTimeout time.Duration
+	// History, when set, reads earlier requests: the plan names the commit
+	// of the last successful redeploy, which a failure suggests as the way
+	// back (/dr redeploy <service> --ref <commit>).
+	History History
 }
+
+// History reads earlier requests (the bot's store implements it).
+type History interface {
+	// RequestsOfKind returns up to limit requests of kind for service, newest first.
+	RequestsOfKind(ctx context.Context, service, kind string, limit int) ([]store.ActionRequest, error)
+}
+
+// historyDepth is how many recent redeploy requests the plan looks through
+// for the last successful one.
+const historyDepth = 50
 
 var _ actions.Action = (*Action)(nil)
 
@@ -122,6 +138,12 @@ type Spec struct {
 	Objects  []Object `json:"objects"`
 	// Digest is the sha256 of the objects' manifests in order.
 	Digest string `json:"digest"`
+	// ConfigRef is kubernetes.source.ref when --ref overrode it ("" otherwise).
+	ConfigRef string `json:"config_ref,omitempty"`
+	// Previous is the commit of the last successful redeploy of another
+	// commit (request PreviousRequest): the way back a failure suggests.
+	Previous        string `json:"previous,omitempty"`
+	PreviousRequest int64  `json:"previous_request,omitempty"`
 }
 
 func (s Spec) source() runbook.GitSource {
@@ -183,6 +205,15 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	if src.Ref == "" {
 		src.Ref = "main"
 	}
+	configRef := ""
+	if r := flagRef.String(p); r != "" {
+		if err := validRef(r); err != nil {
+			return actions.Plan{}, err
+		}
+		if r != src.Ref {
+			configRef, src.Ref = src.Ref, r
+		}
+	}
 	ns := svc.Namespace()
 	fctx, cancel := context.WithTimeout(ctx, a.fetchTimeout())
 	co, err := fetch(fctx, src)
@@ -205,6 +236,8 @@ func (a *Action) Plan(ctx context.Context, p actions.Params) (actions.Plan, erro
 	spec := Spec{Repo: src.Repo, Ref: src.Ref, FullRef: co.Ref, RefHash: co.RefHash, TokenEnv: src.TokenEnv, Path: src.Path, Commit: co.Commit,
 		Namespace: ns, Objects: objs, Digest: digest(objs)}
 	spec.Selector = svc.Kubernetes.Selector
+	spec.ConfigRef = configRef
+	spec.Previous, spec.PreviousRequest = a.previous(ctx, svc.Name, co.Commit)
 	rawSpec, err := json.Marshal(spec)
 	if err != nil {
 		return actions.Plan{}, fmt.Errorf("encode plan: %w", err)
@@ -229,7 +262,7 @@ func (a *Action) plan(service string, s Spec, changes []Change, raw json.RawMess
 			len(count["create"]), len(count["change"]), len(count["unchanged"])),
 		Facts: []actions.Fact{
 			{Label: "Repository", Value: redactURL(s.Repo)},
-			{Label: "Ref", Value: s.Ref},
+			{Label: "Ref", Value: refFact(s)},
 			{Label: "Commit", Value: s.Commit},
 			{Label: "Path", Value: s.Path},
 			{Label: "Namespace", Value: s.Namespace},
@@ -242,6 +275,9 @@ func (a *Action) plan(service string, s Spec, changes []Change, raw json.RawMess
 		}
 	}
 	pl.Facts = append(pl.Facts, actions.Fact{Label: "Objects digest", Value: s.Digest[:16]})
+	if s.Previous != "" {
+		pl.Facts = append(pl.Facts, actions.Fact{Label: "Last successful redeploy", Value: fmt.Sprintf("%s (request #%d): the way back if this one fails", s.Previous, s.PreviousRequest)})
+	}
 	if s.FullRef != s.Commit {
 		pl.Steps = append(pl.Steps, actions.Step{Name: StepCheckRef, Description: fmt.Sprintf("check that %s still points at %s (a newer commit needs a new approval)", s.Ref, short(s.Commit))})
 	}
@@ -379,6 +415,16 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 			return err
 		}
 	}
+	// From the first apply on, the cluster may differ from before: every
+	// failure says the way back.
+	failed := func(err error) error {
+		if ctx.Err() != nil {
+			return err // interrupted (shutdown): resumed, not failed
+		}
+		hint := wayBack(plan.Service, s)
+		j.Note(ctx, hint)
+		return &wayBackError{err: err, hint: hint}
+	}
 	for i, o := range s.Objects {
 		step := "apply " + o.ID()
 		if _, err := actions.RunStep(ctx, j, step, func(ctx context.Context, _ bool) (string, error) {
@@ -393,7 +439,7 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 			j.Progress(ctx, actions.Progress{Step: step, Done: int64(i + 1), Total: int64(len(s.Objects)), Unit: "objects"})
 			return got.GetResourceVersion(), nil
 		}); err != nil {
-			return err
+			return failed(err)
 		}
 	}
 	for _, o := range s.Objects {
@@ -406,7 +452,7 @@ func (a *Action) Execute(ctx context.Context, plan actions.Plan, j actions.Journ
 				j.Progress(ctx, actions.Progress{Step: step, Done: int64(st.Ready), Total: int64(st.Total), Unit: "replicas"})
 			})
 		}); err != nil {
-			return err
+			return failed(err)
 		}
 	}
 	return nil
@@ -604,6 +650,12 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 	if s.Selector != "" {
 		r.Checks = append(r.Checks, a.podsCheck(ctx, "service pods", s.Namespace, s.Selector, -1))
 	}
+	for i := range r.Checks {
+		if !r.Checks[i].OK {
+			r.Checks[i].Error = strings.TrimPrefix(strings.TrimRight(r.Checks[i].Error, ". ")+". ", ". ") + wayBack(plan.Service, s)
+			break
+		}
+	}
 	return r, nil
 }
 
@@ -629,4 +681,131 @@ func userError(err error) string {
 		return u.Msg
 	}
 	return "could not read it from Kubernetes"
+}
+
+func refFact(s Spec) string {
+	if s.ConfigRef != "" {
+		return s.Ref + " (--ref; kubernetes.source.ref is " + s.ConfigRef + ")"
+	}
+	return s.Ref
+}
+
+// validRef refuses a --ref that is not a plain branch, tag or commit name:
+// the rules of kubernetes.source.ref, and git's own (check-ref-format).
+// A value is never taken as an option, a revision expression or a path.
+func validRef(v string) error {
+	bad := strings.TrimSpace(v) == "" || len(v) > 200 || strings.HasPrefix(v, "-") || strings.HasPrefix(v, "/") ||
+		strings.HasSuffix(v, "/") || strings.HasSuffix(v, ".") || strings.HasSuffix(v, ".lock") ||
+		strings.Contains(v, "..") || strings.Contains(v, "//") || strings.Contains(v, "@{") || v == "@" ||
+		strings.ContainsAny(v, " \t~^:?*[\\")
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			bad = true
+		}
+	}
+	for _, part := range strings.Split(v, "/") {
+		if strings.HasPrefix(part, ".") {
+			bad = true
+		}
+	}
+	if bad {
+		return refusef("%q is not a git branch, tag or commit (--ref takes a branch, a tag or a full 40-character commit SHA)", v)
+	}
+	return nil
+}
+
+// previous returns the commit of the newest successful redeploy of service
+// whose commit is not commit, and its request ("", 0 when none or without
+// a history).
+func (a *Action) previous(ctx context.Context, service, commit string) (string, int64) {
+	if a.History == nil {
+		return "", 0
+	}
+	reqs, err := a.History.RequestsOfKind(ctx, service, KindRedeploy, historyDepth)
+	if err != nil {
+		return "", 0
+	}
+	// A playbook that succeeded redeployed too (its redeploy steps).
+	pbs, err := a.History.RequestsOfKind(ctx, service, kindPlaybook, historyDepth)
+	if err != nil {
+		return "", 0
+	}
+	reqs = append(reqs, pbs...)
+	sort.SliceStable(reqs, func(i, k int) bool { return reqs[i].ID > reqs[k].ID })
+	for _, r := range reqs {
+		if r.State != store.RequestSucceeded {
+			continue
+		}
+		var p actions.Plan
+		if json.Unmarshal(r.Plan, &p) != nil {
+			continue
+		}
+		for _, raw := range redeploySpecs(r.Kind, p) {
+			var s Spec
+			if json.Unmarshal(raw, &s) != nil || !shaRe.MatchString(s.Commit) || s.Commit == commit {
+				continue
+			}
+			return s.Commit, r.ID
+		}
+	}
+	return "", 0
+}
+
+// kindPlaybook is the playbook action's kind (actions/playbook.Kind).
+const kindPlaybook = "playbook"
+
+// redeploySpecs are the redeploy specs a request's plan ran, the last
+// first: its own, or a playbook's redeploy steps (not done in an earlier
+// request, not skipped).
+func redeploySpecs(kind string, p actions.Plan) []json.RawMessage {
+	if kind == KindRedeploy {
+		return []json.RawMessage{p.Spec}
+	}
+	var pb struct {
+		Drill bool `json:"drill"`
+		Steps []struct {
+			Done   bool          `json:"done"`
+			Skip   string        `json:"skip"`
+			Action string        `json:"action"`
+			Plan   *actions.Plan `json:"plan"`
+		} `json:"steps"`
+	}
+	if json.Unmarshal(p.Spec, &pb) != nil || pb.Drill {
+		return nil
+	}
+	var out []json.RawMessage
+	for i := len(pb.Steps) - 1; i >= 0; i-- {
+		st := pb.Steps[i]
+		if st.Action == KindRedeploy && st.Plan != nil && !st.Done && st.Skip == "" {
+			out = append(out, st.Plan.Spec)
+		}
+	}
+	return out
+}
+
+// wayBack is what a failed redeploy suggests: the commit of the last
+// successful redeploy, or any known-good commit.
+func wayBack(service string, s Spec) string {
+	if s.Previous != "" && s.Previous != s.Commit {
+		return fmt.Sprintf("The way back: `/dr redeploy %s --ref %s` redeploys %s, the commit of the last successful redeploy (request #%d).",
+			service, s.Previous, short(s.Previous), s.PreviousRequest)
+	}
+	return fmt.Sprintf("The way back: redeploy a commit you know was good with /dr redeploy %s --ref <commit SHA or tag>.", service)
+}
+
+// wayBackError is a failure after objects were applied, with the way back.
+type wayBackError struct {
+	err  error
+	hint string
+}
+
+func (e *wayBackError) Error() string { return e.err.Error() + " " + e.hint }
+func (e *wayBackError) Unwrap() error { return e.err }
+
+// As makes the error, when its cause is user-safe, a refusal saying both.
+func (e *wayBackError) As(target any) bool {
+	if u, ok := usererr.As(e.err); ok {
+		return usererr.Into(target, strings.TrimRight(u.Msg, ". ")+". "+e.hint)
+	}
+	return false
 }

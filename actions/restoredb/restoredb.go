@@ -146,6 +146,11 @@ type Spec struct {
 	// Restore is the restore-db request a rollback undoes (rollback only;
 	// 0 when planned without a request history).
 	Restore int64 `json:"restore,omitempty"`
+	// RestoreStep is the playbook step of request Restore that ran the
+	// restore-db a rollback undoes (0: Restore is a restore-db request
+	// itself); RestorePlaybook names that playbook (rollback only).
+	RestoreStep     int    `json:"restore_step,omitempty"`
+	RestorePlaybook string `json:"restore_playbook,omitempty"`
 	// Replicas are the writers' replica counts before the restore a rollback
 	// undoes (kind/name → replicas; rollback only). A writer found at 0 when
 	// the rollback scales it down (the restore could not bring it back) is
@@ -322,7 +327,7 @@ func (b *base) swapAndScale(ctx context.Context, s Spec, t *target, j actions.Jo
 				return 0, err
 			}
 			if before := s.Replicas[w.String()]; p == 0 && before > 0 {
-				j.Note(ctx, fmt.Sprintf("%s was at 0 replicas (request #%d could not bring it back); it will be scaled back to %d, its count before that restore", w, s.Restore, before))
+				j.Note(ctx, fmt.Sprintf("%s was at 0 replicas (%s could not bring it back); it will be scaled back to %d, its count before that restore", w, restoreName(s.Restore, s.RestoreStep, s.RestorePlaybook), before))
 				return before, nil
 			}
 			if resumed && p == 0 {

@@ -79,7 +79,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		chosen = "the newest pre-restore database"
 	}
 	if undo.ID != 0 {
-		pre, chosen = undo.Spec.Outgoing, fmt.Sprintf("kept by request #%d", undo.ID)
+		pre, chosen = undo.Spec.Outgoing, "kept by "+undo.name()
 	}
 	live, err := dbExists(ctx, conn, t.Live)
 	if err != nil {
@@ -91,7 +91,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 		LiveMissing: !live, Stamp: stamp,
 		Incoming: pre, Outgoing: derivedName(t.Live, "_rolled_back_"+stamp),
 		Namespace: svc.Namespace(), Writers: db.Writers, Checks: db.Checks,
-		Restore: undo.ID, Replicas: undo.Swap.Replicas,
+		Restore: undo.ID, RestoreStep: undo.Step, RestorePlaybook: undo.Playbook, Replicas: undo.Swap.Replicas,
 	}
 	if taken, err := dbExists(ctx, conn, s.Outgoing); err != nil {
 		return actions.Plan{}, err
@@ -107,6 +107,9 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 	}
 	if undo.ID != 0 {
 		plan.Summary = fmt.Sprintf("Roll %s back to before request #%d (restore-db from %s)", t.Live, undo.ID, undo.backup())
+		if undo.Step > 0 {
+			plan.Summary = fmt.Sprintf("Roll %s back to before %s (from %s)", t.Live, undo.name(), undo.backup())
+		}
 		plan.Facts = append(plan.Facts, actions.Fact{Label: "Rolls back", Value: undo.describe()})
 	}
 	plan.Facts = append(plan.Facts, []actions.Fact{
@@ -126,7 +129,7 @@ func (a *Rollback) Plan(ctx context.Context, p actions.Params) (actions.Plan, er
 				before = append(before, fmt.Sprintf("%s: %d", w, n))
 			}
 		}
-		plan.Facts = append(plan.Facts, actions.Fact{Label: fmt.Sprintf("Writers before request #%d", undo.ID), Value: strings.Join(before, ", ") + " (a writer found at 0 comes back to this)"})
+		plan.Facts = append(plan.Facts, actions.Fact{Label: "Writers before " + undo.name(), Value: strings.Join(before, ", ") + " (a writer found at 0 comes back to this)"})
 	}
 	plan.Steps = append(plan.Steps, writerSteps(db.Writers, StepScaleDown, "scale to 0:")...)
 	plan.Steps = append(plan.Steps,

@@ -341,6 +341,15 @@ func (a *Action) plan(ctx context.Context, p actions.Params, drill bool) (action
 		plan.Steps = []actions.Step{{Name: StepFetch, Description: fmt.Sprintf("stream %s (%s) and check its checksums (SHA256SUMS); nothing is written or restored", obj.Name, actions.HumanSize(obj.Size))}}
 	} else {
 		s.PreRestore = PreRestoreName(stamp)
+		// The save never replaces a snapshot: a name already taken (an
+		// undo planned within the second of the restore it undoes, whose
+		// kept snapshot has exactly this name) would leave the current
+		// state unsaved.
+		if _, err := st.Stat(ctx, s.PreRestore); err == nil || s.PreRestore == obj.Name {
+			return actions.Plan{}, actions.Refusef("%s already exists in %s (saved by a restore within this second): request the restore again in a second, so that Vault's current state is saved under a new name", s.PreRestore, s.Location)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return actions.Plan{}, fmt.Errorf("restore-vault %s: stat %s: %w", svc.Name, s.PreRestore, err)
+		}
 		plan.Target = "vault:" + svc.Name
 		plan.Summary = fmt.Sprintf("Restore Vault of %s from %s (%s old)", svc.Name, obj.Name, actions.HumanAge(age))
 		verify := "sys/health: initialized, unsealed, active"
@@ -517,6 +526,10 @@ func (r *run) save(ctx context.Context, vc *vault.Client, resumed bool) (SaveRes
 	if err != nil {
 		return res, fmt.Errorf("store the pre-restore snapshot %s: %w", res.URL, err)
 	}
+	if !wrote && !resumed {
+		// Another snapshot holds the name: it is not this state.
+		return res, actions.Refusef("%s already exists, so Vault's current state could not be saved under that name: nothing was restored; request the restore again", res.URL)
+	}
 	res.Bytes, res.SHA256, res.Index, res.Existing = in.Bytes, in.SHA256, in.Index, !wrote
 	return res, nil
 }
@@ -574,7 +587,19 @@ func (r *run) restore(ctx context.Context, vc *vault.Client, addr string) (Resto
 	defer f.Close()
 	// The file is seekable: the client streams it without buffering.
 	if err := vc.Sys().RaftSnapshotRestoreWithContext(ctx, f, true); err != nil {
-		return RestoreResult{}, vaultErr(err, r.s, "installing the snapshot", "Vault reported the restore failed")
+		undo := fmt.Sprintf("Vault's state before the restore is kept as %s: `/dr restore-vault %s --backup %s` puts it back",
+			r.st.url(r.s.PreRestore), r.s.Service, r.s.PreRestore)
+		var re *vault.ResponseError
+		switch {
+		case ctx.Err() != nil:
+			return RestoreResult{}, fmt.Errorf("installing the snapshot: %w", err) // interrupted: resumed
+		case !errors.As(err, &re):
+			// The request may have reached Vault: the connection broke
+			// before it answered.
+			return RestoreResult{}, actions.Refusef("the connection to Vault at %s broke while installing the snapshot %s: whether Vault installed it is unknown (check with /dr diagnose %s). %s; /dr restore-vault %s --backup %s tries the restore again",
+				r.s.Address, r.s.Snapshot.Name, r.s.Service, undo, r.s.Service, r.s.Snapshot.Name)
+		}
+		return RestoreResult{}, vaultErr(err, r.s, "installing the snapshot", "Vault reported the restore failed. "+undo)
 	}
 	r.j.Progress(ctx, actions.Progress{Step: StepRestore, Done: r.check.Bytes, Total: r.check.Bytes, Unit: "bytes"})
 	return RestoreResult{Bytes: r.check.Bytes}, nil
@@ -624,7 +649,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 	if err != nil {
 		return actions.Report{}, err
 	}
-	kept := st.url(s.PreRestore)
+	kept := st.url(s.PreRestore) + "; `/dr restore-vault " + s.Service + " --backup " + s.PreRestore + "` puts it back"
 	var rep actions.Report
 	addr, token, err := env(s.AddressEnv, s.TokenEnv, true)
 	if err != nil {
@@ -648,7 +673,7 @@ func (a *Action) Verify(ctx context.Context, plan actions.Plan) (actions.Report,
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
-	c := actions.CheckResult{Name: "pre-restore snapshot kept", Kind: "snapshot", Target: kept, Expected: "stored"}
+	c := actions.CheckResult{Name: "pre-restore snapshot kept", Kind: "snapshot", Target: st.url(s.PreRestore), Expected: "stored"}
 	start := time.Now()
 	obj, err := st.Stat(ctx, s.PreRestore)
 	c.Latency = time.Since(start)

@@ -260,7 +260,8 @@ func TestRestoreVaultVerifyPathEmpty(t *testing.T) {
 	kept := "s3://" + bucket + "/" + prefix + "pre-restore-" + w.now.Format(vaultrestore.StampFormat) + ".snap"
 	failed := rep.Failed()
 	if rep.OK() || len(failed) != 1 || failed[0].Observed != "no keys" ||
-		failed[0].Error != "secret/prod lists nothing after the restore; the state before the restore is kept as "+kept {
+		failed[0].Error != "secret/prod lists nothing after the restore; the state before the restore is kept as "+kept+
+			"; `/dr restore-vault inflow --backup pre-restore-"+w.now.Format(vaultrestore.StampFormat)+".snap` puts it back" {
 		t.Fatalf("report %+v", rep)
 	}
 	if !slices.Contains(w.keys(t), prefix+"pre-restore-"+w.now.Format(vaultrestore.StampFormat)+".snap") {
@@ -401,6 +402,19 @@ func TestRestoreVaultResumesAfterCrash(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("interrupted execute succeeded")
 	}
+	// The fake notices the client went away on its own time: release the
+	// hold only once it has (else it installs the abandoned request).
+	gone := func() bool {
+		for _, c := range w.vault.Calls() {
+			if c.Status == fakevault.StatusClientGone {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !gone() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	release()
 	if w.vault.Restores() != 0 {
 		t.Fatal("the interrupted restore installed")
@@ -506,6 +520,8 @@ func TestRestoreVaultFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The newest file is now the pre-restore snapshot: it is not picked.
+	// (A second later: within the same second its name is taken.)
+	a.Now = func() time.Time { return time.Now().Add(2 * time.Second) }
 	again, err := a.Plan(ctx(t), actions.Params{Service: "inflow"})
 	if err != nil || !strings.Contains(again.Summary, "from vault.snap") {
 		t.Fatalf("re-plan %q %v", again.Summary, err)

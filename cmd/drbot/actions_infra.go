@@ -45,7 +45,11 @@ func buildRedeploy(_ context.Context, env actionEnv) (actions.Procedure, error) 
 	if err != nil {
 		return nil, fmt.Errorf("redeploy needs Kubernetes access (KUBECONFIG or in-cluster): %w", err)
 	}
-	return redeploy.New(env.cfg, dc), nil
+	a := redeploy.New(env.cfg, dc)
+	if env.history != nil {
+		a.History = env.history
+	}
+	return a, nil
 }
 
 // loadAWS reads the SDK's own configuration chain with a per-call region.

@@ -34,6 +34,17 @@ type restoreDBWorld struct {
 
 func newRestoreDBWorld(t *testing.T) *restoreDBWorld {
 	t.Helper()
+	return newRestoreDBWorldWith(t, "", "")
+}
+
+// newRestoreDBWorldWith is newRestoreDBWorld with extra YAML at the end of
+// the inflow service (e.g. its playbooks:) and, when check is not "", that
+// SQL as the database's check instead of the one that fails after the swap.
+func newRestoreDBWorldWith(t *testing.T, check, extra string) *restoreDBWorld {
+	t.Helper()
+	if check == "" {
+		check = `SELECT count(*) FROM orders WHERE id = -1 OR current_database() LIKE '%\_restore\_%'`
+	}
 	ctx := context.Background()
 	w := &restoreDBWorld{world: newWorld(t, "15m"), liveURL: testenv.PostgresURL(t)}
 	u, _ := url.Parse(w.liveURL)
@@ -66,9 +77,9 @@ services:
           location: file://`+dir+`/
         checks:
           - name: orders after the backup
-            sql: SELECT count(*) FROM orders WHERE id = -1 OR current_database() LIKE '%\_restore\_%'
+            sql: `+check+`
             expect: "> 0"
-`))
+`+extra))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -231,6 +231,28 @@ func TestRestoreVaultEmptyVerifyPathEndToEnd(t *testing.T) {
 	if err := probe.Install(saved); err != nil || probe.Secrets()["secret/prod/db"]["password"] != "p1" {
 		t.Fatalf("kept snapshot: %v %v", err, probe.Secrets())
 	}
+
+	// The way back: the command the card suggests, pasted (a second later:
+	// the undo saves the current state under a new name), approved by
+	// another person, puts the state from before the restore back.
+	undo := "/dr restore-vault inflow --backup " + strings.TrimPrefix(keys[0], "raft/")
+	if !slices.Contains(vw.suggested(), undo) {
+		t.Fatalf("the bot did not suggest %q; it suggested %q", undo, vw.suggested())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	in.command(t, vw.world, alice, strings.TrimPrefix(undo, "/dr "))
+	ucard, uid := vw.card(t, in.db, id)
+	if !strings.Contains(unescape(ucard.Blocks), "is a snapshot drbot saved before an earlier restore") {
+		t.Errorf("the undo card does not say what it restores:\n%s", unescape(ucard.Blocks))
+	}
+	in.click(t, clickPayload(t, vw.world, ucard, bob, chat.ActionApprove, uid))
+	vw.waitState(t, in.db, uid, store.RequestSucceeded)
+	if got := vw.vault.Secrets()["secret/prod/db"]["password"]; got != "p1" {
+		t.Fatalf("after the undo Vault holds %v", vw.vault.Secrets())
+	}
+	if keys := vw.preRestoreKeys(t); len(keys) != 2 {
+		t.Fatalf("the undo did not keep the state it replaced: %v", keys)
+	}
 }
 
 // TestRestoreVaultWrongTokenEndToEnd: the token is revoked between approval

@@ -72,6 +72,9 @@ type Server struct {
 	// kill a process mid-restore); entered is closed when one is held.
 	hold    chan struct{}
 	entered chan struct{}
+	// drop: the next snapshot-force installs the snapshot, then drops
+	// the connection without answering.
+	drop bool
 }
 
 type failure struct {
@@ -216,6 +219,15 @@ func (s *Server) HoldRestore() (entered <-chan struct{}, release func()) {
 		})
 	}
 }
+
+// StatusClientGone is the status recorded for a held restore whose client
+// went away (nginx's 499): nothing was installed.
+const StatusClientGone = 499
+
+// DropRestore makes the next snapshot-force install the snapshot and then
+// drop the connection without answering (the client cannot tell whether
+// Vault installed it).
+func (s *Server) DropRestore() { s.mu.Lock(); s.drop = true; s.mu.Unlock() }
 
 // state is what a snapshot holds.
 type state struct {
@@ -520,12 +532,24 @@ func (s *Server) restore(rw http.ResponseWriter, r *http.Request) {
 		select {
 		case <-hold:
 		case <-r.Context().Done():
+			s.record(r, StatusClientGone)
 			return
 		}
 	}
 	if err := s.Install(body); err != nil {
 		s.writeErr(rw, r, http.StatusInternalServerError, err.Error())
 		return
+	}
+	s.mu.Lock()
+	drop := s.drop
+	s.drop = false
+	s.mu.Unlock()
+	if hj, ok := rw.(http.Hijacker); drop && ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			s.record(r, 0)
+			_ = conn.Close()
+			return
+		}
 	}
 	s.record(r, http.StatusNoContent)
 	rw.WriteHeader(http.StatusNoContent)
