@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/drbot-dev/drbot/internal/buildinfo.Version=$(VERS
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # The whole suite; CI (.ci/run) runs `make check`, then exactly `make test`.
-TEST_FLAGS ?= -race -count=1 -timeout 20m
+TEST_FLAGS ?= -race -count=1 -timeout 45m
 BENCH ?= .
 BENCH_TIME ?= 1x
 

@@ -249,6 +249,15 @@ func TestServeWebhooksMakeOneChannelPerIncident(t *testing.T) {
 
 func TestServeTimersSurviveKillAndFireOnceAcrossInstances(t *testing.T) {
 	w := newIncidentWorld(t)
+	// Timers far enough out that channel set-up (header, pin, checklist,
+	// invitations, each paced per channel) finishes before the first is due.
+	b, err := readFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(w.config, strings.NewReplacer("after: 3s", "after: 12s", "after: 6s", "after: 15s").Replace(string(b))); err != nil {
+		t.Fatal(err)
+	}
 	a := w.serve()
 	inc := w.pd.CreateIncident("PLSTMPF", "Cluster gone", "high")
 	if code := a.webhook(t, w.pd.WebhookBody("triggered", inc.ID), pdSecret); code != http.StatusAccepted {
@@ -259,18 +268,27 @@ func TestServeTimersSurviveKillAndFireOnceAcrossInstances(t *testing.T) {
 		return len(chs) == 1 && w.countMessages(chs[0].ID, "Incident-response checklist") == 1
 	}, a.logs)
 	ch := w.incidentChannels()[0]
-	// kill -9 before the 3s escalation is due (if it already fired, the
-	// restart below proves nothing: fail loudly rather than pass).
+	// Set-up done (a job killed mid-run waits for River's rescue, minutes:
+	// not what this test is about), then kill -9 before the 12s escalation
+	// is due (if it already started, the restart below proves nothing: fail
+	// loudly rather than pass).
+	// (Polled: w.waitFor re-checks on Slack traffic, and none follows set-up.)
+	for setup := time.Now().Add(30 * time.Second); w.count("SELECT count(*) FROM river_job WHERE kind = 'incident.setup' AND state = 'completed'") != 1; {
+		if time.Now().After(setup) {
+			t.Fatalf("set-up job not done within 30s\n%s", a.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	a.kill()
-	if n := w.countMessages(ch.ID, "Escalating to Platform Lead"); n != 0 {
-		t.Fatalf("escalation fired before the kill (%d); the machine is too slow for this test's 3s timer", n)
+	if n := w.count("SELECT count(*) FROM river_job WHERE kind = 'incident.escalate' AND state <> 'scheduled'"); n != 0 {
+		t.Fatalf("%d escalations started before the kill; the machine is too slow for this test's 12s timer", n)
 	}
 
 	// Two instances on the database: the timers armed before the kill fire,
 	// each exactly once.
 	b1 := w.serve()
 	b2 := w.serve()
-	w.waitFor("both escalations", 30*time.Second, func() bool {
+	w.waitFor("both escalations", 60*time.Second, func() bool {
 		return w.countMessages(ch.ID, "Escalating to Database Admin") >= 1 && w.countMessages(ch.ID, "Escalating to Platform Lead") >= 1
 	}, b1.logs, b2.logs)
 	if n := w.countMessages(ch.ID, "Escalating to Platform Lead"); n != 1 {
