@@ -47,7 +47,7 @@ services:
 		if err != nil {
 			return nil, err
 		}
-		if err := a.AddBackup(ctx, "b1"); err != nil {
+		if err := a.AddBackup(ctx, "nightly-b1"); err != nil {
 			return nil, err
 		}
 		restore = a
@@ -89,7 +89,7 @@ services:
 		t.Fatalf("no approval card; ephemerals %+v\n%s", w.slack.Ephemerals(), s.logs.String())
 	}
 	// The plan as the card shows it: what is restored, from which backup.
-	planWords := []string{"Restore lstm-pfd from b1", "Check backup b1 exists"}
+	planWords := []string{"Restore lstm-pfd from nightly-b1", "Check backup nightly-b1 exists"}
 	for _, p := range planWords {
 		if w.countMessages(ch.ID, p) == 0 {
 			t.Fatalf("the card does not show %q; the test's probe is wrong:\n%+v", p, w.slack.Messages(ch.ID))
@@ -111,7 +111,7 @@ services:
 	w.waitFor("private channel with the header and the card", wait, func() bool {
 		var ok bool
 		priv, ok = w.slack.ChannelByName(ch.Name + "-sec")
-		return ok && w.countMessages(priv.ID, "Restore lstm-pfd from b1") == 1 &&
+		return ok && w.countMessages(priv.ID, "Restore lstm-pfd from nightly-b1") == 1 &&
 			w.countMessages(ch.ID, "Request #"+strconv.FormatInt(req.ID, 10)+" moved to a private channel") == 1 &&
 			len(w.slack.Pins(ch.ID)) == 0 && w.countMessages(ch.ID, "RTO clock") == 0
 	}, s.logs)
@@ -142,7 +142,7 @@ services:
 		"private channels":    len(w.incidentChannels()) - 1,
 		"private checklists":  w.countMessages(priv.ID, "Incident-response checklist"),
 		"private headers":     w.countMessages(priv.ID, "RTO clock"),
-		"private cards":       w.countMessages(priv.ID, "Restore lstm-pfd from b1"),
+		"private cards":       w.countMessages(priv.ID, "Restore lstm-pfd from nightly-b1"),
 		"public move notices": w.countMessages(ch.ID, "because it is now a security incident"),
 	} {
 		want := 1
@@ -172,7 +172,7 @@ services:
 	if resp := postSigned(t, s.base+"/slack/interactions", "slack-secret", time.Now(), fakeslack.InteractionForm(stale).Encode()); resp.StatusCode != http.StatusOK {
 		t.Fatalf("stale approve = %d", resp.StatusCode)
 	}
-	if got := waitEphemerals(t, w.slack, w.lead, 1); !strings.Contains(got[0], "moved to a private channel") || strings.Contains(got[0], "b1") {
+	if got := waitEphemerals(t, w.slack, w.lead, 1); !strings.Contains(got[0], "moved to a private channel") || strings.Contains(got[0], "nightly-b1") {
 		t.Errorf("stale click answered %q", got[0])
 	}
 	if n := w.count("SELECT count(*) FROM approvals WHERE request_id = $1", req.ID); n != 0 {
@@ -192,7 +192,7 @@ services:
 		return err == nil && r.State == store.RequestSucceeded
 	}, s.logs)
 	for _, m := range w.slack.Messages(ch.ID) {
-		if all := m.Text + "\n" + unescape(m.Blocks); strings.Contains(all, "b1") || strings.Contains(all, "restore-db") {
+		if all := m.Text + "\n" + unescape(m.Blocks); strings.Contains(all, "nightly-b1") || strings.Contains(all, "restore-db") {
 			t.Errorf("after the run the public channel shows:\n%s", all)
 		}
 	}
